@@ -1,0 +1,1 @@
+//! atrest: read and write Kubernetes encryption-at-rest envelopes exactly as kube-apiserver does.
