@@ -1,1 +1,3 @@
 //! atrest: read and write Kubernetes encryption-at-rest envelopes exactly as kube-apiserver does.
+
+pub mod key;
