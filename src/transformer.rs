@@ -1,0 +1,685 @@
+//! The transformer chain kube-apiserver builds for one resource from an
+//! EncryptionConfiguration, and the reads and writes it performs.
+//!
+//! Upstream: kubernetes `staging/src/k8s.io/apiserver/pkg/storage/value/transformer.go`
+//! (`prefixTransformers`) and `pkg/server/options/encryptionconfig/config.go`.
+//! Providers are tried in config order; within a provider, its keys in order.
+//! Every provider/key whose prefix matches the value is tried; a failure moves
+//! on to the next (identity's refusal of `k8s:enc:` data is skipped silently).
+//! A read by anything but the first provider's first key is *stale*. Writes use
+//! the first provider's first key.
+//!
+//! Two read modes: [`ReadMode::Apiserver`] returns exactly what kube-apiserver
+//! would, even garbage from a wrong aescbc key whose padding happens to be valid;
+//! [`ReadMode::Checked`] accepts a decryption only when it looks like a stored
+//! Kubernetes object and otherwise tries the remaining matching keys.
+
+use crate::config::{EncryptionConfiguration, KeyConfig, ProviderConfig, ResourceConfig};
+use crate::envelope::aescbc::AesCbc;
+use crate::envelope::aesgcm::AesGcm;
+use crate::envelope::secretbox::Secretbox;
+use crate::envelope::{
+    identity, looks_like_object, DecryptError, Envelope, KeySizeError, ProviderKind, RandomError,
+    AESCBC_PREFIX, AESGCM_PREFIX, KMS_V1_PREFIX, KMS_V2_PREFIX, SECRETBOX_PREFIX,
+};
+use crate::etcd_key::GroupResource;
+use crate::key::Fingerprint;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+/// How a read decides that a decryption succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Exactly kube-apiserver's behaviour: the first key that decrypts wins.
+    Apiserver,
+    /// Trust a decryption only when it looks like a Kubernetes object.
+    Checked,
+}
+
+/// Which provider and key read or wrote a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRef {
+    /// Provider kind.
+    pub provider: ProviderKind,
+    /// Key name (KMS: plugin name); `None` for identity.
+    pub key_name: Option<Arc<str>>,
+    /// Fingerprint of the key, for keyed providers.
+    pub fingerprint: Option<Fingerprint>,
+    /// Index of the provider in the resource's provider list.
+    pub provider_index: usize,
+    /// Index of the key within the provider.
+    pub key_index: usize,
+}
+
+impl fmt::Display for KeyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.key_name, &self.fingerprint) {
+            (Some(n), Some(fp)) => write!(f, "{} key `{n}` ({fp})", self.provider),
+            (Some(n), None) => write!(f, "{} `{n}`", self.provider),
+            _ => write!(f, "{}", self.provider),
+        }
+    }
+}
+
+/// A successful read.
+#[derive(Clone, Debug)]
+pub struct Read<'a> {
+    /// The bytes kube-apiserver would decode (borrowed for identity).
+    pub plaintext: Cow<'a, [u8]>,
+    /// Read by anything but the first provider's first key: a write is due.
+    pub stale: bool,
+    /// The provider and key that read it.
+    pub by: KeyRef,
+    /// Whether the plaintext starts like a stored Kubernetes object.
+    pub looks_like_object: bool,
+}
+
+/// One failed attempt in a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The provider and key tried.
+    pub by: KeyRef,
+    /// Why it failed.
+    pub error: AttemptError,
+}
+
+/// Why one attempt failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AttemptError {
+    /// The provider rejected the data.
+    #[error(transparent)]
+    Decrypt(#[from] DecryptError),
+    /// Checked mode: decryption "worked" but the result is not a Kubernetes object.
+    #[error("decrypted to something that is not a Kubernetes object (wrong key?)")]
+    NotAnObject,
+}
+
+/// A value no provider of the resource could read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// No configured provider/key has the value's prefix.
+    #[error("{}", no_match_message(.found, .key_name.as_deref(), .configured))]
+    NoMatchingProvider {
+        /// What the value's prefix names.
+        found: ProviderKind,
+        /// The key name in the value's prefix, if any.
+        key_name: Option<String>,
+        /// The resource's providers and keys, for the message.
+        configured: String,
+    },
+    /// Every matching provider/key failed.
+    #[error("no configured key could read the value: {}", attempts_message(.attempts))]
+    AllFailed {
+        /// The attempts, in the order tried.
+        attempts: Vec<Attempt>,
+    },
+}
+
+fn no_match_message(found: &ProviderKind, key_name: Option<&str>, configured: &str) -> String {
+    match (found, key_name) {
+        (ProviderKind::Identity, _) => format!(
+            "the value is stored in plaintext, but the config for this resource has no identity provider ({configured}); add `- identity: {{}}` as the last provider to read it"
+        ),
+        (ProviderKind::Unknown, _) => format!(
+            "the value has the k8s:enc: prefix but names no provider kube-apiserver knows (config has {configured})"
+        ),
+        (kind, Some(name)) => format!(
+            "the value was written with {kind} key `{name}`, which the config does not have for this resource ({configured}); add the old key as a further key or provider to read it"
+        ),
+        (kind, None) => format!(
+            "the value was written with {kind} but its prefix has no key name the config knows ({configured})"
+        ),
+    }
+}
+
+fn attempts_message(attempts: &[Attempt]) -> String {
+    attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.by, a.error))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A value that could not be written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The write provider is KMS, which needs the plugin.
+    #[error(
+        "the resource's write provider is KMS ({0}); atrest cannot encrypt through a KMS plugin"
+    )]
+    Kms(String),
+    /// The RNG failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// A config key that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("key `{name}`: {source}")]
+pub struct BuildError {
+    /// The key's name.
+    pub name: String,
+    /// What is wrong with it.
+    #[source]
+    pub source: KeySizeError,
+}
+
+#[derive(Clone, Debug)]
+enum Cipher {
+    Cbc(AesCbc),
+    Gcm(AesGcm),
+    Secretbox(Secretbox),
+}
+
+#[derive(Clone, Debug)]
+struct Key {
+    prefix: Vec<u8>,
+    by: KeyRef,
+    cipher: Cipher,
+}
+
+#[derive(Clone, Debug)]
+enum Provider {
+    Identity,
+    Keyed {
+        prefix: &'static [u8],
+        keys: Vec<Key>,
+    },
+    Kms {
+        prefix: Vec<u8>,
+        by: KeyRef,
+    },
+}
+
+/// The read/write chain of one resource.
+#[derive(Clone, Debug)]
+pub struct Transformer {
+    providers: Vec<Provider>,
+}
+
+impl Transformer {
+    /// The chain for a resource the config does not cover: identity only.
+    pub fn identity() -> Transformer {
+        Transformer {
+            providers: vec![Provider::Identity],
+        }
+    }
+
+    /// Build the chain of one `resources[]` item (key schedules computed once).
+    pub fn from_providers(providers: &[ProviderConfig]) -> Result<Transformer, BuildError> {
+        let mut out = Vec::with_capacity(providers.len());
+        for (pi, p) in providers.iter().enumerate() {
+            let built = match p {
+                ProviderConfig::Identity => Provider::Identity,
+                ProviderConfig::AesCbc(k) => keyed(pi, ProviderKind::AesCbc, &k.keys, |s| {
+                    AesCbc::new(s).map(Cipher::Cbc)
+                })?,
+                ProviderConfig::AesGcm(k) => keyed(pi, ProviderKind::AesGcm, &k.keys, |s| {
+                    AesGcm::new(s).map(Cipher::Gcm)
+                })?,
+                ProviderConfig::Secretbox(k) => keyed(pi, ProviderKind::Secretbox, &k.keys, |s| {
+                    Secretbox::new(s).map(Cipher::Secretbox)
+                })?,
+                ProviderConfig::Kms(kms) => {
+                    let v2 = kms.api_version.as_deref() == Some("v2");
+                    let (kind, base) = if v2 {
+                        (ProviderKind::KmsV2, KMS_V2_PREFIX)
+                    } else {
+                        (ProviderKind::Kms, KMS_V1_PREFIX)
+                    };
+                    let mut prefix = base.to_vec();
+                    prefix.extend_from_slice(kms.name.as_bytes());
+                    prefix.push(b':');
+                    Provider::Kms {
+                        prefix,
+                        by: KeyRef {
+                            provider: kind,
+                            key_name: Some(Arc::from(kms.name.as_str())),
+                            fingerprint: None,
+                            provider_index: pi,
+                            key_index: 0,
+                        },
+                    }
+                }
+            };
+            out.push(built);
+        }
+        if out.is_empty() {
+            out.push(Provider::Identity);
+        }
+        Ok(Transformer { providers: out })
+    }
+
+    /// The provider and key new writes use.
+    pub fn write_key(&self) -> KeyRef {
+        match self.providers.first() {
+            Some(Provider::Keyed { keys, .. }) if !keys.is_empty() => keys[0].by.clone(),
+            Some(Provider::Kms { by, .. }) => by.clone(),
+            _ => identity_ref(0),
+        }
+    }
+
+    /// Whether this chain can read plaintext (has an identity provider).
+    pub fn reads_plaintext(&self) -> bool {
+        self.providers
+            .iter()
+            .any(|p| matches!(p, Provider::Identity))
+    }
+
+    /// Every provider/key of the chain, in order.
+    pub fn keys(&self) -> Vec<KeyRef> {
+        let mut v = Vec::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            match p {
+                Provider::Identity => v.push(identity_ref(i)),
+                Provider::Keyed { keys, .. } => v.extend(keys.iter().map(|k| k.by.clone())),
+                Provider::Kms { by, .. } => v.push(by.clone()),
+            }
+        }
+        v
+    }
+
+    /// Encrypt `plaintext` as kube-apiserver would store it at `etcd_key`.
+    pub fn write(&self, plaintext: &[u8], etcd_key: &[u8]) -> Result<Vec<u8>, WriteError> {
+        match self.providers.first() {
+            Some(Provider::Keyed { keys, .. }) if !keys.is_empty() => {
+                let k = &keys[0];
+                let mut out = Vec::with_capacity(k.prefix.len() + plaintext.len() + 48);
+                out.extend_from_slice(&k.prefix);
+                match &k.cipher {
+                    Cipher::Cbc(c) => c.seal_into(plaintext, &mut out)?,
+                    Cipher::Gcm(c) => c.seal_into(plaintext, etcd_key, &mut out)?,
+                    Cipher::Secretbox(c) => c.seal_into(plaintext, &mut out)?,
+                }
+                Ok(out)
+            }
+            Some(Provider::Kms { by, .. }) => Err(WriteError::Kms(by.to_string())),
+            _ => Ok(plaintext.to_vec()),
+        }
+    }
+
+    /// Read a stored value as kube-apiserver would (see the module docs for modes).
+    pub fn read<'a>(
+        &self,
+        stored: &'a [u8],
+        etcd_key: &[u8],
+        mode: ReadMode,
+    ) -> Result<Read<'a>, ReadError> {
+        let mut attempts = Vec::new();
+        for (pi, p) in self.providers.iter().enumerate() {
+            match p {
+                Provider::Identity => {
+                    if let Ok(plain) = identity::read(stored) {
+                        return Ok(Read {
+                            looks_like_object: looks_like_object(plain),
+                            plaintext: Cow::Borrowed(plain),
+                            stale: pi != 0,
+                            by: identity_ref(pi),
+                        });
+                    }
+                }
+                Provider::Keyed { prefix, keys } => {
+                    if !stored.starts_with(prefix) {
+                        continue;
+                    }
+                    for k in keys {
+                        let Some(payload) = stored.strip_prefix(k.prefix.as_slice()) else {
+                            continue;
+                        };
+                        let res = match &k.cipher {
+                            Cipher::Cbc(c) => c.open(payload),
+                            Cipher::Gcm(c) => c.open(payload, etcd_key),
+                            Cipher::Secretbox(c) => c.open(payload),
+                        };
+                        match res {
+                            Ok(plain) => {
+                                let obj = looks_like_object(&plain);
+                                if mode == ReadMode::Checked && !obj {
+                                    attempts.push(Attempt {
+                                        by: k.by.clone(),
+                                        error: AttemptError::NotAnObject,
+                                    });
+                                    continue;
+                                }
+                                return Ok(Read {
+                                    plaintext: Cow::Owned(plain),
+                                    stale: pi != 0 || k.by.key_index != 0,
+                                    by: k.by.clone(),
+                                    looks_like_object: obj,
+                                });
+                            }
+                            Err(e) => attempts.push(Attempt {
+                                by: k.by.clone(),
+                                error: e.into(),
+                            }),
+                        }
+                    }
+                }
+                Provider::Kms { prefix, by } => {
+                    if stored.starts_with(prefix) {
+                        let which = if by.provider == ProviderKind::KmsV2 {
+                            "KMS v2"
+                        } else {
+                            "KMS v1"
+                        };
+                        attempts.push(Attempt {
+                            by: by.clone(),
+                            error: DecryptError::KmsUnsupported(which).into(),
+                        });
+                    }
+                }
+            }
+        }
+        if attempts.is_empty() {
+            let env = Envelope::parse(stored);
+            return Err(ReadError::NoMatchingProvider {
+                found: env.provider,
+                key_name: env.key_name_str(),
+                configured: self.describe(),
+            });
+        }
+        Err(ReadError::AllFailed { attempts })
+    }
+
+    /// "aescbc keys key2, key1; identity" — for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for p in &self.providers {
+            match p {
+                Provider::Identity => parts.push("identity".to_string()),
+                Provider::Keyed { keys, .. } => {
+                    let kind = keys.first().map(|k| k.by.provider.name()).unwrap_or("?");
+                    let names: Vec<String> = keys
+                        .iter()
+                        .map(|k| k.by.key_name.as_deref().unwrap_or("").to_string())
+                        .collect();
+                    parts.push(format!("{kind} keys {}", names.join(", ")));
+                }
+                Provider::Kms { by, .. } => parts.push(by.to_string()),
+            }
+        }
+        parts.join("; ")
+    }
+}
+
+fn identity_ref(pi: usize) -> KeyRef {
+    KeyRef {
+        provider: ProviderKind::Identity,
+        key_name: None,
+        fingerprint: None,
+        provider_index: pi,
+        key_index: 0,
+    }
+}
+
+fn keyed(
+    pi: usize,
+    kind: ProviderKind,
+    keys: &[KeyConfig],
+    make: impl Fn(&crate::key::SecretKey) -> Result<Cipher, KeySizeError>,
+) -> Result<Provider, BuildError> {
+    let base: &'static [u8] = match kind {
+        ProviderKind::AesCbc => AESCBC_PREFIX,
+        ProviderKind::AesGcm => AESGCM_PREFIX,
+        _ => SECRETBOX_PREFIX,
+    };
+    let mut built = Vec::with_capacity(keys.len());
+    for (ki, k) in keys.iter().enumerate() {
+        let cipher = make(&k.secret).map_err(|source| BuildError {
+            name: k.name.clone(),
+            source,
+        })?;
+        let mut prefix = base.to_vec();
+        prefix.extend_from_slice(k.name.as_bytes());
+        prefix.push(b':');
+        built.push(Key {
+            prefix,
+            by: KeyRef {
+                provider: kind,
+                key_name: Some(Arc::from(k.name.as_str())),
+                fingerprint: Some(k.secret.fingerprint()),
+                provider_index: pi,
+                key_index: ki,
+            },
+            cipher,
+        });
+    }
+    Ok(Provider::Keyed {
+        prefix: base,
+        keys: built,
+    })
+}
+
+/// The chains for every resource of a config, built once.
+#[derive(Clone, Debug)]
+pub struct Transformers {
+    config: EncryptionConfiguration,
+    chains: Vec<Transformer>,
+    default: Transformer,
+}
+
+impl Transformers {
+    /// Build every `resources[]` item's chain.
+    pub fn new(config: &EncryptionConfiguration) -> Result<Transformers, BuildError> {
+        let chains = config
+            .resources
+            .iter()
+            .map(|r| Transformer::from_providers(&r.providers))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Transformers {
+            config: config.clone(),
+            chains,
+            default: Transformer::identity(),
+        })
+    }
+
+    /// The config these chains were built from.
+    pub fn config(&self) -> &EncryptionConfiguration {
+        &self.config
+    }
+
+    /// The chain for a resource (identity when the config does not cover it),
+    /// and whether the config covers it.
+    pub fn for_resource(&self, gr: &GroupResource) -> (&Transformer, bool) {
+        match self.rule_index(gr) {
+            Some(i) => (&self.chains[i], true),
+            None => (&self.default, false),
+        }
+    }
+
+    fn rule_index(&self, gr: &GroupResource) -> Option<usize> {
+        let rule: &ResourceConfig = self.config.rule_for(&gr.resource, &gr.group)?;
+        self.config
+            .resources
+            .iter()
+            .position(|r| std::ptr::eq(r, rule))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{KeysConfig, KmsConfig};
+    use crate::key::SecretKey;
+
+    fn key(name: &str, byte: u8, len: usize) -> KeyConfig {
+        KeyConfig {
+            name: name.to_string(),
+            secret: SecretKey::new(vec![byte; len]),
+        }
+    }
+
+    fn cbc(keys: Vec<KeyConfig>) -> ProviderConfig {
+        ProviderConfig::AesCbc(KeysConfig { keys })
+    }
+
+    const OBJ: &[u8] = b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret";
+    const EK: &[u8] = b"/registry/secrets/default/db";
+
+    #[test]
+    fn write_uses_first_key_and_read_is_not_stale() {
+        let t = Transformer::from_providers(&[
+            cbc(vec![key("k2", 2, 32), key("k1", 1, 32)]),
+            ProviderConfig::Identity,
+        ])
+        .unwrap();
+        let stored = t.write(OBJ, EK).unwrap();
+        assert!(stored.starts_with(b"k8s:enc:aescbc:v1:k2:"));
+        let r = t.read(&stored, EK, ReadMode::Apiserver).unwrap();
+        assert_eq!(&*r.plaintext, OBJ);
+        assert!(!r.stale);
+        assert_eq!(r.by.key_name.as_deref(), Some("k2"));
+    }
+
+    #[test]
+    fn second_key_and_identity_reads_are_stale() {
+        let old = Transformer::from_providers(&[cbc(vec![key("k1", 1, 32)])]).unwrap();
+        let new = Transformer::from_providers(&[
+            cbc(vec![key("k2", 2, 32), key("k1", 1, 32)]),
+            ProviderConfig::Identity,
+        ])
+        .unwrap();
+        let stored = old.write(OBJ, EK).unwrap();
+        let r = new.read(&stored, EK, ReadMode::Checked).unwrap();
+        assert!(r.stale);
+        assert_eq!(r.by.key_index, 1);
+        let r = new.read(OBJ, EK, ReadMode::Checked).unwrap();
+        assert!(r.stale, "plaintext read by a later identity is stale");
+        assert_eq!(r.by.provider, ProviderKind::Identity);
+    }
+
+    #[test]
+    fn identity_first_falls_through_to_encrypted_providers() {
+        let enc = Transformer::from_providers(&[ProviderConfig::AesGcm(KeysConfig {
+            keys: vec![key("g", 3, 16)],
+        })])
+        .unwrap();
+        let t = Transformer::from_providers(&[
+            ProviderConfig::Identity,
+            ProviderConfig::AesGcm(KeysConfig {
+                keys: vec![key("g", 3, 16)],
+            }),
+        ])
+        .unwrap();
+        let stored = enc.write(OBJ, EK).unwrap();
+        let r = t.read(&stored, EK, ReadMode::Apiserver).unwrap();
+        assert_eq!(&*r.plaintext, OBJ);
+        assert!(r.stale);
+        assert_eq!(
+            t.write(OBJ, EK).unwrap(),
+            OBJ,
+            "identity first writes plaintext"
+        );
+        assert!(!t.read(OBJ, EK, ReadMode::Apiserver).unwrap().stale);
+    }
+
+    #[test]
+    fn same_provider_twice_tries_both() {
+        // Two aescbc items with the same key name but different keys: the first
+        // fails, the second must still be tried (upstream never short-circuits).
+        let writer = Transformer::from_providers(&[cbc(vec![key("k", 9, 32)])]).unwrap();
+        let t =
+            Transformer::from_providers(&[cbc(vec![key("k", 8, 32)]), cbc(vec![key("k", 9, 32)])])
+                .unwrap();
+        let stored = writer.write(OBJ, EK).unwrap();
+        let r = t.read(&stored, EK, ReadMode::Checked).unwrap();
+        assert_eq!(r.by.provider_index, 1);
+        assert!(r.stale);
+    }
+
+    #[test]
+    fn unknown_key_and_plaintext_without_identity() {
+        let writer = Transformer::from_providers(&[cbc(vec![key("old", 1, 32)])]).unwrap();
+        let t = Transformer::from_providers(&[cbc(vec![key("new", 2, 32)])]).unwrap();
+        let stored = writer.write(OBJ, EK).unwrap();
+        let e = t.read(&stored, EK, ReadMode::Checked).unwrap_err();
+        assert!(
+            matches!(&e, ReadError::NoMatchingProvider { found: ProviderKind::AesCbc, key_name: Some(n), .. } if n == "old"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("`old`"), "{e}");
+        let e = t.read(OBJ, EK, ReadMode::Checked).unwrap_err();
+        assert!(e.to_string().contains("identity"), "{e}");
+    }
+
+    #[test]
+    fn gcm_binds_the_etcd_key() {
+        let t = Transformer::from_providers(&[ProviderConfig::AesGcm(KeysConfig {
+            keys: vec![key("g", 3, 32)],
+        })])
+        .unwrap();
+        let stored = t.write(OBJ, EK).unwrap();
+        let e = t
+            .read(
+                &stored,
+                b"/registry/secrets/default/other",
+                ReadMode::Apiserver,
+            )
+            .unwrap_err();
+        assert!(matches!(e, ReadError::AllFailed { .. }));
+    }
+
+    /// A wrong aescbc key passes the padding check about one time in 256.
+    /// Apiserver mode returns that garbage; checked mode rejects it and tries
+    /// the next key.
+    #[test]
+    fn wrong_aescbc_key_with_valid_padding() {
+        let right = key("k", 1, 32);
+        let wrong = key("k", 2, 32);
+        let w = Transformer::from_providers(&[cbc(vec![right.clone()])]).unwrap();
+        let wrong_only = Transformer::from_providers(&[cbc(vec![wrong.clone()])]).unwrap();
+        let both = Transformer::from_providers(&[cbc(vec![wrong]), cbc(vec![right])]).unwrap();
+        let mut found = None;
+        for i in 0..20_000u32 {
+            let mut obj = OBJ.to_vec();
+            obj.extend_from_slice(&i.to_le_bytes());
+            let stored = w.write(&obj, EK).unwrap();
+            if wrong_only.read(&stored, EK, ReadMode::Apiserver).is_ok() {
+                found = Some((obj, stored));
+                break;
+            }
+        }
+        let (obj, stored) = found.expect("a colliding value within 20,000 tries");
+        let r = both.read(&stored, EK, ReadMode::Apiserver).unwrap();
+        assert_eq!(
+            r.by.provider_index, 0,
+            "apiserver mode takes the first key that decrypts"
+        );
+        assert_ne!(&*r.plaintext, &obj[..]);
+        let r = both.read(&stored, EK, ReadMode::Checked).unwrap();
+        assert_eq!(&*r.plaintext, &obj[..]);
+        assert_eq!(r.by.provider_index, 1);
+        let e = wrong_only.read(&stored, EK, ReadMode::Checked).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not a Kubernetes object (wrong key?)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn kms_values_are_recognised_not_decrypted() {
+        let t = Transformer::from_providers(&[ProviderConfig::Kms(KmsConfig {
+            api_version: Some("v2".into()),
+            name: "vault".into(),
+            endpoint: Some("unix:///kms.sock".into()),
+            cachesize: None,
+            timeout: None,
+        })])
+        .unwrap();
+        let e = t
+            .read(b"k8s:enc:kms:v2:vault:\x0a\x01x", EK, ReadMode::Checked)
+            .unwrap_err();
+        assert!(e.to_string().contains("KMS v2"), "{e}");
+        assert!(matches!(t.write(OBJ, EK), Err(WriteError::Kms(_))));
+    }
+
+    #[test]
+    fn bad_key_size_names_the_key_not_the_bytes() {
+        let e = Transformer::from_providers(&[cbc(vec![key("short", b'Z', 10)])]).unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("short") && s.contains("10 bytes"), "{s}");
+        assert!(!s.contains("ZZZZ"), "{s}");
+    }
+}
