@@ -97,7 +97,12 @@ fn describe_b64_error(e: &base64::DecodeError) -> String {
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretKey({} bytes, fingerprint {})", self.len(), self.fingerprint())
+        write!(
+            f,
+            "SecretKey({} bytes, fingerprint {})",
+            self.len(),
+            self.fingerprint()
+        )
     }
 }
 
@@ -147,7 +152,9 @@ mod tests {
         assert_eq!(SecretKey::from_base64("AAAA").map(|k| k.len()), Ok(3));
         assert!(SecretKey::from_base64("AAA").is_err());
         assert!(SecretKey::from_base64("not base64!").is_err());
-        let err = SecretKey::from_base64("c2VjcmV0!!").unwrap_err().to_string();
+        let err = SecretKey::from_base64("c2VjcmV0!!")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("c2VjcmV0"), "{err}");
     }
 
