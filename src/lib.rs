@@ -1,7 +1,13 @@
 //! atrest: read and write Kubernetes encryption-at-rest envelopes exactly as kube-apiserver does.
+//!
+//! Data flows one way: a source (an etcd snapshot or a live etcd) yields stored
+//! values; [`envelope`] and [`transformer`] classify and decrypt them with the
+//! keys of an [`config::EncryptionConfiguration`]; the object layer decodes them;
+//! reports and writers consume the result.
 
+pub mod config;
 pub mod envelope;
 pub mod etcd_key;
+pub mod fsutil;
 pub mod key;
 pub mod transformer;
-pub mod fsutil;
