@@ -74,7 +74,7 @@ pub enum ConfigError {
     },
 
     /// YAML syntax error, or a field of the wrong type, unknown or repeated.
-    #[error("invalid YAML{}: {message}; fix the file (field names are case-sensitive and unknown fields are rejected, as kube-apiserver does)", fmt_pos(*line, *column))]
+    #[error("invalid YAML{}: {message}; fix the file there (like kube-apiserver, we reject unknown, misspelled and repeated fields)", fmt_pos(*line, *column))]
     Yaml {
         /// 1-based line, when known.
         line: Option<u64>,
@@ -85,7 +85,7 @@ pub enum ConfigError {
     },
 
     /// JSON syntax error, or a field of the wrong type, unknown or repeated.
-    #[error("invalid JSON at line {line}, column {column}: {message}; fix the file (field names are case-sensitive and unknown fields are rejected, as kube-apiserver does)")]
+    #[error("invalid JSON at line {line}, column {column}: {message}; fix the file there (like kube-apiserver, we reject unknown, misspelled and repeated fields)")]
     Json {
         /// 1-based line.
         line: usize,
@@ -121,7 +121,7 @@ pub enum ConfigError {
     },
 
     /// A key's `secret:` is not valid base64.
-    #[error("{path} (key {key_name:?}): secrets must be base64 encoded: {reason}; write the key as standard base64 with padding, e.g. from `head -c 32 /dev/urandom | base64`")]
+    #[error("{path} (key {key_name:?}): {reason}; secrets must be base64 encoded: write the key as standard base64 with padding, e.g. from `head -c 32 /dev/urandom | base64`")]
     InvalidSecret {
         /// e.g. `resources[0].providers[0].aescbc.keys[1].secret`.
         path: String,
