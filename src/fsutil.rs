@@ -100,9 +100,15 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
-        assert!(matches!(write_private(&p, b"two", false), Err(WriteFileError::Exists(_))));
+        assert!(matches!(
+            write_private(&p, b"two", false),
+            Err(WriteFileError::Exists(_))
+        ));
         assert_eq!(fs::read(&p).unwrap(), b"one");
         write_private(&p, b"two", true).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");

@@ -37,9 +37,12 @@ impl SecretKey {
     /// kube-apiserver uses Go's `base64.StdEncoding.DecodeString`, which requires
     /// canonical padding; we do the same.
     pub fn from_base64(text: &str) -> Result<Self, KeyDecodeError> {
-        let mut out = Zeroizing::new(Vec::with_capacity(text.len() * 3 / 4 + 3));
+        // Go's decoder skips '\r' and '\n' anywhere in the input, and nothing else.
+        let clean: Zeroizing<Vec<u8>> =
+            Zeroizing::new(text.bytes().filter(|&b| b != b'\r' && b != b'\n').collect());
+        let mut out = Zeroizing::new(Vec::with_capacity(clean.len() * 3 / 4 + 3));
         base64::engine::general_purpose::STANDARD
-            .decode_vec(text.trim().as_bytes(), &mut out)
+            .decode_vec(&*clean, &mut out)
             .map_err(|e| KeyDecodeError::Base64(describe_b64_error(&e)))?;
         Ok(SecretKey(out))
     }
@@ -151,6 +154,8 @@ mod tests {
     fn base64_decoding_is_strict() {
         assert_eq!(SecretKey::from_base64("AAAA").map(|k| k.len()), Ok(3));
         assert!(SecretKey::from_base64("AAA").is_err());
+        assert_eq!(SecretKey::from_base64("AA\r\nAA").map(|k| k.len()), Ok(3));
+        assert!(SecretKey::from_base64(" AAAA").is_err());
         assert!(SecretKey::from_base64("not base64!").is_err());
         let err = SecretKey::from_base64("c2VjcmV0!!")
             .unwrap_err()

@@ -14,7 +14,7 @@
 //! [`ReadMode::Checked`] accepts a decryption only when it looks like a stored
 //! Kubernetes object and otherwise tries the remaining matching keys.
 
-use crate::config::{EncryptionConfiguration, KeyConfig, ProviderConfig, ResourceConfig};
+use crate::config::{EncryptionConfiguration, KeyConfig, ProviderConfig};
 use crate::envelope::aescbc::AesCbc;
 use crate::envelope::aesgcm::AesGcm;
 use crate::envelope::secretbox::Secretbox;
@@ -25,8 +25,9 @@ use crate::envelope::{
 use crate::etcd_key::GroupResource;
 use crate::key::Fingerprint;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// How a read decides that a decryption succeeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -451,26 +452,33 @@ fn keyed(
     })
 }
 
-/// The chains for every resource of a config, built once.
-#[derive(Clone, Debug)]
+/// The chains for every resource of a config, each built once (key schedules
+/// included) and shared.
+#[derive(Debug)]
 pub struct Transformers {
     config: EncryptionConfiguration,
-    chains: Vec<Transformer>,
-    default: Transformer,
+    default: Arc<Transformer>,
+    /// Chains by the indices of the config items that apply (see
+    /// [`EncryptionConfiguration::matching_items`]).
+    by_items: RwLock<HashMap<Vec<usize>, Arc<Transformer>>>,
+    by_resource: RwLock<HashMap<GroupResource, Option<Arc<Transformer>>>>,
 }
 
 impl Transformers {
-    /// Build every `resources[]` item's chain.
+    /// Check every key of the config and prepare the chains.
     pub fn new(config: &EncryptionConfiguration) -> Result<Transformers, BuildError> {
-        let chains = config
-            .resources
-            .iter()
-            .map(|r| Transformer::from_providers(&r.providers))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut by_items = HashMap::new();
+        for (i, item) in config.resources.iter().enumerate() {
+            by_items.insert(
+                vec![i],
+                Arc::new(Transformer::from_providers(&item.providers)?),
+            );
+        }
         Ok(Transformers {
             config: config.clone(),
-            chains,
-            default: Transformer::identity(),
+            default: Arc::new(Transformer::identity()),
+            by_items: RwLock::new(by_items),
+            by_resource: RwLock::new(HashMap::new()),
         })
     }
 
@@ -479,21 +487,55 @@ impl Transformers {
         &self.config
     }
 
-    /// The chain for a resource (identity when the config does not cover it),
-    /// and whether the config covers it.
-    pub fn for_resource(&self, gr: &GroupResource) -> (&Transformer, bool) {
-        match self.rule_index(gr) {
-            Some(i) => (&self.chains[i], true),
-            None => (&self.default, false),
+    /// The chain for a resource (identity only when the config does not cover it),
+    /// and whether the config covers it. When several items name the resource,
+    /// their providers are tried in file order, as upstream appends them.
+    pub fn for_resource(&self, gr: &GroupResource) -> (Arc<Transformer>, bool) {
+        if let Ok(map) = self.by_resource.read() {
+            if let Some(t) = map.get(gr) {
+                return match t {
+                    Some(t) => (Arc::clone(t), true),
+                    None => (Arc::clone(&self.default), false),
+                };
+            }
+        }
+        let items: Vec<usize> = self
+            .config
+            .matching_items(&gr.resource, &gr.group)
+            .collect();
+        let chain = if items.is_empty() {
+            None
+        } else {
+            Some(self.chain_for_items(items))
+        };
+        if let Ok(mut map) = self.by_resource.write() {
+            map.insert(gr.clone(), chain.clone());
+        }
+        match chain {
+            Some(t) => (t, true),
+            None => (Arc::clone(&self.default), false),
         }
     }
 
-    fn rule_index(&self, gr: &GroupResource) -> Option<usize> {
-        let rule: &ResourceConfig = self.config.rule_for(&gr.resource, &gr.group)?;
-        self.config
-            .resources
+    fn chain_for_items(&self, items: Vec<usize>) -> Arc<Transformer> {
+        if let Ok(map) = self.by_items.read() {
+            if let Some(t) = map.get(&items) {
+                return Arc::clone(t);
+            }
+        }
+        let providers: Vec<ProviderConfig> = items
             .iter()
-            .position(|r| std::ptr::eq(r, rule))
+            .filter_map(|&i| self.config.resources.get(i))
+            .flat_map(|item| item.providers.iter().cloned())
+            .collect();
+        // Every key was already checked in `new`, so building cannot fail here.
+        let t = Arc::new(
+            Transformer::from_providers(&providers).unwrap_or_else(|_| Transformer::identity()),
+        );
+        if let Ok(mut map) = self.by_items.write() {
+            map.insert(items, Arc::clone(&t));
+        }
+        t
     }
 }
 
@@ -681,5 +723,34 @@ mod tests {
         let s = e.to_string();
         assert!(s.contains("short") && s.contains("10 bytes"), "{s}");
         assert!(!s.contains("ZZZZ"), "{s}");
+    }
+
+    #[test]
+    fn resource_in_two_items_reads_with_both_and_wildcards_apply() {
+        let yaml = "apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - aescbc: {keys: [{name: a, secret: AAAAAAAAAAAAAAAAAAAAAA==}]}
+  - resources: [secrets]
+    providers:
+      - secretbox: {keys: [{name: s, secret: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=}]}
+  - resources: ['*.apps']
+    providers:
+      - aesgcm: {keys: [{name: g, secret: AAAAAAAAAAAAAAAAAAAAAA==}]}
+";
+        let cfg = EncryptionConfiguration::from_yaml_str(yaml).unwrap();
+        let ts = Transformers::new(&cfg).unwrap();
+        let (t, covered) = ts.for_resource(&GroupResource::new("", "secrets"));
+        assert!(covered);
+        assert_eq!(t.keys().len(), 2, "providers of both items, in file order");
+        assert_eq!(t.write_key().provider, ProviderKind::AesCbc);
+        let (t, covered) = ts.for_resource(&GroupResource::new("apps", "deployments"));
+        assert!(covered);
+        assert_eq!(t.write_key().provider, ProviderKind::AesGcm);
+        let (t, covered) = ts.for_resource(&GroupResource::new("", "configmaps"));
+        assert!(!covered);
+        assert_eq!(t.write_key().provider, ProviderKind::Identity);
     }
 }

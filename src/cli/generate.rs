@@ -51,8 +51,13 @@ pub struct Args {
 
 /// Build a one-item config: the new key's provider, then `identity: {}` so that
 /// existing plaintext objects stay readable until they are rewritten.
-pub fn new_config(provider: GenProvider, key_name: &str, resources: Vec<String>) -> Result<EncryptionConfiguration, Failure> {
-    let secret = SecretKey::generate(32).map_err(|e| Failure::usage(format!("cannot get random bytes from the OS: {e}")))?;
+pub fn new_config(
+    provider: GenProvider,
+    key_name: &str,
+    resources: Vec<String>,
+) -> Result<EncryptionConfiguration, Failure> {
+    let secret = SecretKey::generate(32)
+        .map_err(|e| Failure::usage(format!("cannot get random bytes from the OS: {e}")))?;
     let keys = KeysConfig {
         keys: vec![KeyConfig {
             name: key_name.to_string(),
@@ -75,7 +80,12 @@ pub fn new_config(provider: GenProvider, key_name: &str, resources: Vec<String>)
 }
 
 pub fn run(a: Args) -> CmdResult {
-    let resources: Vec<String> = a.resources.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
+    let resources: Vec<String> = a
+        .resources
+        .iter()
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect();
     let cfg = new_config(a.provider, &a.key_name, resources)?;
     let errors: Vec<String> = cfg
         .validate()
@@ -93,7 +103,8 @@ pub fn run(a: Args) -> CmdResult {
     match &a.output {
         None => write_stdout(yaml.as_bytes()),
         Some(path) => {
-            atrest::fsutil::write_private(path, yaml.as_bytes(), a.force).map_err(Failure::usage)?;
+            atrest::fsutil::write_private(path, yaml.as_bytes(), a.force)
+                .map_err(Failure::usage)?;
             let fp = match cfg.resources[0].providers[0].keys() {
                 Some(k) => k.keys[0].secret.fingerprint().to_string(),
                 None => String::new(),

@@ -10,8 +10,6 @@ use clap::{Parser, Subcommand};
 use std::fmt;
 use std::process::ExitCode;
 
-pub use output::OutputFormat;
-
 const ABOUT: &str = "Kubernetes encryption at rest in etcd: generate and validate \
 EncryptionConfiguration files, encrypt and decrypt stored values byte for byte as \
 kube-apiserver does, audit etcd data and snapshots, rewrite and rotate keys, and \

@@ -15,7 +15,10 @@ pub enum OutputFormat {
 }
 
 /// Print a serialisable report as JSON or YAML on stdout.
-pub fn print_structured(value: &serde_json::Value, format: OutputFormat) -> Result<(), super::Failure> {
+pub fn print_structured(
+    value: &serde_json::Value,
+    format: OutputFormat,
+) -> Result<(), super::Failure> {
     let text = match format {
         OutputFormat::Json | OutputFormat::Table => {
             serde_json::to_string_pretty(value).map_err(super::Failure::usage)? + "\n"
@@ -32,6 +35,8 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), super::Failure> {
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(super::Failure::usage(format!("cannot write to stdout: {e}"))),
+        Err(e) => Err(super::Failure::usage(format!(
+            "cannot write to stdout: {e}"
+        ))),
     }
 }

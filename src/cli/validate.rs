@@ -3,7 +3,9 @@
 
 use super::output::{print_structured, OutputFormat};
 use super::{CmdResult, Failure};
-use atrest::config::{ConfigError, EncryptionConfiguration, LoadedConfig, ProviderConfig, Severity};
+use atrest::config::{
+    ConfigError, EncryptionConfiguration, LoadedConfig, ProviderConfig, Severity,
+};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -89,7 +91,11 @@ pub fn run(a: Args) -> CmdResult {
     if reports.iter().any(|r| r.unreadable) {
         return Err(Failure::usage(String::new()).with_code_only());
     }
-    if reports.iter().any(|r| r.load_error.is_some() || !r.errors.is_empty()) || !drift.is_empty() {
+    if reports
+        .iter()
+        .any(|r| r.load_error.is_some() || !r.errors.is_empty())
+        || !drift.is_empty()
+    {
         return Err(Failure::silent_findings());
     }
     Ok(())
@@ -119,7 +125,9 @@ fn providers_json(cfg: &EncryptionConfiguration) -> Value {
 
 fn provider_json(p: &ProviderConfig) -> Value {
     match p {
-        ProviderConfig::Kms(k) => json!({"provider": "kms", "name": k.name, "apiVersion": k.effective_api_version()}),
+        ProviderConfig::Kms(k) => {
+            json!({"provider": "kms", "name": k.name, "apiVersion": k.effective_api_version()})
+        }
         other => match other.keys() {
             Some(keys) => json!({
                 "provider": other.kind_name(),
@@ -166,7 +174,11 @@ fn print_table(reports: &[FileReport], drift: &[(PathBuf, PathBuf, Vec<String>)]
             println!("{path}: INVALID\n  error: {e}");
             continue;
         }
-        let verdict = if r.errors.is_empty() { "valid" } else { "INVALID" };
+        let verdict = if r.errors.is_empty() {
+            "valid"
+        } else {
+            "INVALID"
+        };
         println!(
             "{path}: {verdict} ({} error{}, {} warning{})",
             r.errors.len(),
@@ -183,16 +195,24 @@ fn print_table(reports: &[FileReport], drift: &[(PathBuf, PathBuf, Vec<String>)]
                         Some(k) => k
                             .keys
                             .iter()
-                            .map(|k| format!("{} {} ({})", p.kind_name(), k.name, k.secret.fingerprint()))
+                            .map(|k| {
+                                format!("{} {} ({})", p.kind_name(), k.name, k.secret.fingerprint())
+                            })
                             .collect::<Vec<_>>()
                             .join(", "),
                         None => match p {
-                            ProviderConfig::Kms(k) => format!("kms {} {}", k.effective_api_version(), k.name),
+                            ProviderConfig::Kms(k) => {
+                                format!("kms {} {}", k.effective_api_version(), k.name)
+                            }
                             other => other.kind_name().to_string(),
                         },
                     })
                     .collect();
-                println!("  resources[{i}] {}: {}", item.resources.join(","), provs.join(" | "));
+                println!(
+                    "  resources[{i}] {}: {}",
+                    item.resources.join(","),
+                    provs.join(" | ")
+                );
             }
         }
         for (p, m) in &r.errors {

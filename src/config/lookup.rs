@@ -35,8 +35,9 @@ impl EncryptionConfiguration {
             .flat_map(|item| item.resources.iter().map(String::as_str))
     }
 
-    /// Indices of the items holding the most specific matching rule.
-    fn matching_items<'a>(
+    /// Indices of the items holding the most specific matching rule, in file order
+    /// (several when the same name is listed in several items).
+    pub fn matching_items<'a>(
         &'a self,
         resource: &'a str,
         group: &'a str,

@@ -235,7 +235,8 @@ mod tests {
 
     #[test]
     fn classifies_every_prefix() {
-        let cases: &[(&[u8], ProviderKind, Option<&[u8]>, &[u8])] = &[
+        type Case<'a> = (&'a [u8], ProviderKind, Option<&'a [u8]>, &'a [u8]);
+        let cases: &[Case] = &[
             (b"k8s\x00abc", ProviderKind::Identity, None, b"k8s\x00abc"),
             (
                 b"k8s:enc:aescbc:v1:key1:xyz",
