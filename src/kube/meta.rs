@@ -348,6 +348,27 @@ pub fn parse_object_meta(raw: &[u8], raw_offset: usize) -> Result<ObjectMeta, Ku
     Ok(meta)
 }
 
+/// Only `metadata.name` and `metadata.namespace`: the cheap path for identifying an
+/// object (labels, managed fields and the rest are skipped, not decoded).
+pub fn parse_name_namespace(raw: &[u8], raw_offset: usize) -> Result<(String, String), KubeError> {
+    let mut r = Reader::with_base(raw, raw_offset, "object");
+    let (mut name, mut namespace) = (String::new(), String::new());
+    while let Some(f) = r.next_field()? {
+        if f.number != OBJECT_METADATA {
+            continue;
+        }
+        let mut m = f.message("ObjectMeta")?;
+        while let Some(f) = m.next_field()? {
+            match f.number {
+                META_NAME => name = f.string()?,
+                META_NAMESPACE => namespace = f.string()?,
+                _ => {}
+            }
+        }
+    }
+    Ok((name, namespace))
+}
+
 fn parse_owner(field: &Field<'_>) -> Result<OwnerReference, KubeError> {
     let mut r = field.message("OwnerReference")?;
     let mut o = OwnerReference::default();

@@ -197,17 +197,19 @@ struct JsonHeadMeta {
     namespace: Option<String>,
 }
 
-/// Identify a stored object of any type without decoding its contents.
+/// Identify a stored object of any type without decoding its contents (for protobuf,
+/// only `metadata.name` and `metadata.namespace` are read, so this can succeed on an
+/// object whose other metadata [`decode_manifest`] rejects).
 pub fn object_info(plaintext: &[u8]) -> Result<ObjectInfo, KubeError> {
     match detect(plaintext) {
         Some(Encoding::Protobuf) => {
             let unknown = meta::parse_unknown(plaintext)?;
-            let m = meta::parse_object_meta(unknown.raw, unknown.raw_offset)?;
+            let (name, namespace) = meta::parse_name_namespace(unknown.raw, unknown.raw_offset)?;
             Ok(ObjectInfo {
                 api_version: unknown.api_version,
                 kind: unknown.kind,
-                name: m.name,
-                namespace: Some(m.namespace).filter(|ns| !ns.is_empty()),
+                name,
+                namespace: Some(namespace).filter(|ns| !ns.is_empty()),
                 encoding: Encoding::Protobuf,
             })
         }

@@ -667,7 +667,14 @@ fn python_fixture_encoder_round_trips() {
 
 fn check_never_panics(bytes: &[u8]) {
     let _ = detect(bytes);
-    let _ = object_info(bytes);
+    let info = object_info(bytes);
+    // Where both succeed, the cheap identity agrees with the full decode.
+    if let (Ok(info), Ok(full)) = (&info, decode_manifest(bytes, &ManifestOptions::default())) {
+        let meta = &full["metadata"];
+        assert_eq!(info.name, meta["name"].as_str().unwrap_or(""));
+        assert_eq!(info.namespace.as_deref(), meta["namespace"].as_str());
+        assert_eq!(info.kind, full["kind"].as_str().unwrap_or(""));
+    }
     for clean in [false, true] {
         let opts = ManifestOptions {
             resource_version: Some(7),
