@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: a source (an etcd snapshot or a live etcd) yields stored
 //! values; [`envelope`] and [`transformer`] classify and decrypt them with the
-//! keys of an [`config::EncryptionConfiguration`]; the object layer decodes them;
+//! keys of an [`config::EncryptionConfiguration`]; [`kube`] decodes the objects;
 //! reports and writers consume the result.
 
 pub mod config;
@@ -10,4 +10,5 @@ pub mod envelope;
 pub mod etcd_key;
 pub mod fsutil;
 pub mod key;
+pub mod kube;
 pub mod transformer;

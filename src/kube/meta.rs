@@ -1,0 +1,488 @@
+//! The protobuf envelope and metadata every stored built-in object carries.
+//!
+//! Layout, from upstream:
+//! - `k8s\x00` magic, then a `runtime.Unknown` (`apimachinery pkg/runtime/generated.proto`,
+//!   written by `pkg/runtime/serializer/protobuf/protobuf.go` through
+//!   `Unknown.NestedMarshalTo` in `pkg/runtime/types_proto.go`):
+//!   typeMeta = 1 {apiVersion = 1, kind = 2}, raw = 2, contentEncoding = 3, contentType = 4.
+//! - `raw` is the typed object; every built-in type has `metadata` (ObjectMeta) at field 1.
+//! - `ObjectMeta`, `OwnerReference`, `ManagedFieldsEntry`, `FieldsV1`, `Time`:
+//!   `apimachinery pkg/apis/meta/v1/generated.proto`; `Time`'s protobuf and JSON forms:
+//!   `pkg/apis/meta/v1/time_proto.go` and `time.go`.
+//!
+//! Decoding follows Go's generated `Unmarshal`: repeated occurrences of an embedded
+//! message merge, later scalars win, unknown fields are skipped.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::wire::{string_entry, Field, Reader};
+use super::KubeError;
+
+pub use crate::envelope::PROTOBUF_MAGIC;
+
+// runtime.Unknown fields.
+const UNKNOWN_TYPE_META: u32 = 1;
+const UNKNOWN_RAW: u32 = 2;
+const UNKNOWN_CONTENT_ENCODING: u32 = 3;
+const UNKNOWN_CONTENT_TYPE: u32 = 4;
+// runtime.TypeMeta fields.
+const TYPE_META_API_VERSION: u32 = 1;
+const TYPE_META_KIND: u32 = 2;
+/// Field of `metadata` in every built-in object.
+pub const OBJECT_METADATA: u32 = 1;
+
+// ObjectMeta fields.
+const META_NAME: u32 = 1;
+const META_GENERATE_NAME: u32 = 2;
+const META_NAMESPACE: u32 = 3;
+const META_SELF_LINK: u32 = 4;
+const META_UID: u32 = 5;
+const META_RESOURCE_VERSION: u32 = 6;
+const META_GENERATION: u32 = 7;
+const META_CREATION_TIMESTAMP: u32 = 8;
+const META_DELETION_TIMESTAMP: u32 = 9;
+const META_DELETION_GRACE_PERIOD_SECONDS: u32 = 10;
+const META_LABELS: u32 = 11;
+const META_ANNOTATIONS: u32 = 12;
+const META_OWNER_REFERENCES: u32 = 13;
+const META_FINALIZERS: u32 = 14;
+const META_MANAGED_FIELDS: u32 = 17;
+
+// OwnerReference fields (note the numbering: kind = 1, apiVersion = 5).
+const OWNER_KIND: u32 = 1;
+const OWNER_NAME: u32 = 3;
+const OWNER_UID: u32 = 4;
+const OWNER_API_VERSION: u32 = 5;
+const OWNER_CONTROLLER: u32 = 6;
+const OWNER_BLOCK_OWNER_DELETION: u32 = 7;
+
+// ManagedFieldsEntry fields (5 was the removed `fields`).
+const MANAGED_MANAGER: u32 = 1;
+const MANAGED_OPERATION: u32 = 2;
+const MANAGED_API_VERSION: u32 = 3;
+const MANAGED_TIME: u32 = 4;
+const MANAGED_FIELDS_TYPE: u32 = 6;
+const MANAGED_FIELDS_V1: u32 = 7;
+const MANAGED_SUBRESOURCE: u32 = 8;
+// FieldsV1 fields.
+const FIELDS_V1_RAW: u32 = 1;
+
+// Timestamp (the protobuf form of metav1.Time).
+const TIMESTAMP_SECONDS: u32 = 1;
+
+/// `time.Time{}.Unix()`: Go's zero time, which metav1.Time prints as `null`.
+const GO_ZERO_TIME_UNIX: i64 = -62_135_596_800;
+
+/// The decoded `runtime.Unknown` wrapper.
+#[derive(Debug, Clone)]
+pub struct Unknown<'a> {
+    pub api_version: String,
+    pub kind: String,
+    /// The typed object's protobuf bytes.
+    pub raw: &'a [u8],
+    /// Absolute offset of `raw` in the stored value.
+    pub raw_offset: usize,
+    pub content_encoding: String,
+    pub content_type: String,
+}
+
+/// Parse `k8s\x00` + `runtime.Unknown`. The caller has checked the magic.
+pub fn parse_unknown(plaintext: &[u8]) -> Result<Unknown<'_>, KubeError> {
+    let body = plaintext
+        .get(PROTOBUF_MAGIC.len()..)
+        .ok_or(KubeError::Truncated {
+            message: "runtime.Unknown",
+            what: "k8s magic",
+            offset: 0,
+        })?;
+    let mut r = Reader::with_base(body, PROTOBUF_MAGIC.len(), "runtime.Unknown");
+    let mut unknown = Unknown {
+        api_version: String::new(),
+        kind: String::new(),
+        raw: &[],
+        raw_offset: plaintext.len(),
+        content_encoding: String::new(),
+        content_type: String::new(),
+    };
+    let mut saw_type_meta = false;
+    while let Some(f) = r.next_field()? {
+        match f.number {
+            UNKNOWN_TYPE_META => {
+                saw_type_meta = true;
+                let mut tm = f.message("runtime.TypeMeta")?;
+                while let Some(f) = tm.next_field()? {
+                    match f.number {
+                        TYPE_META_API_VERSION => unknown.api_version = f.string()?,
+                        TYPE_META_KIND => unknown.kind = f.string()?,
+                        _ => {}
+                    }
+                }
+            }
+            UNKNOWN_RAW => {
+                unknown.raw = f.bytes()?;
+                unknown.raw_offset = f.value_offset;
+            }
+            UNKNOWN_CONTENT_ENCODING => unknown.content_encoding = f.string()?,
+            UNKNOWN_CONTENT_TYPE => unknown.content_type = f.string()?,
+            _ => {}
+        }
+    }
+    if !saw_type_meta || unknown.kind.is_empty() {
+        return Err(KubeError::MissingTypeMeta);
+    }
+    if !unknown.content_encoding.is_empty() {
+        return Err(KubeError::UnsupportedContentEncoding(
+            unknown.content_encoding.clone(),
+        ));
+    }
+    Ok(unknown)
+}
+
+/// A `metav1.Time` as stored: `None` is Go's zero time (printed as `null`),
+/// otherwise whole seconds since the Unix epoch. Nanoseconds are dropped on
+/// decode, exactly as `Time.Unmarshal` in `time_proto.go` does.
+pub type Time = Option<i64>;
+
+/// Decode a `metav1.Time` message body.
+fn parse_time(field: &Field<'_>) -> Result<Time, KubeError> {
+    let bytes = field.bytes()?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let mut r = field.message("metav1.Time")?;
+    let mut seconds = 0i64;
+    while let Some(f) = r.next_field()? {
+        if f.number == TIMESTAMP_SECONDS {
+            seconds = f.int64()?;
+        }
+    }
+    if seconds == GO_ZERO_TIME_UNIX {
+        return Ok(None);
+    }
+    Ok(Some(seconds))
+}
+
+/// RFC 3339 in UTC with whole seconds, as `metav1.Time.MarshalJSON` prints it.
+pub fn format_rfc3339(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs_of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let (h, m, s) = (
+        secs_of_day / 3600,
+        secs_of_day % 3600 / 60,
+        secs_of_day % 60,
+    );
+    let year = if year < 0 {
+        format!("-{:04}", year.unsigned_abs())
+    } else {
+        format!("{year:04}")
+    };
+    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of a year;
+    // 146_097 days make one 400-year cycle.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, 0..=146_096
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // 0..=399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // 0..=365
+    let mp = (5 * doy + 2) / 153; // 0..=11, March-based
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn time_json(t: Time) -> Value {
+    match t {
+        Some(s) => Value::String(format_rfc3339(s)),
+        None => Value::Null,
+    }
+}
+
+/// `metav1.OwnerReference`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    pub controller: Option<bool>,
+    pub block_owner_deletion: Option<bool>,
+}
+
+/// `metav1.ManagedFieldsEntry`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManagedFieldsEntry {
+    pub manager: String,
+    pub operation: String,
+    pub api_version: String,
+    /// `Some(_)` when the field was present (Go's `*Time` is non-nil).
+    pub time: Option<Time>,
+    pub fields_type: String,
+    /// `FieldsV1.Raw`: a JSON document. `Some` when the message was present.
+    pub fields_v1: Option<Vec<u8>>,
+    pub subresource: String,
+}
+
+/// `metav1.ObjectMeta`, with Go's presence rules so the JSON matches the API server's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub name: String,
+    pub generate_name: String,
+    pub namespace: String,
+    pub self_link: String,
+    pub uid: String,
+    pub resource_version: String,
+    pub generation: i64,
+    pub creation_timestamp: Time,
+    pub deletion_timestamp: Option<Time>,
+    pub deletion_grace_period_seconds: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub owner_references: Vec<OwnerReference>,
+    pub finalizers: Vec<String>,
+    pub managed_fields: Vec<ManagedFieldsEntry>,
+}
+
+impl ObjectMeta {
+    /// Merge one encoded `ObjectMeta` into `self` (Go merges repeated occurrences).
+    pub fn merge_from(&mut self, field: &Field<'_>) -> Result<(), KubeError> {
+        let mut r = field.message("ObjectMeta")?;
+        while let Some(f) = r.next_field()? {
+            match f.number {
+                META_NAME => self.name = f.string()?,
+                META_GENERATE_NAME => self.generate_name = f.string()?,
+                META_NAMESPACE => self.namespace = f.string()?,
+                META_SELF_LINK => self.self_link = f.string()?,
+                META_UID => self.uid = f.string()?,
+                META_RESOURCE_VERSION => self.resource_version = f.string()?,
+                META_GENERATION => self.generation = f.int64()?,
+                META_CREATION_TIMESTAMP => self.creation_timestamp = parse_time(&f)?,
+                META_DELETION_TIMESTAMP => self.deletion_timestamp = Some(parse_time(&f)?),
+                META_DELETION_GRACE_PERIOD_SECONDS => {
+                    self.deletion_grace_period_seconds = Some(f.int64()?)
+                }
+                META_LABELS => {
+                    let (k, v) = string_entry(&f, "ObjectMeta.labels entry")?;
+                    self.labels.insert(k, v);
+                }
+                META_ANNOTATIONS => {
+                    let (k, v) = string_entry(&f, "ObjectMeta.annotations entry")?;
+                    self.annotations.insert(k, v);
+                }
+                META_OWNER_REFERENCES => self.owner_references.push(parse_owner(&f)?),
+                META_FINALIZERS => self.finalizers.push(f.string()?),
+                META_MANAGED_FIELDS => self.managed_fields.push(parse_managed(&f)?),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The JSON form, with Go's `omitempty` rules (`creationTimestamp` is a struct,
+    /// so it is always printed, as `null` when zero).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        let mut put_str = |key: &str, v: &str| {
+            if !v.is_empty() {
+                m.insert(key.to_string(), Value::String(v.to_string()));
+            }
+        };
+        put_str("name", &self.name);
+        put_str("generateName", &self.generate_name);
+        put_str("namespace", &self.namespace);
+        put_str("selfLink", &self.self_link);
+        put_str("uid", &self.uid);
+        put_str("resourceVersion", &self.resource_version);
+        if self.generation != 0 {
+            m.insert("generation".into(), self.generation.into());
+        }
+        m.insert(
+            "creationTimestamp".into(),
+            time_json(self.creation_timestamp),
+        );
+        if let Some(t) = self.deletion_timestamp {
+            m.insert("deletionTimestamp".into(), time_json(t));
+        }
+        if let Some(s) = self.deletion_grace_period_seconds {
+            m.insert("deletionGracePeriodSeconds".into(), s.into());
+        }
+        if !self.labels.is_empty() {
+            m.insert("labels".into(), string_map_json(&self.labels));
+        }
+        if !self.annotations.is_empty() {
+            m.insert("annotations".into(), string_map_json(&self.annotations));
+        }
+        if !self.owner_references.is_empty() {
+            let refs = self.owner_references.iter().map(owner_json).collect();
+            m.insert("ownerReferences".into(), Value::Array(refs));
+        }
+        if !self.finalizers.is_empty() {
+            let fins = self.finalizers.iter().cloned().map(Value::String).collect();
+            m.insert("finalizers".into(), Value::Array(fins));
+        }
+        if !self.managed_fields.is_empty() {
+            let entries = self.managed_fields.iter().map(managed_json).collect();
+            m.insert("managedFields".into(), Value::Array(entries));
+        }
+        Value::Object(m)
+    }
+}
+
+/// Decode the `metadata` (field 1) of a typed object's protobuf bytes.
+pub fn parse_object_meta(raw: &[u8], raw_offset: usize) -> Result<ObjectMeta, KubeError> {
+    let mut r = Reader::with_base(raw, raw_offset, "object");
+    let mut meta = ObjectMeta::default();
+    while let Some(f) = r.next_field()? {
+        if f.number == OBJECT_METADATA {
+            meta.merge_from(&f)?;
+        }
+    }
+    Ok(meta)
+}
+
+/// Only `metadata.name` and `metadata.namespace`: the cheap path for identifying an
+/// object (labels, managed fields and the rest are skipped, not decoded).
+pub fn parse_name_namespace(raw: &[u8], raw_offset: usize) -> Result<(String, String), KubeError> {
+    let mut r = Reader::with_base(raw, raw_offset, "object");
+    let (mut name, mut namespace) = (String::new(), String::new());
+    while let Some(f) = r.next_field()? {
+        if f.number != OBJECT_METADATA {
+            continue;
+        }
+        let mut m = f.message("ObjectMeta")?;
+        while let Some(f) = m.next_field()? {
+            match f.number {
+                META_NAME => name = f.string()?,
+                META_NAMESPACE => namespace = f.string()?,
+                _ => {}
+            }
+        }
+    }
+    Ok((name, namespace))
+}
+
+fn parse_owner(field: &Field<'_>) -> Result<OwnerReference, KubeError> {
+    let mut r = field.message("OwnerReference")?;
+    let mut o = OwnerReference::default();
+    while let Some(f) = r.next_field()? {
+        match f.number {
+            OWNER_KIND => o.kind = f.string()?,
+            OWNER_NAME => o.name = f.string()?,
+            OWNER_UID => o.uid = f.string()?,
+            OWNER_API_VERSION => o.api_version = f.string()?,
+            OWNER_CONTROLLER => o.controller = Some(f.bool()?),
+            OWNER_BLOCK_OWNER_DELETION => o.block_owner_deletion = Some(f.bool()?),
+            _ => {}
+        }
+    }
+    Ok(o)
+}
+
+fn parse_managed(field: &Field<'_>) -> Result<ManagedFieldsEntry, KubeError> {
+    let mut r = field.message("ManagedFieldsEntry")?;
+    let mut e = ManagedFieldsEntry::default();
+    while let Some(f) = r.next_field()? {
+        match f.number {
+            MANAGED_MANAGER => e.manager = f.string()?,
+            MANAGED_OPERATION => e.operation = f.string()?,
+            MANAGED_API_VERSION => e.api_version = f.string()?,
+            MANAGED_TIME => e.time = Some(parse_time(&f)?),
+            MANAGED_FIELDS_TYPE => e.fields_type = f.string()?,
+            MANAGED_FIELDS_V1 => {
+                let mut fr = f.message("FieldsV1")?;
+                let raw = e.fields_v1.get_or_insert_with(Vec::new);
+                while let Some(f) = fr.next_field()? {
+                    if f.number == FIELDS_V1_RAW {
+                        raw.clear();
+                        raw.extend_from_slice(f.bytes()?);
+                    }
+                }
+            }
+            MANAGED_SUBRESOURCE => e.subresource = f.string()?,
+            _ => {}
+        }
+    }
+    Ok(e)
+}
+
+fn string_map_json(map: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+fn owner_json(o: &OwnerReference) -> Value {
+    // apiVersion, kind, name and uid have no `omitempty` in types.go.
+    let mut m = Map::new();
+    m.insert("apiVersion".into(), o.api_version.clone().into());
+    m.insert("kind".into(), o.kind.clone().into());
+    m.insert("name".into(), o.name.clone().into());
+    m.insert("uid".into(), o.uid.clone().into());
+    if let Some(c) = o.controller {
+        m.insert("controller".into(), c.into());
+    }
+    if let Some(b) = o.block_owner_deletion {
+        m.insert("blockOwnerDeletion".into(), b.into());
+    }
+    Value::Object(m)
+}
+
+fn managed_json(e: &ManagedFieldsEntry) -> Value {
+    let mut m = Map::new();
+    for (key, v) in [
+        ("manager", &e.manager),
+        ("operation", &e.operation),
+        ("apiVersion", &e.api_version),
+        ("fieldsType", &e.fields_type),
+        ("subresource", &e.subresource),
+    ] {
+        if !v.is_empty() {
+            m.insert(key.into(), v.clone().into());
+        }
+    }
+    if let Some(t) = e.time {
+        m.insert("time".into(), time_json(t));
+    }
+    if let Some(raw) = &e.fields_v1 {
+        m.insert("fieldsV1".into(), fields_v1_json(raw));
+    }
+    Value::Object(m)
+}
+
+/// `FieldsV1` prints its raw bytes as JSON. Bytes that are not JSON (never written by
+/// the API server) are kept as a string rather than failing the whole object.
+fn fields_v1_json(raw: &[u8]) -> Value {
+    if raw.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(raw)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(raw).into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_go() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1), "1970-01-01T00:00:01Z");
+        assert_eq!(format_rfc3339(1_704_164_645), "2024-01-02T03:04:05Z");
+        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(GO_ZERO_TIME_UNIX), "0001-01-01T00:00:00Z");
+        // Extremes must not panic.
+        let _ = format_rfc3339(i64::MAX);
+        let _ = format_rfc3339(i64::MIN);
+    }
+}

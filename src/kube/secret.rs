@@ -1,0 +1,163 @@
+//! `v1.Secret` and `v1.ConfigMap`, the two types whose contents we fully decode.
+//!
+//! Field numbers from `kubernetes/api core/v1/generated.proto`:
+//! - Secret: metadata = 1, data = 2 (`map<string, bytes>`), type = 3,
+//!   stringData = 4 (`map<string, string>`, write-only: the API server folds it into
+//!   `data` before storing), immutable = 5.
+//! - ConfigMap: metadata = 1, data = 2 (`map<string, string>`),
+//!   binaryData = 3 (`map<string, bytes>`), immutable = 4.
+//!
+//! JSON follows `core/v1/types.go`: every field is `omitempty`, bytes are standard
+//! base64 (Go's `encoding/json` for `[]byte`).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::meta::{ObjectMeta, OBJECT_METADATA};
+use super::wire::{bytes_entry, string_entry, Reader};
+use super::KubeError;
+
+const SECRET_DATA: u32 = 2;
+const SECRET_TYPE: u32 = 3;
+const SECRET_STRING_DATA: u32 = 4;
+const SECRET_IMMUTABLE: u32 = 5;
+
+const CONFIG_MAP_DATA: u32 = 2;
+const CONFIG_MAP_BINARY_DATA: u32 = 3;
+const CONFIG_MAP_IMMUTABLE: u32 = 4;
+
+/// A decoded `v1.Secret`. `data` values are the secret bytes themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Secret {
+    pub metadata: ObjectMeta,
+    pub data: BTreeMap<String, Vec<u8>>,
+    pub string_data: BTreeMap<String, String>,
+    pub type_: String,
+    pub immutable: Option<bool>,
+}
+
+/// A decoded `v1.ConfigMap`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigMap {
+    pub metadata: ObjectMeta,
+    pub data: BTreeMap<String, String>,
+    pub binary_data: BTreeMap<String, Vec<u8>>,
+    pub immutable: Option<bool>,
+}
+
+impl Secret {
+    /// Decode the typed object bytes (`runtime.Unknown.raw`) at absolute `offset`.
+    pub fn decode(raw: &[u8], offset: usize) -> Result<Self, KubeError> {
+        let mut r = Reader::with_base(raw, offset, "Secret");
+        let mut s = Secret::default();
+        while let Some(f) = r.next_field()? {
+            match f.number {
+                OBJECT_METADATA => s.metadata.merge_from(&f)?,
+                SECRET_DATA => {
+                    let (k, v) = bytes_entry(&f, "Secret.data entry")?;
+                    s.data.insert(k, v.to_vec());
+                }
+                SECRET_TYPE => s.type_ = f.string()?,
+                SECRET_STRING_DATA => {
+                    let (k, v) = string_entry(&f, "Secret.stringData entry")?;
+                    s.string_data.insert(k, v);
+                }
+                SECRET_IMMUTABLE => s.immutable = Some(f.bool()?),
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+
+    /// The fields after `apiVersion`/`kind`, as the API server prints them.
+    pub fn to_json(&self, api_version: &str, kind: &str) -> Value {
+        let mut m = type_meta(api_version, kind);
+        m.insert("metadata".into(), self.metadata.to_json());
+        if let Some(i) = self.immutable {
+            m.insert("immutable".into(), i.into());
+        }
+        if !self.data.is_empty() {
+            m.insert("data".into(), base64_map(&self.data));
+        }
+        if !self.string_data.is_empty() {
+            let sd = self
+                .string_data
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            m.insert("stringData".into(), Value::Object(sd));
+        }
+        if !self.type_.is_empty() {
+            m.insert("type".into(), self.type_.clone().into());
+        }
+        Value::Object(m)
+    }
+}
+
+impl ConfigMap {
+    /// Decode the typed object bytes (`runtime.Unknown.raw`) at absolute `offset`.
+    pub fn decode(raw: &[u8], offset: usize) -> Result<Self, KubeError> {
+        let mut r = Reader::with_base(raw, offset, "ConfigMap");
+        let mut c = ConfigMap::default();
+        while let Some(f) = r.next_field()? {
+            match f.number {
+                OBJECT_METADATA => c.metadata.merge_from(&f)?,
+                CONFIG_MAP_DATA => {
+                    let (k, v) = string_entry(&f, "ConfigMap.data entry")?;
+                    c.data.insert(k, v);
+                }
+                CONFIG_MAP_BINARY_DATA => {
+                    let (k, v) = bytes_entry(&f, "ConfigMap.binaryData entry")?;
+                    c.binary_data.insert(k, v.to_vec());
+                }
+                CONFIG_MAP_IMMUTABLE => c.immutable = Some(f.bool()?),
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    /// The object as the API server prints it.
+    pub fn to_json(&self, api_version: &str, kind: &str) -> Value {
+        let mut m = type_meta(api_version, kind);
+        m.insert("metadata".into(), self.metadata.to_json());
+        if let Some(i) = self.immutable {
+            m.insert("immutable".into(), i.into());
+        }
+        if !self.data.is_empty() {
+            let d = self
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            m.insert("data".into(), Value::Object(d));
+        }
+        if !self.binary_data.is_empty() {
+            m.insert("binaryData".into(), base64_map(&self.binary_data));
+        }
+        Value::Object(m)
+    }
+}
+
+/// `kind` and `apiVersion` (both `omitempty` in `runtime.TypeMeta`).
+pub(crate) fn type_meta(api_version: &str, kind: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    if !kind.is_empty() {
+        m.insert("kind".into(), kind.into());
+    }
+    if !api_version.is_empty() {
+        m.insert("apiVersion".into(), api_version.into());
+    }
+    m
+}
+
+fn base64_map(map: &BTreeMap<String, Vec<u8>>) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::String(b64.encode(v))))
+            .collect(),
+    )
+}

@@ -1,0 +1,726 @@
+//! Scenario tests: hand-built stored objects, decoded as a user would see them.
+
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+/// A tiny protobuf encoder for fixtures, writing fields in the order Go's generated
+/// `Marshal` does.
+#[derive(Default, Clone)]
+struct Enc(Vec<u8>);
+
+impl Enc {
+    fn varint(&mut self, mut v: u64) -> &mut Self {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(b);
+                return self;
+            }
+            self.0.push(b | 0x80);
+        }
+    }
+    fn tag(&mut self, field: u32, wire: u8) -> &mut Self {
+        self.varint(u64::from(field) << 3 | u64::from(wire))
+    }
+    fn int(&mut self, field: u32, v: i64) -> &mut Self {
+        self.tag(field, 0).varint(v as u64)
+    }
+    fn bytes(&mut self, field: u32, b: &[u8]) -> &mut Self {
+        self.tag(field, 2).varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn str(&mut self, field: u32, s: &str) -> &mut Self {
+        self.bytes(field, s.as_bytes())
+    }
+    fn msg(&mut self, field: u32, m: &Enc) -> &mut Self {
+        self.bytes(field, &m.0)
+    }
+    fn entry(&mut self, field: u32, k: &str, v: &[u8]) -> &mut Self {
+        let mut e = Enc::default();
+        e.str(1, k).bytes(2, v);
+        self.msg(field, &e)
+    }
+}
+
+fn time(seconds: i64) -> Enc {
+    let mut t = Enc::default();
+    t.int(1, seconds).int(2, 0);
+    t
+}
+
+/// `k8s\x00` + runtime.Unknown, as `Unknown.NestedMarshalTo` writes it.
+fn stored(api_version: &str, kind: &str, raw: &Enc) -> Vec<u8> {
+    let mut tm = Enc::default();
+    tm.str(1, api_version).str(2, kind);
+    let mut u = Enc::default();
+    u.msg(1, &tm).msg(2, raw).str(3, "").str(4, "");
+    let mut out = PROTOBUF_MAGIC.to_vec();
+    out.extend(u.0);
+    out
+}
+
+/// ObjectMeta with every field we decode, as the API server writes it.
+fn full_meta(name: &str, namespace: &str) -> Enc {
+    let mut owner = Enc::default();
+    owner
+        .str(1, "ReplicaSet")
+        .str(3, "web-5d4f")
+        .str(4, "11111111-2222-3333-4444-555555555555")
+        .str(5, "apps/v1")
+        .int(6, 1)
+        .int(7, 1);
+    let mut fields_v1 = Enc::default();
+    fields_v1.str(1, r#"{"f:data":{".":{},"f:password":{}},"f:type":{}}"#);
+    let mut managed = Enc::default();
+    managed
+        .str(1, "kubectl-create")
+        .str(2, "Update")
+        .str(3, "v1")
+        .msg(4, &time(1_704_164_645))
+        .str(6, "FieldsV1")
+        .msg(7, &fields_v1);
+    let mut m = Enc::default();
+    m.str(1, name)
+        .str(2, "")
+        .str(3, namespace)
+        .str(4, "")
+        .str(5, "0a1b2c3d-0000-4000-8000-000000000001")
+        .str(6, "")
+        .int(7, 3)
+        .msg(8, &time(1_704_164_645))
+        .entry(11, "app", b"db")
+        .entry(11, "tier", b"backend")
+        .entry(12, "note", b"true")
+        .msg(13, &owner)
+        .str(14, "example.com/protect")
+        .msg(17, &managed);
+    m
+}
+
+fn full_secret() -> Vec<u8> {
+    let mut s = Enc::default();
+    s.msg(1, &full_meta("db", "prod"))
+        .entry(2, "password", b"s3cr3t")
+        .entry(2, "user", b"admin")
+        .entry(2, "binary", &[0, 159, 255])
+        .str(3, "Opaque")
+        .int(5, 1);
+    stored("v1", "Secret", &s)
+}
+
+fn expected_meta() -> Value {
+    json!({
+        "annotations": {"note": "true"},
+        "creationTimestamp": "2024-01-02T03:04:05Z",
+        "finalizers": ["example.com/protect"],
+        "generation": 3,
+        "labels": {"app": "db", "tier": "backend"},
+        "managedFields": [{
+            "apiVersion": "v1",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {".": {}, "f:password": {}}, "f:type": {}},
+            "manager": "kubectl-create",
+            "operation": "Update",
+            "time": "2024-01-02T03:04:05Z"
+        }],
+        "name": "db",
+        "namespace": "prod",
+        "ownerReferences": [{
+            "apiVersion": "apps/v1",
+            "blockOwnerDeletion": true,
+            "controller": true,
+            "kind": "ReplicaSet",
+            "name": "web-5d4f",
+            "uid": "11111111-2222-3333-4444-555555555555"
+        }],
+        "resourceVersion": "4242",
+        "uid": "0a1b2c3d-0000-4000-8000-000000000001"
+    })
+}
+
+const RV: ManifestOptions = ManifestOptions {
+    resource_version: Some(4242),
+    clean: false,
+};
+
+#[test]
+fn secret_decodes_like_kubectl_get_o_json() {
+    let got = decode_manifest(&full_secret(), &RV).unwrap();
+    let want = json!({
+        "apiVersion": "v1",
+        "data": {"binary": "AJ//", "password": "czNjcjN0", "user": "YWRtaW4="},
+        "immutable": true,
+        "kind": "Secret",
+        "metadata": expected_meta(),
+        "type": "Opaque"
+    });
+    assert_eq!(got, want);
+    // Keys are sorted at every level, as kubectl prints them.
+    let text = serde_json::to_string(&got).unwrap();
+    assert!(text.starts_with(r#"{"apiVersion":"v1","data":{"binary":"AJ//","password""#));
+    assert_eq!(text, serde_json::to_string(&want).unwrap());
+}
+
+#[test]
+fn secret_info() {
+    let info = object_info(&full_secret()).unwrap();
+    assert_eq!(
+        info,
+        ObjectInfo {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            name: "db".into(),
+            namespace: Some("prod".into()),
+            encoding: Encoding::Protobuf,
+        }
+    );
+    assert!(fully_decoded(&info));
+}
+
+#[test]
+fn clean_secret_is_ready_to_apply() {
+    let opts = ManifestOptions {
+        resource_version: Some(4242),
+        clean: true,
+    };
+    let got = decode_manifest(&full_secret(), &opts).unwrap();
+    let meta = got["metadata"].as_object().unwrap();
+    let keys: Vec<&str> = meta.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "annotations",
+            "finalizers",
+            "labels",
+            "name",
+            "namespace",
+            "ownerReferences"
+        ]
+    );
+    assert_eq!(got["data"]["password"], "czNjcjN0");
+}
+
+#[test]
+fn secret_yaml_parses_back_to_the_same_manifest() {
+    let got = decode_manifest(&full_secret(), &RV).unwrap();
+    let yaml = to_yaml(&got).unwrap();
+    let back: Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(back, got);
+    assert!(yaml.contains("\n  password: czNjcjN0\n"), "{yaml}");
+    assert!(yaml.contains("\n    note: \"true\"\n"), "{yaml}");
+    assert!(yaml.contains("\n  resourceVersion: \"4242\"\n"), "{yaml}");
+    assert!(yaml.contains("\nimmutable: true\n"), "{yaml}");
+}
+
+#[test]
+fn minimal_secret_prints_null_creation_timestamp_and_omits_empties() {
+    // What Go writes for an object with nothing set: every non-pointer field, empty.
+    let mut m = Enc::default();
+    m.str(1, "s")
+        .str(2, "")
+        .str(3, "ns")
+        .str(4, "")
+        .str(5, "")
+        .str(6, "")
+        .int(7, 0);
+    m.bytes(8, b""); // zero Time
+    let mut s = Enc::default();
+    s.msg(1, &m).str(3, "");
+    let got = decode_manifest(&stored("v1", "Secret", &s), &ManifestOptions::default()).unwrap();
+    assert_eq!(
+        got,
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"creationTimestamp": null, "name": "s", "namespace": "ns"}
+        })
+    );
+}
+
+#[test]
+fn config_map_decodes_in_full() {
+    let mut m = Enc::default();
+    m.str(1, "settings").str(3, "default").msg(8, &time(1));
+    let mut c = Enc::default();
+    c.msg(1, &m)
+        .entry(2, "app.properties", b"a=1\nb=2\n")
+        .entry(2, "mode", b"fast")
+        .entry(3, "logo.png", &[0x89, b'P', b'N', b'G'])
+        .int(4, 0);
+    let plaintext = stored("v1", "ConfigMap", &c);
+    let got = decode_manifest(&plaintext, &RV).unwrap();
+    assert_eq!(
+        got,
+        json!({
+            "apiVersion": "v1",
+            "binaryData": {"logo.png": "iVBORw=="},
+            "data": {"app.properties": "a=1\nb=2\n", "mode": "fast"},
+            "immutable": false,
+            "kind": "ConfigMap",
+            "metadata": {
+                "creationTimestamp": "1970-01-01T00:00:01Z",
+                "name": "settings",
+                "namespace": "default",
+                "resourceVersion": "4242"
+            }
+        })
+    );
+    let yaml = to_yaml(&got).unwrap();
+    assert!(
+        yaml.contains("  app.properties: |\n    a=1\n    b=2\n"),
+        "{yaml}"
+    );
+    assert_eq!(serde_saphyr::from_str::<Value>(&yaml).unwrap(), got);
+}
+
+#[test]
+fn other_types_print_type_and_metadata_only() {
+    // A Deployment: metadata = 1, spec = 2, status = 3 (spec/status left opaque).
+    let mut spec = Enc::default();
+    spec.int(1, 3).bytes(2, b"\x0a\x00");
+    let mut d = Enc::default();
+    d.msg(1, &full_meta("web", "prod"))
+        .msg(2, &spec)
+        .bytes(3, b"");
+    let plaintext = stored("apps/v1", "Deployment", &d);
+    let got = decode_manifest(&plaintext, &RV).unwrap();
+    let mut meta = expected_meta();
+    meta["name"] = json!("web");
+    assert_eq!(
+        got,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta})
+    );
+    let info = object_info(&plaintext).unwrap();
+    assert_eq!(
+        (info.kind.as_str(), info.name.as_str()),
+        ("Deployment", "web")
+    );
+    assert!(!fully_decoded(&info));
+}
+
+#[test]
+fn cluster_scoped_object_has_no_namespace() {
+    let mut m = Enc::default();
+    m.str(1, "kube-system").str(3, "");
+    let mut ns = Enc::default();
+    ns.msg(1, &m);
+    let info = object_info(&stored("v1", "Namespace", &ns)).unwrap();
+    assert_eq!(info.namespace, None);
+    assert_eq!(info.name, "kube-system");
+}
+
+#[test]
+fn repeated_metadata_merges_like_go() {
+    let mut a = Enc::default();
+    a.str(1, "first").entry(11, "a", b"1");
+    let mut b = Enc::default();
+    b.str(1, "second").entry(11, "b", b"2");
+    let mut s = Enc::default();
+    s.msg(1, &a).msg(1, &b);
+    let got = decode_manifest(&stored("v1", "Secret", &s), &ManifestOptions::default()).unwrap();
+    assert_eq!(got["metadata"]["name"], "second");
+    assert_eq!(got["metadata"]["labels"], json!({"a": "1", "b": "2"}));
+}
+
+#[test]
+fn unknown_fields_of_every_wire_type_are_skipped() {
+    let mut m = Enc::default();
+    m.str(1, "x").int(99, 5);
+    m.tag(100, 1);
+    m.0.extend([0; 8]);
+    m.tag(101, 5);
+    m.0.extend([0; 4]);
+    m.bytes(102, b"opaque");
+    let mut s = Enc::default();
+    s.msg(1, &m).int(50, 1).str(3, "Opaque");
+    let got = decode_manifest(&stored("v1", "Secret", &s), &ManifestOptions::default()).unwrap();
+    assert_eq!(got["metadata"]["name"], "x");
+    assert_eq!(got["type"], "Opaque");
+}
+
+#[test]
+fn deletion_fields_and_invalid_utf8() {
+    let mut m = Enc::default();
+    m.bytes(1, b"bad\xffname")
+        .msg(9, &time(1_704_164_645))
+        .int(10, 30)
+        .int(7, -1);
+    let mut s = Enc::default();
+    s.msg(1, &m);
+    let got = decode_manifest(&stored("v1", "Secret", &s), &ManifestOptions::default()).unwrap();
+    assert_eq!(got["metadata"]["name"], "bad\u{fffd}name");
+    assert_eq!(got["metadata"]["deletionTimestamp"], "2024-01-02T03:04:05Z");
+    assert_eq!(got["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(got["metadata"]["generation"], -1);
+}
+
+#[test]
+fn json_secret_passes_through_with_resource_version() {
+    let stored = br#"  {"kind":"Secret","apiVersion":"v1","metadata":{"name":"db","namespace":"prod","uid":"u1","creationTimestamp":"2024-01-02T03:04:05Z"},"type":"Opaque","data":{"password":"czNjcjN0"}}"#;
+    assert_eq!(detect(stored), Some(Encoding::Json));
+    let info = object_info(stored).unwrap();
+    assert_eq!(info.name, "db");
+    assert_eq!(info.namespace.as_deref(), Some("prod"));
+    assert_eq!(info.encoding, Encoding::Json);
+    let got = decode_manifest(stored, &RV).unwrap();
+    assert_eq!(
+        serde_json::to_string(&got).unwrap(),
+        r#"{"apiVersion":"v1","data":{"password":"czNjcjN0"},"kind":"Secret","metadata":{"creationTimestamp":"2024-01-02T03:04:05Z","name":"db","namespace":"prod","resourceVersion":"4242","uid":"u1"},"type":"Opaque"}"#
+    );
+    let cleaned = decode_manifest(
+        stored,
+        &ManifestOptions {
+            resource_version: Some(1),
+            clean: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        cleaned["metadata"],
+        json!({"name": "db", "namespace": "prod"})
+    );
+}
+
+#[test]
+fn json_errors() {
+    assert!(matches!(
+        decode_manifest(b"{", &RV),
+        Err(KubeError::Json(_))
+    ));
+    assert!(matches!(
+        object_info(b"{\"kind\": 5}"),
+        Err(KubeError::Json(_))
+    ));
+    // Deeply nested JSON hits serde_json's recursion limit: an error, not a crash.
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(matches!(
+        decode_manifest(deep.as_bytes(), &RV),
+        Err(KubeError::Json(_))
+    ));
+}
+
+#[test]
+fn detection() {
+    assert_eq!(detect(b"k8s\x00rest"), Some(Encoding::Protobuf));
+    assert_eq!(detect(b" \n\t{}"), Some(Encoding::Json));
+    assert_eq!(detect(b"\xd9\xd9\xf7\xa1"), Some(Encoding::Cbor));
+    assert_eq!(detect(b"k8s"), None);
+    assert_eq!(detect(b""), None);
+    assert_eq!(detect(b"   "), None);
+    assert_eq!(detect(b"[1]"), None);
+    assert_eq!(detect(b"k8s:enc:aescbc:v1:key1:..."), None);
+    assert!(looks_like_object(b"k8s\x00"));
+    assert!(!looks_like_object(b"\x8a\x01garbage"));
+    assert!(matches!(
+        object_info(b"\xd9\xd9\xf7\xa1"),
+        Err(KubeError::Unsupported("CBOR"))
+    ));
+    assert_eq!(decode_manifest(b"", &RV), Err(KubeError::Empty));
+    let err = decode_manifest(b"\x8a\x01garbage", &RV).unwrap_err();
+    assert_eq!(
+        err,
+        KubeError::NotAnObject {
+            prefix: "bytes 8a 01 67 61".into()
+        }
+    );
+    assert!(err
+        .to_string()
+        .contains("key or provider is probably wrong"));
+}
+
+#[test]
+fn malformed_protobuf_is_an_error_with_a_location() {
+    let good = full_secret();
+    // Truncation at every length is an error (or, at a field boundary, a shorter object).
+    for len in 0..good.len() {
+        let _ = decode_manifest(&good[..len], &RV);
+        let _ = object_info(&good[..len]);
+    }
+    // Truncated varint in the Unknown tag.
+    assert!(matches!(
+        decode_manifest(b"k8s\x00\x0a\x80", &RV),
+        Err(KubeError::Truncated { offset: 5, .. })
+    ));
+    // Length past the end.
+    let err = decode_manifest(b"k8s\x00\x0a\x10ab", &RV).unwrap_err();
+    assert!(matches!(
+        err,
+        KubeError::LengthPastEnd {
+            field: 1,
+            length: 16,
+            remaining: 2,
+            offset: 5,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("runtime.Unknown: field 1"));
+    // typeMeta as a varint.
+    assert!(matches!(
+        decode_manifest(b"k8s\x00\x08\x01", &RV),
+        Err(KubeError::WrongWireType { field: 1, .. })
+    ));
+    // No typeMeta at all.
+    assert_eq!(
+        decode_manifest(b"k8s\x00", &RV),
+        Err(KubeError::MissingTypeMeta)
+    );
+    // A group inside ObjectMeta: the offset points into the nested message.
+    let mut m = Enc::default();
+    m.str(1, "x").tag(5, 3);
+    let mut s = Enc::default();
+    s.msg(1, &m);
+    let plaintext = stored("v1", "Secret", &s);
+    match decode_manifest(&plaintext, &RV) {
+        Err(KubeError::GroupField {
+            message: "ObjectMeta",
+            field: 5,
+            offset,
+        }) => assert_eq!(plaintext[offset], (5 << 3) | 3),
+        other => panic!("{other:?}"),
+    }
+    // Wrong wire type for a label entry.
+    let mut m = Enc::default();
+    m.int(11, 1);
+    let mut s = Enc::default();
+    s.msg(1, &m);
+    assert!(matches!(
+        decode_manifest(&stored("v1", "Secret", &s), &RV),
+        Err(KubeError::WrongWireType {
+            message: "ObjectMeta",
+            field: 11,
+            ..
+        })
+    ));
+    // Content encoding we cannot undo.
+    let mut tm = Enc::default();
+    tm.str(1, "v1").str(2, "Secret");
+    let mut u = Enc::default();
+    u.msg(1, &tm).bytes(2, b"").str(3, "gzip");
+    let mut plaintext = PROTOBUF_MAGIC.to_vec();
+    plaintext.extend(u.0);
+    assert_eq!(
+        decode_manifest(&plaintext, &RV),
+        Err(KubeError::UnsupportedContentEncoding("gzip".into()))
+    );
+}
+
+#[test]
+fn deep_nesting_of_length_delimited_fields_is_harmless() {
+    // Nested messages the schema does not know are skipped, not descended into.
+    let mut inner = Enc::default();
+    inner.str(1, "x");
+    for _ in 0..10_000 {
+        let mut outer = Enc::default();
+        outer.msg(2, &inner);
+        inner = outer;
+    }
+    let mut s = Enc::default();
+    s.msg(99, &inner).msg(1, &{
+        let mut m = Enc::default();
+        m.str(1, "deep");
+        m
+    });
+    let got = decode_manifest(&stored("v1", "Secret", &s), &RV).unwrap();
+    assert_eq!(got["metadata"]["name"], "deep");
+}
+
+#[test]
+fn list_of_decoded_objects() {
+    let a = decode_manifest(&full_secret(), &RV).unwrap();
+    let list = list_manifest(vec![a.clone()]);
+    assert_eq!(list["items"][0], a);
+    let yaml = to_yaml(&list).unwrap();
+    assert!(
+        yaml.starts_with("apiVersion: v1\nitems:\n- apiVersion: v1\n  data:\n"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.ends_with("kind: List\nmetadata:\n  resourceVersion: \"\"\n"),
+        "{yaml}"
+    );
+    assert_eq!(serde_saphyr::from_str::<Value>(&yaml).unwrap(), list);
+}
+
+/// The independent Python encoder in `testdata/` agrees with our decoder.
+#[test]
+fn python_fixture_encoder_round_trips() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/kube_proto.py");
+    let run = |args: &[&str]| -> Option<Vec<u8>> {
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(out.stdout)
+    };
+    let Some(secret) = run(&[
+        "secret",
+        "--name",
+        "db",
+        "--namespace",
+        "prod",
+        "--uid",
+        "u-1",
+        "--created",
+        "1704164645",
+        "--label",
+        "app=db",
+        "--annotation",
+        "note=true",
+        "--data",
+        "password=s3cr3t",
+        "--data",
+        "user=admin",
+        "--type",
+        "kubernetes.io/basic-auth",
+        "--immutable",
+    ]) else {
+        eprintln!("python3 not available; skipping");
+        return;
+    };
+    assert_eq!(
+        decode_manifest(&secret, &RV).unwrap(),
+        json!({
+            "apiVersion": "v1",
+            "data": {"password": "czNjcjN0", "user": "YWRtaW4="},
+            "immutable": true,
+            "kind": "Secret",
+            "metadata": {
+                "annotations": {"note": "true"},
+                "creationTimestamp": "2024-01-02T03:04:05Z",
+                "labels": {"app": "db"},
+                "name": "db",
+                "namespace": "prod",
+                "resourceVersion": "4242",
+                "uid": "u-1"
+            },
+            "type": "kubernetes.io/basic-auth"
+        })
+    );
+    // Our Rust fixture encoder and the Python one write the same bytes.
+    let mut m = Enc::default();
+    m.str(1, "db")
+        .str(2, "")
+        .str(3, "prod")
+        .str(4, "")
+        .str(5, "u-1")
+        .str(6, "")
+        .int(7, 0);
+    m.msg(8, &time(1_704_164_645))
+        .entry(11, "app", b"db")
+        .entry(12, "note", b"true");
+    let mut s = Enc::default();
+    s.msg(1, &m)
+        .entry(2, "password", b"s3cr3t")
+        .entry(2, "user", b"admin")
+        .str(3, "kubernetes.io/basic-auth")
+        .int(5, 1);
+    assert_eq!(secret, stored("v1", "Secret", &s));
+
+    let cm = run(&[
+        "configmap",
+        "--name",
+        "cfg",
+        "--namespace",
+        "default",
+        "--data",
+        "k=v",
+        "--binary-data",
+        "b=AAEC",
+    ])
+    .unwrap();
+    let got = decode_manifest(&cm, &ManifestOptions::default()).unwrap();
+    assert_eq!(got["data"], json!({"k": "v"}));
+    assert_eq!(got["binaryData"], json!({"b": "AAEC"}));
+    assert_eq!(got["metadata"]["creationTimestamp"], Value::Null);
+
+    let other = run(&[
+        "generic",
+        "--api-version",
+        "apps/v1",
+        "--kind",
+        "Deployment",
+        "--name",
+        "web",
+        "--namespace",
+        "prod",
+    ])
+    .unwrap();
+    let info = object_info(&other).unwrap();
+    assert_eq!(
+        (
+            info.api_version.as_str(),
+            info.kind.as_str(),
+            info.name.as_str()
+        ),
+        ("apps/v1", "Deployment", "web")
+    );
+}
+
+fn check_never_panics(bytes: &[u8]) {
+    let _ = detect(bytes);
+    let info = object_info(bytes);
+    // Where both succeed, the cheap identity agrees with the full decode.
+    if let (Ok(info), Ok(full)) = (&info, decode_manifest(bytes, &ManifestOptions::default())) {
+        let meta = &full["metadata"];
+        assert_eq!(info.name, meta["name"].as_str().unwrap_or(""));
+        assert_eq!(info.namespace.as_deref(), meta["namespace"].as_str());
+        assert_eq!(info.kind, full["kind"].as_str().unwrap_or(""));
+    }
+    for clean in [false, true] {
+        let opts = ManifestOptions {
+            resource_version: Some(7),
+            clean,
+        };
+        if let Ok(v) = decode_manifest(bytes, &opts) {
+            let yaml = to_yaml(&v).unwrap();
+            let back: Value = serde_saphyr::from_str(&yaml).unwrap();
+            assert_eq!(back, v);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decode_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        check_never_panics(&bytes);
+        let mut prefixed = PROTOBUF_MAGIC.to_vec();
+        prefixed.extend(&bytes);
+        check_never_panics(&prefixed);
+    }
+
+    #[test]
+    fn decode_never_panics_on_mutated_secret(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8)
+    ) {
+        let mut bytes = full_secret();
+        for (at, byte, op) in edits {
+            if bytes.is_empty() { break; }
+            let i = at.index(bytes.len());
+            match op {
+                0 => bytes[i] = byte,
+                1 => { bytes.insert(i, byte); }
+                _ => { bytes.remove(i); }
+            }
+        }
+        check_never_panics(&bytes);
+    }
+
+    #[test]
+    fn any_string_survives_yaml(s in "\\PC*|[\\x00-\\x7f]{0,12}|[ \\n:#\\-0-9a-z]{0,12}") {
+        let v = json!({ "k": &s, "l": [&s], &s: {"n": &s} });
+        let yaml = to_yaml(&v).unwrap();
+        let back: Value = serde_saphyr::from_str(&yaml).unwrap();
+        prop_assert_eq!(back, v);
+    }
+}
