@@ -5,6 +5,7 @@
 //! keys of an [`config::EncryptionConfiguration`]; [`kube`] decodes the objects;
 //! reports and writers consume the result.
 
+pub mod audit;
 pub mod config;
 pub mod envelope;
 pub mod etcd_key;

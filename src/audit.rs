@@ -1,0 +1,438 @@
+//! Audit: classify every stored object by provider, key and status.
+//!
+//! The input is a stream of stored objects (etcd key, value, mod_revision) from a
+//! snapshot or a live etcd. With an EncryptionConfiguration each object is read in
+//! checked mode (every encrypted value is really decrypted) and given a
+//! [`Status`] that says whether it needs action; without one, objects are only
+//! `plaintext` or `encrypted`. The JSON field names here are an interface that
+//! scripts use: keep them.
+
+use crate::envelope::{kms, looks_like_object, DecryptError, Envelope, ProviderKind};
+use crate::etcd_key::{parse_object_key, GroupResource};
+use crate::transformer::{AttemptError, ReadError, ReadMode, Transformers};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What an audit says about one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Stored as the config would write it now.
+    Current,
+    /// Unencrypted although the config encrypts this resource.
+    Plaintext,
+    /// Readable, but not under the write key: rewrite it.
+    Stale,
+    /// Names a provider/key the config does not have.
+    UnknownKey,
+    /// The key exists but decryption fails or yields something that is not an object.
+    Undecryptable,
+    /// Stored unencrypted but not a Kubernetes object (empty, truncated, garbage).
+    Malformed,
+    /// Without a config: encrypted (not checked).
+    Encrypted,
+}
+
+impl Status {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Current => "current",
+            Status::Plaintext => "plaintext",
+            Status::Stale => "stale",
+            Status::UnknownKey => "unknown-key",
+            Status::Undecryptable => "undecryptable",
+            Status::Malformed => "malformed",
+            Status::Encrypted => "encrypted",
+        }
+    }
+
+    /// Whether an object with this status needs an admin's action.
+    pub fn needs_action(self) -> bool {
+        !matches!(self, Status::Current | Status::Encrypted)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One stored object as a source yields it.
+#[derive(Clone, Copy, Debug)]
+pub struct StoredObject<'a> {
+    /// The etcd key.
+    pub key: &'a [u8],
+    /// The stored value.
+    pub value: &'a [u8],
+    /// etcd's mod_revision of the value.
+    pub mod_revision: i64,
+}
+
+/// The audit of one object (JSON field names are a stable interface).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObjectReport {
+    /// The etcd key.
+    pub key: String,
+    /// Group/resource, e.g. `secrets`, `deployments.apps`.
+    pub resource: String,
+    /// Namespace, null for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// Object name.
+    pub name: String,
+    /// etcd mod_revision.
+    pub mod_revision: i64,
+    /// `identity|aescbc|aesgcm|secretbox|kms|kms-v2` (or `unknown`).
+    pub provider: &'static str,
+    /// Key name from the value's prefix (KMS: plugin name); null for identity.
+    pub key_name: Option<String>,
+    /// Classification.
+    pub status: Status,
+    /// Why, for anything that needs action (null otherwise).
+    pub detail: Option<String>,
+}
+
+/// What to audit.
+#[derive(Clone, Debug)]
+pub struct AuditOptions {
+    /// kube-apiserver's `--etcd-prefix`.
+    pub prefix: String,
+    /// Only these resources (all when `None`).
+    pub resources: Option<Vec<GroupResource>>,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            prefix: crate::etcd_key::DEFAULT_PREFIX.to_string(),
+            resources: None,
+        }
+    }
+}
+
+/// Classifies objects; share it across threads.
+pub struct Auditor<'t> {
+    transformers: Option<&'t Transformers>,
+    options: AuditOptions,
+}
+
+impl<'t> Auditor<'t> {
+    /// An auditor with a config (`Some`) or without.
+    pub fn new(transformers: Option<&'t Transformers>, options: AuditOptions) -> Self {
+        Auditor {
+            transformers,
+            options,
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &AuditOptions {
+        &self.options
+    }
+
+    /// Whether `key` is an object this audit covers (under the prefix, in the
+    /// resource filter), with its parsed parts.
+    pub fn select<'k>(&self, key: &'k [u8]) -> Option<crate::etcd_key::ObjectKey<'k>> {
+        let ok = parse_object_key(key, &self.options.prefix)?;
+        if let Some(filter) = &self.options.resources {
+            if !filter.iter().any(|f| f == &ok.resource) {
+                return None;
+            }
+        }
+        Some(ok)
+    }
+
+    /// Classify one object; `None` when it is outside the prefix or the filter.
+    pub fn classify(&self, obj: &StoredObject<'_>) -> Option<ObjectReport> {
+        let ok = self.select(obj.key)?;
+        let env = Envelope::parse(obj.value);
+        let mut key_name = env.key_name_str();
+        if env.provider == ProviderKind::KmsV2 {
+            if let Some(id) = kms::kms_v2_key_id(env.payload) {
+                key_name = Some(format!("{}/{id}", key_name.unwrap_or_default()));
+            }
+        }
+        let (status, detail) = match self.transformers {
+            None => match env.provider {
+                ProviderKind::Identity => (Status::Plaintext, None),
+                _ => (Status::Encrypted, None),
+            },
+            Some(ts) => classify_with(ts, &ok.resource, obj, &env),
+        };
+        Some(ObjectReport {
+            key: String::from_utf8_lossy(obj.key).into_owned(),
+            resource: ok.resource.to_string(),
+            namespace: ok.namespace.map(str::to_string),
+            name: ok.name.to_string(),
+            mod_revision: obj.mod_revision,
+            provider: env.provider.name(),
+            key_name,
+            status,
+            detail,
+        })
+    }
+}
+
+fn classify_with(
+    ts: &Transformers,
+    gr: &GroupResource,
+    obj: &StoredObject<'_>,
+    env: &Envelope<'_>,
+) -> (Status, Option<String>) {
+    let (t, covered) = ts.for_resource(gr);
+    let writes_identity = t.write_key().provider == ProviderKind::Identity;
+    if env.provider == ProviderKind::Identity {
+        if !looks_like_object(obj.value) {
+            let what = if obj.value.is_empty() {
+                "empty value"
+            } else {
+                "not a Kubernetes object (truncated or garbage)"
+            };
+            return (Status::Malformed, Some(what.to_string()));
+        }
+        if writes_identity {
+            return (Status::Current, None);
+        }
+        let detail = if t.reads_plaintext() {
+            format!(
+                "stored in plaintext; the config writes {} for {gr}: rewrite it",
+                t.write_key()
+            )
+        } else {
+            format!("stored in plaintext and the config for {gr} has no identity provider: kube-apiserver cannot read it; add `- identity: {{}}` last, then rewrite")
+        };
+        return (Status::Plaintext, Some(detail));
+    }
+    match t.read(obj.value, obj.key, ReadMode::Checked) {
+        Ok(r) if r.stale => (
+            Status::Stale,
+            Some(format!("read with {}, but {} writes {}: rewrite it", r.by, gr, t.write_key())),
+        ),
+        Ok(_) => (Status::Current, None),
+        Err(ReadError::NoMatchingProvider { .. }) if !covered => (
+            Status::UnknownKey,
+            Some(format!("encrypted, but the config does not cover {gr} (kube-apiserver reads it with identity and fails)")),
+        ),
+        Err(e @ ReadError::NoMatchingProvider { .. }) => (Status::UnknownKey, Some(e.to_string())),
+        Err(ReadError::AllFailed { attempts }) => {
+            // KMS values cannot be decrypted here: classify by the matching
+            // plugin's position, and say that it was not verified.
+            let kms_only = attempts
+                .iter()
+                .all(|a| matches!(a.error, AttemptError::Decrypt(DecryptError::KmsUnsupported(_))));
+            if kms_only {
+                if let Some(a) = attempts.first() {
+                    let note = "not decrypted: KMS values need the plugin".to_string();
+                    return if a.by.provider_index == 0 {
+                        (Status::Current, Some(note))
+                    } else {
+                        (Status::Stale, Some(format!("{note}; read by {}, which is not the write provider", a.by)))
+                    };
+                }
+            }
+            (Status::Undecryptable, Some(ReadError::AllFailed { attempts }.to_string()))
+        }
+    }
+}
+
+/// Counts for the JSON `summary` and the table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Objects audited.
+    pub objects: u64,
+    /// Count by status name.
+    pub by_status: BTreeMap<Status, u64>,
+    /// Count by resource.
+    pub by_resource: BTreeMap<String, u64>,
+    /// Count by (resource, provider, key name, status), for the table.
+    pub cells: BTreeMap<(String, &'static str, Option<String>, Status), u64>,
+}
+
+impl Summary {
+    /// Count one report.
+    pub fn add(&mut self, r: &ObjectReport) {
+        self.objects += 1;
+        *self.by_status.entry(r.status).or_default() += 1;
+        *self.by_resource.entry(r.resource.clone()).or_default() += 1;
+        *self
+            .cells
+            .entry((r.resource.clone(), r.provider, r.key_name.clone(), r.status))
+            .or_default() += 1;
+    }
+
+    /// Merge another summary (from another thread or page).
+    pub fn merge(&mut self, other: Summary) {
+        self.objects += other.objects;
+        for (k, v) in other.by_status {
+            *self.by_status.entry(k).or_default() += v;
+        }
+        for (k, v) in other.by_resource {
+            *self.by_resource.entry(k).or_default() += v;
+        }
+        for (k, v) in other.cells {
+            *self.cells.entry(k).or_default() += v;
+        }
+    }
+
+    /// The JSON `summary` object: `{"objects", "by_status", "by_resource"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "objects": self.objects,
+            "by_status": self.by_status.iter().map(|(k, v)| (k.name().to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            "by_resource": self.by_resource,
+        })
+    }
+
+    /// Whether the audit found anything that needs action. With a config: any
+    /// status but `current`; without: any plaintext Secret (`plaintext_secrets`).
+    pub fn needs_action(&self, with_config: bool) -> bool {
+        if with_config {
+            self.by_status
+                .iter()
+                .any(|(s, n)| *n > 0 && s.needs_action())
+        } else {
+            self.cells
+                .iter()
+                .any(|((res, _, _, st), n)| *n > 0 && res == "secrets" && *st == Status::Plaintext)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EncryptionConfiguration;
+    use crate::transformer::Transformer;
+
+    const OBJ: &[u8] = b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret";
+
+    fn cfg(yaml_providers: &str) -> EncryptionConfiguration {
+        EncryptionConfiguration::from_yaml_str(&format!(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n{yaml_providers}"
+        ))
+        .unwrap()
+    }
+
+    const K1: &str = "      - aescbc: {keys: [{name: k1, secret: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=}]}\n";
+    const K2_K1: &str = "      - aescbc: {keys: [{name: k2, secret: AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=}, {name: k1, secret: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=}]}\n";
+    const K1_WRONG: &str = "      - aescbc: {keys: [{name: k1, secret: CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=}]}\n";
+    const ID: &str = "      - identity: {}\n";
+
+    fn status(c: &EncryptionConfiguration, key: &[u8], value: &[u8]) -> Status {
+        let ts = Transformers::new(c).unwrap();
+        let a = Auditor::new(Some(&ts), AuditOptions::default());
+        a.classify(&StoredObject {
+            key,
+            value,
+            mod_revision: 5,
+        })
+        .unwrap()
+        .status
+    }
+
+    fn encrypt(c: &EncryptionConfiguration, key: &[u8]) -> Vec<u8> {
+        Transformer::from_providers(&c.resources[0].providers)
+            .unwrap()
+            .write(OBJ, key)
+            .unwrap()
+    }
+
+    #[test]
+    fn every_status() {
+        let key: &[u8] = b"/registry/secrets/ns/a";
+        let k1 = cfg(&format!("{K1}{ID}"));
+        let rotated = cfg(&format!("{K2_K1}{ID}"));
+        let stored_k1 = encrypt(&k1, key);
+        assert_eq!(status(&k1, key, &stored_k1), Status::Current);
+        assert_eq!(status(&rotated, key, &stored_k1), Status::Stale);
+        assert_eq!(status(&k1, key, OBJ), Status::Plaintext);
+        assert_eq!(status(&cfg(K1), key, OBJ), Status::Plaintext);
+        assert_eq!(
+            status(&cfg(&format!("{ID}{K1}")), key, OBJ),
+            Status::Current
+        );
+        assert_eq!(
+            status(&cfg(&format!("{ID}{K1}")), key, &stored_k1),
+            Status::Stale
+        );
+        let stored_k2 = encrypt(&rotated, key);
+        assert_eq!(status(&k1, key, &stored_k2), Status::UnknownKey);
+        assert_eq!(
+            status(&cfg(K1_WRONG), key, &stored_k1),
+            Status::Undecryptable
+        );
+        let mut corrupt = stored_k1.clone();
+        let n = corrupt.len();
+        corrupt.truncate(n - 3);
+        assert_eq!(status(&k1, key, &corrupt), Status::Undecryptable);
+        assert_eq!(status(&k1, key, b"garbage"), Status::Malformed);
+        assert_eq!(status(&k1, key, b""), Status::Malformed);
+        // Not covered by the config: plaintext is current, encrypted cannot be read.
+        let cm: &[u8] = b"/registry/configmaps/ns/a";
+        assert_eq!(status(&k1, cm, OBJ), Status::Current);
+        assert_eq!(status(&k1, cm, &stored_k1), Status::UnknownKey);
+    }
+
+    #[test]
+    fn without_config_and_filters() {
+        let a = Auditor::new(
+            None,
+            AuditOptions {
+                prefix: "/registry".into(),
+                resources: Some(vec![GroupResource::new("", "secrets")]),
+            },
+        );
+        let r = a
+            .classify(&StoredObject {
+                key: b"/registry/secrets/ns/a",
+                value: OBJ,
+                mod_revision: 1,
+            })
+            .unwrap();
+        assert_eq!(
+            (
+                r.status,
+                r.provider,
+                r.namespace.as_deref(),
+                r.name.as_str()
+            ),
+            (Status::Plaintext, "identity", Some("ns"), "a")
+        );
+        let r = a
+            .classify(&StoredObject {
+                key: b"/registry/secrets/ns/a",
+                value: b"k8s:enc:aesgcm:v1:g:xxxx",
+                mod_revision: 1,
+            })
+            .unwrap();
+        assert_eq!(
+            (r.status, r.key_name.as_deref()),
+            (Status::Encrypted, Some("g"))
+        );
+        assert!(a
+            .classify(&StoredObject {
+                key: b"/registry/configmaps/ns/a",
+                value: OBJ,
+                mod_revision: 1
+            })
+            .is_none());
+        assert!(a
+            .classify(&StoredObject {
+                key: b"compact_rev_key",
+                value: b"",
+                mod_revision: 1
+            })
+            .is_none());
+        let mut s = Summary::default();
+        s.add(&r);
+        assert!(!s.needs_action(false));
+        s.add(&ObjectReport {
+            status: Status::Plaintext,
+            ..r.clone()
+        });
+        assert!(s.needs_action(false));
+        assert_eq!(s.to_json()["by_status"]["plaintext"], 1);
+    }
+}
