@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod dump;
 pub mod envelope;
 pub mod etcd_key;
 pub mod fsutil;
