@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn streamed_list_equals_built_list() {
-        let items = vec![
+        let items = [
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": "n"}, "data": {"k": "dg=="}}),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"x": "line1\nline2\n"}}),
         ];
