@@ -1,11 +1,13 @@
 //! atrest: read and write Kubernetes encryption-at-rest envelopes exactly as kube-apiserver does.
 //!
-//! Data flows one way: a source (an etcd snapshot or a live etcd) yields stored
-//! values; [`envelope`] and [`transformer`] classify and decrypt them with the
-//! keys of an [`config::EncryptionConfiguration`]; [`kube`] decodes the objects;
-//! reports and writers consume the result.
+//! Data flows one way: a source ([`snapshot`] of an etcd db file read through
+//! [`bolt`] and [`mvcc`], or a live etcd) yields stored values; [`envelope`] and
+//! [`transformer`] classify and decrypt them with the keys of an
+//! [`config::EncryptionConfiguration`]; [`kube`] decodes the objects; [`audit`]
+//! reports and [`dump`] recovers them.
 
 pub mod audit;
+pub mod bolt;
 pub mod config;
 pub mod dump;
 pub mod envelope;
@@ -13,4 +15,6 @@ pub mod etcd_key;
 pub mod fsutil;
 pub mod key;
 pub mod kube;
+pub mod mvcc;
+pub mod snapshot;
 pub mod transformer;

@@ -1,0 +1,487 @@
+//! etcd's MVCC keyspace as stored in its bolt file: every revision of every key.
+//!
+//! Formats from `etcd-io/etcd`:
+//! - `server/storage/schema/bucket.go`: buckets `key` and `meta`; meta keys
+//!   `consistent_index`, `term`, `scheduledCompactRev`, `finishedCompactRev`.
+//! - `server/storage/mvcc/revision.go`: a `key` bucket key is the revision,
+//!   8-byte big-endian main ‖ `_` ‖ 8-byte big-endian sub (17 bytes), with a
+//!   trailing `t` (18 bytes) when the revision is a tombstone (a delete).
+//! - `api/mvccpb/kv.proto`: the value is a `KeyValue` message {key = 1 bytes,
+//!   create_revision = 2, mod_revision = 3, version = 4 (int64 varints),
+//!   value = 5 bytes, lease = 6 int64}.
+//!
+//! The live value of a key at revision `R` is its record with the highest revision
+//! `<= R`, unless that record is a tombstone. Compaction removes history below the
+//! compacted revision, so views below it cannot be reconstructed.
+
+use crate::bolt::{BoltError, BoltFile, BucketIter, Entry};
+use crate::snapshot::hex;
+use std::collections::HashMap;
+
+/// Bucket holding every revision (`schema.Key`).
+pub const KEY_BUCKET: &[u8] = b"key";
+/// Bucket holding etcd's own bookkeeping (`schema.Meta`).
+pub const META_BUCKET: &[u8] = b"meta";
+/// Raft index of the last applied entry, u64 big-endian (`MetaConsistentIndexKeyName`).
+pub const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
+/// Raft term of that entry, u64 big-endian, etcd 3.5+ (`MetaTermKeyName`).
+pub const TERM_KEY: &[u8] = b"term";
+/// Revision a compaction was requested at, as a revision key (`ScheduledCompactKeyName`).
+pub const SCHEDULED_COMPACT_KEY: &[u8] = b"scheduledCompactRev";
+/// Revision of the last completed compaction, as a revision key (`FinishedCompactKeyName`).
+pub const FINISHED_COMPACT_KEY: &[u8] = b"finishedCompactRev";
+/// Length of a revision key (`revBytesLen`).
+pub const REVISION_KEY_LEN: usize = 17;
+/// Length of a tombstone revision key (`markedRevBytesLen`).
+pub const TOMBSTONE_KEY_LEN: usize = 18;
+/// Separator between main and sub revision in a revision key.
+pub const REVISION_SEPARATOR: u8 = b'_';
+/// Trailing mark of a tombstone revision key (`markTombstone`).
+pub const TOMBSTONE_MARK: u8 = b't';
+
+/// A revision: `main` is the cluster-wide revision of a transaction, `sub` the
+/// index of the change inside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Revision {
+    pub main: i64,
+    pub sub: i64,
+}
+
+impl Revision {
+    /// Parse a `key` bucket key: the revision and whether it marks a tombstone.
+    pub fn from_key(bytes: &[u8]) -> Option<(Revision, bool)> {
+        let tombstone = match bytes.len() {
+            REVISION_KEY_LEN => false,
+            TOMBSTONE_KEY_LEN if bytes[REVISION_KEY_LEN] == TOMBSTONE_MARK => true,
+            _ => return None,
+        };
+        if bytes[8] != REVISION_SEPARATOR {
+            return None;
+        }
+        let main = i64::from_be_bytes(bytes[..8].try_into().ok()?);
+        let sub = i64::from_be_bytes(bytes[9..17].try_into().ok()?);
+        if main < 0 || sub < 0 {
+            return None;
+        }
+        Some((Revision { main, sub }, tombstone))
+    }
+
+    /// The 17-byte `key` bucket key of this revision (without tombstone mark).
+    pub fn to_key(&self) -> [u8; REVISION_KEY_LEN] {
+        let mut out = [0u8; REVISION_KEY_LEN];
+        out[..8].copy_from_slice(&self.main.to_be_bytes());
+        out[8] = REVISION_SEPARATOR;
+        out[9..].copy_from_slice(&self.sub.to_be_bytes());
+        out
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.main, self.sub)
+    }
+}
+
+/// An `mvccpb.KeyValue`, borrowing `key` and `value` from the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KeyValue<'a> {
+    pub key: &'a [u8],
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    pub version: i64,
+    pub value: &'a [u8],
+    pub lease: i64,
+}
+
+/// Why bytes are not a valid `mvccpb.KeyValue`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KvDecodeError {
+    #[error("truncated varint at byte {offset}")]
+    TruncatedVarint { offset: usize },
+    #[error("varint longer than 10 bytes or over 64 bits at byte {offset}")]
+    VarintOverflow { offset: usize },
+    #[error("field number 0 at byte {offset}")]
+    FieldZero { offset: usize },
+    #[error("field {field} has wire type {wire_type} at byte {offset}, expected {expected}")]
+    WrongWireType {
+        field: u64,
+        wire_type: u8,
+        expected: u8,
+        offset: usize,
+    },
+    #[error("unsupported wire type {wire_type} at byte {offset}")]
+    BadWireType { wire_type: u8, offset: usize },
+    #[error("field {field} at byte {offset} claims {len} bytes, past the end of the message")]
+    LengthOutOfBounds { field: u64, offset: usize, len: u64 },
+}
+
+const WIRE_VARINT: u8 = 0;
+const WIRE_FIXED64: u8 = 1;
+const WIRE_BYTES: u8 = 2;
+const WIRE_FIXED32: u8 = 5;
+
+struct ProtoReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> ProtoReader<'a> {
+    fn varint(&mut self) -> Result<u64, KvDecodeError> {
+        let start = self.pos;
+        let mut value = 0u64;
+        for i in 0..10 {
+            let byte = *self
+                .buf
+                .get(self.pos)
+                .ok_or(KvDecodeError::TruncatedVarint { offset: start })?;
+            self.pos += 1;
+            if i == 9 && byte > 1 {
+                return Err(KvDecodeError::VarintOverflow { offset: start });
+            }
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(KvDecodeError::VarintOverflow { offset: start })
+    }
+
+    fn take(&mut self, field: u64, len: u64) -> Result<&'a [u8], KvDecodeError> {
+        let start = self.pos;
+        let out_of_bounds = KvDecodeError::LengthOutOfBounds {
+            field,
+            offset: start,
+            len,
+        };
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(out_of_bounds)?;
+        self.pos = end;
+        Ok(&self.buf[start..end])
+    }
+}
+
+impl<'a> KeyValue<'a> {
+    /// Decode protobuf bytes. Unknown fields are skipped; a repeated field keeps
+    /// its last value, as proto3 decoders do.
+    pub fn decode(bytes: &'a [u8]) -> Result<KeyValue<'a>, KvDecodeError> {
+        let mut r = ProtoReader { buf: bytes, pos: 0 };
+        let mut kv = KeyValue::default();
+        while r.pos < bytes.len() {
+            let tag_at = r.pos;
+            let tag = r.varint()?;
+            let field = tag >> 3;
+            let wire_type = (tag & 7) as u8;
+            if field == 0 {
+                return Err(KvDecodeError::FieldZero { offset: tag_at });
+            }
+            let expected = match field {
+                1 | 5 => Some(WIRE_BYTES),
+                2 | 3 | 4 | 6 => Some(WIRE_VARINT),
+                _ => None,
+            };
+            if let Some(expected) = expected {
+                if wire_type != expected {
+                    return Err(KvDecodeError::WrongWireType {
+                        field,
+                        wire_type,
+                        expected,
+                        offset: tag_at,
+                    });
+                }
+            }
+            match wire_type {
+                WIRE_VARINT => {
+                    // int64 fields are two's complement in a 64-bit varint.
+                    let v = r.varint()? as i64;
+                    match field {
+                        2 => kv.create_revision = v,
+                        3 => kv.mod_revision = v,
+                        4 => kv.version = v,
+                        6 => kv.lease = v,
+                        _ => {}
+                    }
+                }
+                WIRE_BYTES => {
+                    let len = r.varint()?;
+                    let data = r.take(field, len)?;
+                    match field {
+                        1 => kv.key = data,
+                        5 => kv.value = data,
+                        _ => {}
+                    }
+                }
+                WIRE_FIXED64 => {
+                    r.take(field, 8)?;
+                }
+                WIRE_FIXED32 => {
+                    r.take(field, 4)?;
+                }
+                other => {
+                    return Err(KvDecodeError::BadWireType {
+                        wire_type: other,
+                        offset: tag_at,
+                    })
+                }
+            }
+        }
+        Ok(kv)
+    }
+}
+
+/// Everything that can go wrong reading etcd's keyspace from a bolt file.
+#[derive(Debug, thiserror::Error)]
+pub enum MvccError {
+    #[error(transparent)]
+    Bolt(#[from] BoltError),
+    #[error("the file has no `key` bucket: it is a bolt file but not an etcd db or snapshot")]
+    NoKeyBucket,
+    #[error("`key` bucket entry {key_hex} is a nested bucket; etcd stores only revisions there")]
+    NestedBucket { key_hex: String },
+    #[error("`key` bucket key {key_hex} is not an etcd revision (8-byte main, `_`, 8-byte sub, optional `t`)")]
+    BadRevisionKey { key_hex: String },
+    #[error("revision {revision}: value is not an mvccpb.KeyValue: {source}")]
+    BadKeyValue {
+        revision: Revision,
+        #[source]
+        source: KvDecodeError,
+    },
+    #[error("`meta` bucket entry {name} is malformed ({len} bytes)")]
+    BadMetaValue { name: &'static str, len: usize },
+    #[error("revision {requested} is not valid: revisions start at 1")]
+    InvalidRevision { requested: i64 },
+    #[error(
+        "revision {requested} has been compacted (history before revision {compacted} is gone); \
+         choose a revision of at least {compacted}, or use an older backup"
+    )]
+    Compacted { requested: i64, compacted: i64 },
+    #[error("revision {requested} is in the future: the latest revision in this file is {latest}")]
+    FutureRevision { requested: i64, latest: i64 },
+}
+
+/// One stored revision of one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MvccRecord<'a> {
+    pub revision: Revision,
+    /// The key was deleted at this revision (`kv` then holds only the key).
+    pub tombstone: bool,
+    pub kv: KeyValue<'a>,
+}
+
+/// A revision key, its tombstone mark and the undecoded `KeyValue` bytes.
+type RawRecord<'a> = (Revision, bool, &'a [u8]);
+
+/// Iterator over every stored revision, in revision order.
+pub struct Records<'a> {
+    iter: BucketIter<'a>,
+    failed: bool,
+}
+
+impl<'a> Records<'a> {
+    /// The next revision key and its undecoded value.
+    fn next_raw(&mut self) -> Option<Result<RawRecord<'a>, MvccError>> {
+        if self.failed {
+            return None;
+        }
+        let item = self.iter.next()?;
+        let out = item.map_err(MvccError::from).and_then(|(key, entry)| {
+            let Entry::Value(value) = entry else {
+                return Err(MvccError::NestedBucket { key_hex: hex(key) });
+            };
+            let (revision, tombstone) = Revision::from_key(key)
+                .ok_or_else(|| MvccError::BadRevisionKey { key_hex: hex(key) })?;
+            Ok((revision, tombstone, value))
+        });
+        self.failed = out.is_err();
+        Some(out)
+    }
+}
+
+fn decode_record(
+    (revision, tombstone, value): (Revision, bool, &[u8]),
+) -> Result<MvccRecord<'_>, MvccError> {
+    let kv =
+        KeyValue::decode(value).map_err(|source| MvccError::BadKeyValue { revision, source })?;
+    Ok(MvccRecord {
+        revision,
+        tombstone,
+        kv,
+    })
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<MvccRecord<'a>, MvccError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let out = self.next_raw()?.and_then(decode_record);
+        self.failed = out.is_err();
+        Some(out)
+    }
+}
+
+/// Every stored revision in revision order (tombstones included).
+pub fn records(file: &BoltFile) -> Result<Records<'_>, MvccError> {
+    let bucket = file
+        .root()
+        .bucket(KEY_BUCKET)?
+        .ok_or(MvccError::NoKeyBucket)?;
+    Ok(Records {
+        iter: bucket.iter(),
+        failed: false,
+    })
+}
+
+/// etcd's bookkeeping from the `meta` bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetaInfo {
+    pub consistent_index: Option<u64>,
+    pub term: Option<u64>,
+    pub scheduled_compact_revision: Option<i64>,
+    pub finished_compact_revision: Option<i64>,
+}
+
+impl MetaInfo {
+    /// History below this revision is gone. etcd resumes an unfinished compaction
+    /// on start-up, so the scheduled revision counts too (`mvcc/kvstore.go` restore).
+    pub fn compacted_revision(&self) -> i64 {
+        self.scheduled_compact_revision
+            .max(self.finished_compact_revision)
+            .unwrap_or(0)
+    }
+}
+
+/// Read the `meta` bucket (absent → all `None`).
+pub fn meta_info(file: &BoltFile) -> Result<MetaInfo, MvccError> {
+    let mut info = MetaInfo::default();
+    let Some(meta) = file.root().bucket(META_BUCKET)? else {
+        return Ok(info);
+    };
+    let value = |name: &'static [u8]| -> Result<Option<&[u8]>, MvccError> {
+        Ok(match meta.get(name)? {
+            Some(Entry::Value(v)) => Some(v),
+            _ => None,
+        })
+    };
+    let bad = |name: &'static str, len| MvccError::BadMetaValue { name, len };
+    let be_u64 = |name: &'static str, v: &[u8]| -> Result<u64, MvccError> {
+        Ok(u64::from_be_bytes(
+            v.try_into().map_err(|_| bad(name, v.len()))?,
+        ))
+    };
+    let rev = |name: &'static str, v: &[u8]| -> Result<i64, MvccError> {
+        match Revision::from_key(v) {
+            Some((r, false)) => Ok(r.main),
+            _ => Err(bad(name, v.len())),
+        }
+    };
+    if let Some(v) = value(CONSISTENT_INDEX_KEY)? {
+        info.consistent_index = Some(be_u64("consistent_index", v)?);
+    }
+    if let Some(v) = value(TERM_KEY)? {
+        info.term = Some(be_u64("term", v)?);
+    }
+    if let Some(v) = value(SCHEDULED_COMPACT_KEY)? {
+        info.scheduled_compact_revision = Some(rev("scheduledCompactRev", v)?);
+    }
+    if let Some(v) = value(FINISHED_COMPACT_KEY)? {
+        info.finished_compact_revision = Some(rev("finishedCompactRev", v)?);
+    }
+    Ok(info)
+}
+
+/// The live value of one key in a [`LiveView`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveEntry<'a> {
+    pub key: &'a [u8],
+    pub kv: KeyValue<'a>,
+    /// Revision of the record holding this value (`kv.mod_revision` in a sound file).
+    pub revision: Revision,
+}
+
+/// Every live key at one revision, sorted by key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveView<'a> {
+    /// The revision viewed.
+    pub revision: i64,
+    /// The latest revision in the file.
+    pub latest_revision: i64,
+    /// History below this revision has been compacted away.
+    pub compacted_revision: i64,
+    pub entries: Vec<LiveEntry<'a>>,
+}
+
+impl<'a> LiveView<'a> {
+    /// Build the view at revision `at` (`None`: the latest) in one pass over the
+    /// `key` bucket. Records above `at` are not decoded.
+    pub fn build(file: &'a BoltFile, at: Option<i64>) -> Result<LiveView<'a>, MvccError> {
+        let compacted = meta_info(file)?.compacted_revision();
+        if let Some(requested) = at {
+            if requested <= 0 {
+                return Err(MvccError::InvalidRevision { requested });
+            }
+            if requested < compacted {
+                return Err(MvccError::Compacted {
+                    requested,
+                    compacted,
+                });
+            }
+        }
+        let limit = at.unwrap_or(i64::MAX);
+        let mut latest: HashMap<&'a [u8], MvccRecord<'a>> = HashMap::new();
+        let mut last_main = 0;
+        let mut raw = records(file)?;
+        while let Some(item) = raw.next_raw() {
+            let item = item?;
+            last_main = item.0.main;
+            if item.0.main > limit {
+                continue;
+            }
+            let record = decode_record(item)?;
+            latest.insert(record.kv.key, record);
+        }
+        let latest_revision = last_main.max(compacted);
+        if let Some(requested) = at {
+            if requested > latest_revision {
+                return Err(MvccError::FutureRevision {
+                    requested,
+                    latest: latest_revision,
+                });
+            }
+        }
+        let mut entries: Vec<LiveEntry<'a>> = latest
+            .into_values()
+            .filter(|r| !r.tombstone)
+            .map(|r| LiveEntry {
+                key: r.kv.key,
+                kv: r.kv,
+                revision: r.revision,
+            })
+            .collect();
+        entries.sort_unstable_by(|a, b| a.key.cmp(b.key));
+        Ok(LiveView {
+            revision: at.unwrap_or(latest_revision),
+            latest_revision,
+            compacted_revision: compacted,
+            entries,
+        })
+    }
+}
+
+/// Live keys at revision `at` (`None`: the latest), sorted by key.
+pub fn live_keys(file: &BoltFile, at: Option<i64>) -> Result<Vec<LiveEntry<'_>>, MvccError> {
+    LiveView::build(file, at).map(|view| view.entries)
+}
+
+/// The latest revision: the newest stored revision, or the compacted revision if
+/// compaction removed everything after it (a trailing delete).
+pub fn latest_revision(file: &BoltFile) -> Result<i64, MvccError> {
+    let compacted = meta_info(file)?.compacted_revision();
+    let mut last_main = 0;
+    let mut raw = records(file)?;
+    while let Some(item) = raw.next_raw() {
+        last_main = item?.0.main;
+    }
+    Ok(last_main.max(compacted))
+}

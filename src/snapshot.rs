@@ -1,0 +1,174 @@
+//! etcd db and snapshot files: a bolt file, optionally followed by a sha256 trailer.
+//!
+//! `etcdctl snapshot save` writes the bolt bytes and then their sha256; a file has
+//! the trailer when `size % 512 == 32` (`etcd-io/etcd` `etcdutl/snapshot/v3_snapshot.go`,
+//! `Restore`/`saveDB`: bolt files are whole pages, so a bare db is a multiple of 512).
+//! A `member/snap/db` copied from a data directory has no trailer.
+
+use crate::bolt::{map_read_only, BoltError, BoltFile, MetaProblem};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Length of the sha256 trailer.
+pub const HASH_TRAILER_LEN: usize = 32;
+/// A file whose size is `HASH_TRAILER_MODULUS * n + HASH_TRAILER_LEN` has a trailer.
+pub const HASH_TRAILER_MODULUS: usize = 512;
+
+/// How to open a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// Do not verify the sha256 trailer (read a damaged backup as far as it goes).
+    pub skip_hash_check: bool,
+}
+
+/// What went wrong opening an etcd snapshot or db file.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: BoltError,
+    },
+    #[error("{path} is not an etcd snapshot or db file: {reason}")]
+    NotBolt { path: PathBuf, reason: String },
+    #[error(
+        "{path}: the sha256 trailer does not match the contents (trailer {expected}, \
+         contents {actual}); the backup is damaged. Use --skip-hash-check to read a \
+         damaged backup as far as it goes"
+    )]
+    HashMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{path} is damaged: {source}. If this is a copy, try another backup or the member's db file")]
+    Damaged {
+        path: PathBuf,
+        #[source]
+        source: BoltError,
+    },
+}
+
+/// State of the sha256 trailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashCheck {
+    /// No trailer (a raw `member/snap/db`).
+    NoTrailer,
+    /// Trailer present and matches.
+    Verified,
+    /// Trailer present, not checked (`skip_hash_check`).
+    Skipped,
+}
+
+/// An opened etcd snapshot or db file.
+#[derive(Debug)]
+pub struct Snapshot {
+    path: PathBuf,
+    bolt: BoltFile,
+    hash: HashCheck,
+}
+
+impl Snapshot {
+    /// Open `path` read-only, verifying the sha256 trailer if there is one.
+    pub fn open(path: &Path, options: SnapshotOptions) -> Result<Snapshot, SnapshotError> {
+        let mmap = map_read_only(path).map_err(|e| classify(path, e))?;
+        let (bolt_len, hash) = verify_trailer(path, &mmap, options)?;
+        let bolt = BoltFile::from_mmap_prefix(mmap, bolt_len).map_err(|e| classify(path, e))?;
+        Ok(Snapshot {
+            path: path.to_owned(),
+            bolt,
+            hash,
+        })
+    }
+
+    /// Open snapshot bytes held in memory; `label` names them in errors.
+    pub fn from_bytes(
+        label: &Path,
+        mut bytes: Vec<u8>,
+        options: SnapshotOptions,
+    ) -> Result<Snapshot, SnapshotError> {
+        let (bolt_len, hash) = verify_trailer(label, &bytes, options)?;
+        bytes.truncate(bolt_len);
+        let bolt = BoltFile::from_bytes(bytes).map_err(|e| classify(label, e))?;
+        Ok(Snapshot {
+            path: label.to_owned(),
+            bolt,
+            hash,
+        })
+    }
+
+    /// The bolt file (without the trailer).
+    pub fn bolt(&self) -> &BoltFile {
+        &self.bolt
+    }
+
+    /// Where the snapshot was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True for `etcdctl snapshot save` output (a sha256 trailer follows the bolt bytes).
+    pub fn has_hash_trailer(&self) -> bool {
+        self.hash != HashCheck::NoTrailer
+    }
+
+    /// Whether the trailer was verified.
+    pub fn hash_check(&self) -> HashCheck {
+        self.hash
+    }
+}
+
+/// True when a file of `len` bytes carries a sha256 trailer.
+pub fn has_hash_trailer(len: usize) -> bool {
+    len >= HASH_TRAILER_LEN && len % HASH_TRAILER_MODULUS == HASH_TRAILER_LEN
+}
+
+fn verify_trailer(
+    path: &Path,
+    bytes: &[u8],
+    options: SnapshotOptions,
+) -> Result<(usize, HashCheck), SnapshotError> {
+    if !has_hash_trailer(bytes.len()) {
+        return Ok((bytes.len(), HashCheck::NoTrailer));
+    }
+    let bolt_len = bytes.len() - HASH_TRAILER_LEN;
+    if options.skip_hash_check {
+        return Ok((bolt_len, HashCheck::Skipped));
+    }
+    let (body, trailer) = bytes.split_at(bolt_len);
+    let actual = Sha256::digest(body);
+    if actual.as_slice() != trailer {
+        return Err(SnapshotError::HashMismatch {
+            path: path.to_owned(),
+            expected: hex(trailer),
+            actual: hex(&actual),
+        });
+    }
+    Ok((bolt_len, HashCheck::Verified))
+}
+
+fn classify(path: &Path, err: BoltError) -> SnapshotError {
+    let path = path.to_owned();
+    let reason = match &err {
+        BoltError::Open { .. } | BoltError::Map { .. } => {
+            return SnapshotError::Io { path, source: err }
+        }
+        BoltError::Empty => "it is empty".to_owned(),
+        BoltError::TooShort { len, .. } => format!("it is only {len} bytes"),
+        BoltError::NotBolt(problem @ MetaProblem::BadMagic { .. }) => problem.to_string(),
+        _ => return SnapshotError::Damaged { path, source: err },
+    };
+    SnapshotError::NotBolt { path, reason }
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
