@@ -13,6 +13,7 @@ pub mod dump;
 pub mod envelope;
 pub mod etcd_key;
 pub mod fsutil;
+pub mod hygiene;
 pub mod key;
 pub mod kube;
 pub mod mvcc;

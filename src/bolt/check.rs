@@ -27,6 +27,11 @@ pub struct CheckReport {
 }
 
 pub(crate) fn check(file: &BoltFile) -> Result<CheckReport, BoltError> {
+    check_pages(file).map(|(report, _)| report)
+}
+
+/// Like [`check`], also returning the set of reachable page ids.
+pub(crate) fn check_pages(file: &BoltFile) -> Result<(CheckReport, HashSet<u64>), BoltError> {
     let mut seen: HashSet<u64> = HashSet::new();
     seen.insert(0);
     seen.insert(1);
@@ -51,7 +56,7 @@ pub(crate) fn check(file: &BoltFile) -> Result<CheckReport, BoltError> {
     walk(file.root(), &mut seen, &mut report)?;
     report.reachable_pages = seen.len() as u64;
     report.free_pages = meta.pgid.saturating_sub(report.reachable_pages);
-    Ok(report)
+    Ok((report, seen))
 }
 
 fn walk(

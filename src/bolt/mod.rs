@@ -283,6 +283,20 @@ impl BoltFile {
         check::check(self)
     }
 
+    /// Page ids that hold no live data: pages below the high-water mark that
+    /// nothing references (etcd keeps no freelist on disk), and the pages between
+    /// the high-water mark and the end of the file. Old values can survive there.
+    pub fn free_pages(&self) -> Result<Vec<u64>, BoltError> {
+        let (report, seen) = check::check_pages(self)?;
+        let page_size = u64::from(self.meta.page_size).max(1);
+        let total = self.bytes().len() as u64 / page_size;
+        let mut free: Vec<u64> = (0..report.high_water.min(total))
+            .filter(|id| !seen.contains(id))
+            .collect();
+        free.extend(report.high_water..total);
+        Ok(free)
+    }
+
     /// Load page `pgid`, referenced from `from`, and check it is a branch or leaf
     /// page that lies below the high-water mark and inside the file.
     pub(crate) fn page(&self, pgid: u64, from: Referrer) -> Result<Page<'_>, BoltError> {

@@ -1,9 +1,12 @@
 //! Command-line definitions (one place for every flag, its help and examples)
 //! and dispatch to the command modules.
 
+mod audit;
 mod crypt;
+mod dump;
 mod generate;
 mod output;
+mod progress;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +46,12 @@ enum Command {
     /// Decrypt a stored value (stdin) to exactly the bytes kube-apiserver would read (stdout).
     #[command(after_help = crypt::DECRYPT_EXAMPLES)]
     Decrypt(crypt::Args),
+    /// Classify every object of an etcd snapshot: plaintext, provider, key, readable or not.
+    #[command(after_help = audit::EXAMPLES)]
+    Audit(audit::Args),
+    /// Decrypt objects from an etcd snapshot back into Kubernetes manifests (break-glass).
+    #[command(after_help = dump::EXAMPLES)]
+    Dump(dump::Args),
 }
 
 /// How a command ended when it did not succeed.
@@ -71,6 +80,18 @@ impl Failure {
         }
     }
 
+    /// An output error: a closed pipe (`| head`) ends the command quietly, as
+    /// other Unix tools do; anything else is exit 2.
+    pub fn output(e: std::io::Error) -> Failure {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Failure {
+                code: 0,
+                message: String::new(),
+            };
+        }
+        Failure::usage(format!("cannot write output: {e}"))
+    }
+
     /// Exit 2: usage or I/O error.
     pub fn usage(message: impl fmt::Display) -> Failure {
         Failure {
@@ -91,6 +112,8 @@ pub fn run() -> ExitCode {
         Command::Validate(a) => validate::run(a),
         Command::Encrypt(a) => crypt::encrypt(a),
         Command::Decrypt(a) => crypt::decrypt(a),
+        Command::Audit(a) => audit::run(a),
+        Command::Dump(a) => dump::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

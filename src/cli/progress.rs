@@ -1,0 +1,38 @@
+//! Progress on long runs: a bar on stderr, only when stderr is a terminal.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+/// A progress bar that draws nothing unless stderr is a terminal.
+pub struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    /// A bar of `total` steps labelled `what`.
+    pub fn new(total: u64, what: &str) -> Progress {
+        if !std::io::stderr().is_terminal() || total < 10_000 {
+            return Progress(None);
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_string());
+        Progress(Some(bar))
+    }
+
+    /// Advance by `n`.
+    pub fn inc(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+
+    /// Remove the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
