@@ -1,0 +1,67 @@
+# Shared helpers for scripts that need a throw-away etcd on loopback.
+# Source it, then: ensure_etcd; start_etcd WORKDIR; ctl ...; (stop_etcd runs on EXIT).
+# Sets ETCD_ENDPOINT and ETCD_PID. Every port is set explicitly (never 2379/2380).
+
+ensure_etcd() {
+    if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server etcd-client >/dev/null
+    fi
+    export ETCDCTL_API=3
+}
+
+_port_free() { ! ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
+
+_pick_ports() {
+    local base
+    for _ in $(seq 1 100); do
+        base=$((24000 + (RANDOM % 1500) * 3))
+        if _port_free "$base" && _port_free $((base + 1)) && _port_free $((base + 2)); then
+            echo "$base"
+            return 0
+        fi
+    done
+    echo "no free loopback ports found" >&2
+    return 1
+}
+
+stop_etcd() {
+    if [ -n "${ETCD_PID:-}" ] && kill -0 "$ETCD_PID" 2>/dev/null; then
+        kill "$ETCD_PID"
+        wait "$ETCD_PID" 2>/dev/null || true
+    fi
+    ETCD_PID=""
+}
+
+start_etcd() {
+    local work="$1" base client peer metrics
+    base="$(_pick_ports)"
+    client="http://127.0.0.1:$base"
+    peer="http://127.0.0.1:$((base + 1))"
+    metrics="http://127.0.0.1:$((base + 2))"
+    etcd --name sample --data-dir "$work/data" \
+        --listen-client-urls "$client" --advertise-client-urls "$client" \
+        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+        --initial-cluster "sample=$peer" --listen-metrics-urls "$metrics" \
+        --logger=zap --log-outputs="$work/etcd.log" &
+    ETCD_PID=$!
+    ETCD_ENDPOINT="$client"
+    export ETCD_ENDPOINT
+    for _ in $(seq 1 400); do
+        if etcdctl --endpoints="$client" endpoint health >/dev/null 2>&1; then
+            return 0
+        fi
+        if ! kill -0 "$ETCD_PID" 2>/dev/null; then
+            cat "$work/etcd.log" >&2
+            echo "etcd exited during start-up" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "etcd did not become healthy" >&2
+    return 1
+}
+
+ctl() { etcdctl --endpoints="$ETCD_ENDPOINT" "$@"; }
