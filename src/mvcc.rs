@@ -485,3 +485,68 @@ pub fn latest_revision(file: &BoltFile) -> Result<i64, MvccError> {
     }
     Ok(last_main.max(compacted))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_decodes_all_fields_and_skips_unknown_ones() {
+        // key "k", create 2, mod 3, version 1, value "v\0", lease -1, unknown field 9 (fixed64).
+        let mut b = vec![0x0a, 1, b'k', 0x10, 2, 0x18, 3, 0x20, 1, 0x2a, 2, b'v', 0];
+        b.extend([
+            0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ]);
+        b.extend([0x49, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let kv = KeyValue::decode(&b).unwrap();
+        assert_eq!(
+            kv,
+            KeyValue {
+                key: b"k",
+                create_revision: 2,
+                mod_revision: 3,
+                version: 1,
+                value: b"v\0",
+                lease: -1,
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_key_values_are_errors() {
+        let cases: [(&[u8], &str); 5] = [
+            (&[0x0a, 5, b'k'], "past the end"),
+            (&[0x10], "truncated varint"),
+            (&[0x0a, 0x80], "truncated varint"),
+            (&[0x08, 1], "wire type 0"),
+            (&[0x00, 1], "field number 0"),
+        ];
+        for (bytes, want) in cases {
+            let err = KeyValue::decode(bytes).unwrap_err().to_string();
+            assert!(err.contains(want), "{bytes:?}: {err}");
+        }
+        let eleven = [
+            0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert!(matches!(
+            KeyValue::decode(&eleven),
+            Err(KvDecodeError::VarintOverflow { .. })
+        ));
+    }
+
+    #[test]
+    fn revision_keys_round_trip_and_mark_tombstones() {
+        let rev = Revision { main: 42, sub: 7 };
+        let key = rev.to_key();
+        assert_eq!(Revision::from_key(&key), Some((rev, false)));
+        let mut marked = key.to_vec();
+        marked.push(TOMBSTONE_MARK);
+        assert_eq!(Revision::from_key(&marked), Some((rev, true)));
+        marked[17] = b'x';
+        assert_eq!(Revision::from_key(&marked), None);
+        let mut bad = key;
+        bad[8] = b'-';
+        assert_eq!(Revision::from_key(&bad), None);
+        assert_eq!(Revision::from_key(b"compact_rev_key"), None);
+    }
+}

@@ -346,6 +346,9 @@ impl BoltFile {
 }
 
 /// Memory-map `path` read-only (`File::open` opens for reading only).
+///
+/// The map is populated up front: callers hash or walk nearly every page, and one
+/// bulk read-ahead is several times faster than faulting pages in one by one.
 pub(crate) fn map_read_only(path: &Path) -> Result<memmap2::Mmap, BoltError> {
     let file = File::open(path).map_err(|source| BoltError::Open {
         path: path.to_owned(),
@@ -365,7 +368,7 @@ pub(crate) fn map_read_only(path: &Path) -> Result<memmap2::Mmap, BoltError> {
     // are bounds-checked against its length. A concurrent writer can change the
     // bytes (not the length) under us, which at worst yields wrong data or a
     // reported error, the accepted trade-off of mapping database files.
-    unsafe { memmap2::Mmap::map(&file) }.map_err(|source| BoltError::Map {
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| BoltError::Map {
         path: path.to_owned(),
         source,
     })
