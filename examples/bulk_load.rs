@@ -67,18 +67,38 @@ fn post(conn: &mut BufReader<TcpStream>, host: &str, body: &[u8]) -> Result<(), 
     let mut status = String::new();
     conn.read_line(&mut status).map_err(|e| e.to_string())?;
     let mut len = 0usize;
+    let mut chunked = false;
     loop {
         let mut line = String::new();
         conn.read_line(&mut line).map_err(|e| e.to_string())?;
         if line == "\r\n" || line.is_empty() {
             break;
         }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
             len = v.trim().parse().unwrap_or(0);
         }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
     }
-    let mut resp = vec![0u8; len];
-    conn.read_exact(&mut resp).map_err(|e| e.to_string())?;
+    let mut resp = Vec::new();
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            conn.read_line(&mut size_line).map_err(|e| e.to_string())?;
+            let n = usize::from_str_radix(size_line.trim(), 16).map_err(|e| e.to_string())?;
+            let mut chunk = vec![0u8; n + 2];
+            conn.read_exact(&mut chunk).map_err(|e| e.to_string())?;
+            resp.extend_from_slice(&chunk[..n]);
+            if n == 0 {
+                break;
+            }
+        }
+    } else {
+        resp.resize(len, 0);
+        conn.read_exact(&mut resp).map_err(|e| e.to_string())?;
+    }
     if !status.contains(" 200") {
         return Err(format!("{status}: {}", String::from_utf8_lossy(&resp)));
     }
@@ -87,7 +107,12 @@ fn post(conn: &mut BufReader<TcpStream>, host: &str, body: &[u8]) -> Result<(), 
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let get = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let endpoint = get("--endpoint").expect("--endpoint http://HOST:PORT");
     let count: usize = get("--count").map_or(100_000, |v| v.parse().expect("--count N"));
     let size: usize = get("--size").map_or(2048, |v| v.parse().expect("--size BYTES"));
@@ -97,7 +122,10 @@ fn main() {
         let loaded = EncryptionConfiguration::load(std::path::Path::new(&p)).expect("config");
         Transformers::new(&loaded.config).expect("keys")
     });
-    let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let host = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let stream = TcpStream::connect(&host).expect("connect to etcd");
     stream.set_nodelay(true).ok();
     let mut conn = BufReader::new(stream);
@@ -121,7 +149,11 @@ fn main() {
             }
             let obj = secret(&ns, &name, b64.encode(&raw).as_bytes());
             let value = match (&ts, plaintext) {
-                (Some(ts), false) => ts.for_resource(&gr).0.write(&obj, key.as_bytes()).expect("encrypt"),
+                (Some(ts), false) => ts
+                    .for_resource(&gr)
+                    .0
+                    .write(&obj, key.as_bytes())
+                    .expect("encrypt"),
                 _ => obj,
             };
             puts.push(serde_json::json!({"requestPut": {"key": b64.encode(&key), "value": b64.encode(&value)}}));
@@ -132,5 +164,8 @@ fn main() {
             std::process::exit(1);
         }
     }
-    eprintln!("loaded {count} Secrets of ~{size} bytes in {:.1}s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {count} Secrets of ~{size} bytes in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
 }

@@ -19,6 +19,9 @@ pub const HASH_TRAILER_MODULUS: usize = 512;
 pub struct SnapshotOptions {
     /// Do not verify the sha256 trailer (read a damaged backup as far as it goes).
     pub skip_hash_check: bool,
+    /// Open without hashing; the caller runs [`Snapshot::verify_hash`] itself,
+    /// typically on another thread while it reads (and before it outputs anything).
+    pub defer_hash_check: bool,
 }
 
 /// What went wrong opening an etcd snapshot or db file.
@@ -57,6 +60,8 @@ pub enum HashCheck {
     NoTrailer,
     /// Trailer present and matches.
     Verified,
+    /// Trailer present, to be checked with [`Snapshot::verify_hash`] (`defer_hash_check`).
+    Pending,
     /// Trailer present, not checked (`skip_hash_check`).
     Skipped,
 }
@@ -67,6 +72,8 @@ pub struct Snapshot {
     path: PathBuf,
     bolt: BoltFile,
     hash: HashCheck,
+    /// The sha256 trailer, kept for a deferred check.
+    trailer: Option<[u8; HASH_TRAILER_LEN]>,
 }
 
 impl Snapshot {
@@ -74,11 +81,13 @@ impl Snapshot {
     pub fn open(path: &Path, options: SnapshotOptions) -> Result<Snapshot, SnapshotError> {
         let mmap = map_read_only(path).map_err(|e| classify(path, e))?;
         let (bolt_len, hash) = verify_trailer(path, &mmap, options)?;
+        let trailer = trailer_of(&mmap, hash);
         let bolt = BoltFile::from_mmap_prefix(mmap, bolt_len).map_err(|e| classify(path, e))?;
         Ok(Snapshot {
             path: path.to_owned(),
             bolt,
             hash,
+            trailer,
         })
     }
 
@@ -89,12 +98,14 @@ impl Snapshot {
         options: SnapshotOptions,
     ) -> Result<Snapshot, SnapshotError> {
         let (bolt_len, hash) = verify_trailer(label, &bytes, options)?;
+        let trailer = trailer_of(&bytes, hash);
         bytes.truncate(bolt_len);
         let bolt = BoltFile::from_bytes(bytes).map_err(|e| classify(label, e))?;
         Ok(Snapshot {
             path: label.to_owned(),
             bolt,
             hash,
+            trailer,
         })
     }
 
@@ -117,6 +128,40 @@ impl Snapshot {
     pub fn hash_check(&self) -> HashCheck {
         self.hash
     }
+
+    /// Check the sha256 trailer now (for a snapshot opened with
+    /// `defer_hash_check`; otherwise returns the state from `open`). Safe to call
+    /// from another thread while the file is being read.
+    pub fn verify_hash(&self) -> Result<HashCheck, SnapshotError> {
+        let (HashCheck::Pending, Some(trailer)) = (self.hash, self.trailer) else {
+            return Ok(self.hash);
+        };
+        check_digest(&self.path, self.bolt.bytes(), &trailer)?;
+        Ok(HashCheck::Verified)
+    }
+}
+
+fn trailer_of(bytes: &[u8], hash: HashCheck) -> Option<[u8; HASH_TRAILER_LEN]> {
+    if hash != HashCheck::Pending {
+        return None;
+    }
+    bytes
+        .len()
+        .checked_sub(HASH_TRAILER_LEN)
+        .and_then(|start| bytes.get(start..))
+        .and_then(|t| t.try_into().ok())
+}
+
+fn check_digest(path: &Path, body: &[u8], trailer: &[u8]) -> Result<(), SnapshotError> {
+    let actual = Sha256::digest(body);
+    if actual.as_slice() != trailer {
+        return Err(SnapshotError::HashMismatch {
+            path: path.to_owned(),
+            expected: hex(trailer),
+            actual: hex(&actual),
+        });
+    }
+    Ok(())
 }
 
 /// True when a file of `len` bytes carries a sha256 trailer.
@@ -136,15 +181,11 @@ fn verify_trailer(
     if options.skip_hash_check {
         return Ok((bolt_len, HashCheck::Skipped));
     }
-    let (body, trailer) = bytes.split_at(bolt_len);
-    let actual = Sha256::digest(body);
-    if actual.as_slice() != trailer {
-        return Err(SnapshotError::HashMismatch {
-            path: path.to_owned(),
-            expected: hex(trailer),
-            actual: hex(&actual),
-        });
+    if options.defer_hash_check {
+        return Ok((bolt_len, HashCheck::Pending));
     }
+    let (body, trailer) = bytes.split_at(bolt_len);
+    check_digest(path, body, trailer)?;
     Ok((bolt_len, HashCheck::Verified))
 }
 

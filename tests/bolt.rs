@@ -289,10 +289,22 @@ fn corrupted_trailer_or_body_is_a_hash_mismatch_unless_skipped() {
             tmp.path(),
             SnapshotOptions {
                 skip_hash_check: true,
+                ..Default::default()
             },
         )
         .unwrap();
         assert_eq!(snap.hash_check(), HashCheck::Skipped);
+        // A deferred check opens the file, then reports the mismatch when run.
+        let snap = Snapshot::open(
+            tmp.path(),
+            SnapshotOptions {
+                defer_hash_check: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(snap.hash_check(), HashCheck::Pending);
+        assert!(matches!(snap.verify_hash(), Err(SnapshotError::HashMismatch { .. })));
         assert_eq!(snap.bolt().bytes().len(), bad.len() - 32);
     }
 }

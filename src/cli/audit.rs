@@ -1,12 +1,13 @@
 //! `atrest audit`: classify every object of an etcd snapshot (or db file).
 
-use super::output::{write_stdout, OutputFormat};
+use super::gate::GatedWriter;
+use super::output::OutputFormat;
 use super::{load_config, CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, ObjectReport, StoredObject, Summary};
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::hygiene;
 use atrest::mvcc::LiveView;
-use atrest::snapshot::{Snapshot, SnapshotOptions};
+use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
 use atrest::transformer::Transformers;
 use rayon::prelude::*;
 use serde_json::json;
@@ -75,8 +76,27 @@ pub fn resource_filter(list: &[String]) -> Option<Vec<GroupResource>> {
 }
 
 /// Open a snapshot; every failure is exit 2 with the file named.
+/// The sha256 trailer is checked later, on another thread: see [`super::gate`].
 pub fn open_snapshot(path: &std::path::Path, skip_hash_check: bool) -> Result<Snapshot, Failure> {
-    Snapshot::open(path, SnapshotOptions { skip_hash_check }).map_err(Failure::usage)
+    let options = SnapshotOptions {
+        skip_hash_check,
+        defer_hash_check: true,
+    };
+    Snapshot::open(path, options).map_err(Failure::usage)
+}
+
+/// Run `f` with a writer to stdout that releases output only once the
+/// snapshot's sha256 trailer has been verified (on a thread of its own).
+pub fn with_verified_stdout<R>(
+    snap: &Snapshot,
+    f: impl FnOnce(&mut GatedWriter<'_, std::io::StdoutLock<'static>>) -> R,
+) -> R {
+    std::thread::scope(|s| {
+        let check =
+            (snap.hash_check() == HashCheck::Pending).then(|| s.spawn(|| snap.verify_hash()));
+        let mut gate = GatedWriter::new(std::io::stdout().lock(), check);
+        f(&mut gate)
+    })
 }
 
 /// Objects are classified in parallel, this many at a time, then written in order.
@@ -119,13 +139,27 @@ pub fn run(a: Args) -> CmdResult {
     } else {
         None
     };
+    with_verified_stdout(&snap, |gate| {
+        report(&a, ts.as_ref(), &view, &auditor, history, deep, gate)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    a: &Args,
+    ts: Option<&Transformers>,
+    view: &LiveView<'_>,
+    auditor: &Auditor<'_>,
+    history: Option<Vec<hygiene::HistoryFinding>>,
+    deep: Option<Vec<hygiene::FreePageFinding>>,
+    gate: &mut GatedWriter<'_, std::io::StdoutLock<'static>>,
+) -> CmdResult {
     let source = a.snapshot.display().to_string();
     let progress = super::progress::Progress::new(view.entries.len() as u64, "auditing");
 
     let mut summary = Summary::default();
     let mut findings: Vec<ObjectReport> = Vec::new();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, gate);
     let json = a.output == OutputFormat::Json;
     let mut all_reports: Vec<ObjectReport> = Vec::new();
     let io = Failure::output;
@@ -202,10 +236,8 @@ pub fn run(a: Args) -> CmdResult {
                 .trim_matches('\n');
             out.write_all(inner.as_bytes()).map_err(io)?;
             out.write_all(b"\n}\n").map_err(io)?;
-            out.flush().map_err(io)?;
         }
         OutputFormat::Yaml => {
-            drop(out);
             let mut doc = json!({
                 "source": source,
                 "revision": view.revision,
@@ -219,10 +251,9 @@ pub fn run(a: Args) -> CmdResult {
                 doc["free_pages"] = json!(d);
             }
             let text = atrest::kube::to_yaml(&doc).map_err(Failure::usage)?;
-            write_stdout(text.as_bytes())?;
+            out.write_all(text.as_bytes()).map_err(io)?;
         }
         OutputFormat::Table => {
-            drop(out);
             let text = table(
                 &source,
                 view.revision,
@@ -232,9 +263,13 @@ pub fn run(a: Args) -> CmdResult {
                 deep.as_deref(),
                 ts.is_some(),
             );
-            write_stdout(text.as_bytes())?;
+            out.write_all(text.as_bytes()).map_err(io)?;
         }
     }
+    // Release everything only once the snapshot's hash has been verified.
+    out.flush().map_err(io)?;
+    out.get_mut().open().map_err(io)?;
+    out.flush().map_err(io)?;
     if summary.needs_action(ts.is_some()) || history_n > 0 || deep_n > 0 {
         return Err(Failure::silent_findings());
     }

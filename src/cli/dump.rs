@@ -1,6 +1,7 @@
 //! `atrest dump`: decrypt objects of an etcd snapshot back into manifests.
 
-use super::audit::{open_snapshot, resource_filter, CHUNK};
+use super::audit::{open_snapshot, resource_filter, with_verified_stdout, CHUNK};
+use super::gate::GatedWriter;
 use super::{load_config, CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, StoredObject};
 use atrest::dump::{recover, ListFormat, ListWriter};
@@ -9,6 +10,7 @@ use atrest::mvcc::LiveView;
 use atrest::transformer::Transformers;
 use clap::ValueEnum;
 use rayon::prelude::*;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const EXAMPLES: &str = "\
@@ -107,15 +109,29 @@ pub fn run(a: Args) -> CmdResult {
         DumpFormat::Yaml => ListFormat::Yaml,
         DumpFormat::Json => ListFormat::Json,
     };
+    with_verified_stdout(&snap, |gate| {
+        dump(&a, &ts, &view, &auditor, list_format, gate)
+    })
+}
+
+fn dump(
+    a: &Args,
+    ts: &Transformers,
+    view: &LiveView<'_>,
+    auditor: &Auditor<'_>,
+    list_format: ListFormat,
+    gate: &mut GatedWriter<'_, std::io::StdoutLock<'static>>,
+) -> CmdResult {
     if let Some(dir) = &a.out_dir {
+        // Files are written one by one: wait for the snapshot's hash check first.
+        gate.open().map_err(Failure::output)?;
         atrest::fsutil::create_private_dir(dir)
             .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let stdout = std::io::stdout();
     let mut list = match a.out_dir {
         None => Some(
             ListWriter::new(
-                std::io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+                std::io::BufWriter::with_capacity(1 << 16, &mut *gate),
                 list_format,
             )
             .map_err(Failure::output)?,
@@ -143,7 +159,7 @@ pub fn run(a: Args) -> CmdResult {
                     mod_revision: e.kv.mod_revision,
                 };
                 let per_file = a.out_dir.is_some();
-                let result = recover(&ts, &ok.resource, &obj, a.clean)
+                let result = recover(ts, &ok.resource, &obj, a.clean)
                     .map_err(|e| e.to_string())
                     .and_then(|v| serialize(&v, list_format, per_file));
                 Some(Recovered {
@@ -192,9 +208,13 @@ pub fn run(a: Args) -> CmdResult {
         progress.inc(chunk.len() as u64);
     }
     progress.finish();
-    if let Some(l) = list {
-        l.finish().map_err(Failure::output)?;
+    if let Some(l) = list.take() {
+        let mut out = l.finish().map_err(Failure::output)?;
+        out.flush().map_err(Failure::output)?;
     }
+    drop(list);
+    gate.open().map_err(Failure::output)?;
+    gate.flush().map_err(Failure::output)?;
     for res in &partial {
         eprintln!("atrest: note: {res} objects are printed with apiVersion, kind and metadata only (atrest decodes Secret and ConfigMap in full, and JSON-stored objects as stored)");
     }

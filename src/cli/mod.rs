@@ -4,6 +4,7 @@
 mod audit;
 mod crypt;
 mod dump;
+mod gate;
 mod generate;
 mod output;
 mod progress;
@@ -88,6 +89,9 @@ impl Failure {
                 code: 0,
                 message: String::new(),
             };
+        }
+        if let Some(snap) = gate::snapshot_error(&e) {
+            return Failure::usage(snap);
         }
         Failure::usage(format!("cannot write output: {e}"))
     }
