@@ -22,60 +22,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/bolt"
 mkdir -p "$out"
 
-if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-    apt-get update
-    apt-get install -y etcd-server etcd-client
-fi
-export ETCDCTL_API=3
-
-port_free() { ! ss -ltnH "sport = :$1" | grep -q .; }
-pick_ports() {
-    local tries base
-    for tries in $(seq 1 50); do
-        base=$((23000 + (RANDOM % 300) * 3))
-        if port_free "$base" && port_free $((base + 1)) && port_free $((base + 2)); then
-            echo "$base"
-            return 0
-        fi
-    done
-    echo "no free loopback ports found in 23000-23900" >&2
-    return 1
-}
+# shellcheck source=lib/etcd.sh
+. "$here/lib/etcd.sh"
+ensure_etcd
 
 work="$(mktemp -d)"
-etcd_pid=""
-cleanup() {
-    if [[ -n "$etcd_pid" ]] && kill -0 "$etcd_pid" 2>/dev/null; then
-        kill "$etcd_pid"
-        wait "$etcd_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-base="$(pick_ports)"
-client="http://127.0.0.1:$base"
-peer="http://127.0.0.1:$((base + 1))"
-metrics="http://127.0.0.1:$((base + 2))"
-
-etcd --name fixture --data-dir "$work/data" \
-    --listen-client-urls "$client" --advertise-client-urls "$client" \
-    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
-    --initial-cluster "fixture=$peer" --listen-metrics-urls "$metrics" \
-    --logger=zap --log-outputs="$work/etcd.log" &
-etcd_pid=$!
-
-ctl() { etcdctl --endpoints="$client" "$@"; }
-for _ in $(seq 1 200); do
-    if ctl endpoint health >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$etcd_pid" 2>/dev/null; then
-        cat "$work/etcd.log" >&2
-        echo "etcd exited during start-up" >&2
-        exit 1
-    fi
-    sleep 0.05
-done
-ctl endpoint health >/dev/null 2>&1
+trap 'stop_etcd; rm -rf "$work"' EXIT
+start_etcd "$work"
 
 rev() { ctl endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])'; }
 
@@ -160,9 +113,7 @@ REV_OVERRIDE="$hist_rev" expected "$out/expected-hist.json" --rev="$hist_rev"
 rm -f "$out/snapshot.db"
 ctl snapshot save "$out/snapshot.db" >"$work/snapshot.log" 2>&1 || { cat "$work/snapshot.log" >&2; exit 1; }
 
-kill "$etcd_pid"
-wait "$etcd_pid" 2>/dev/null || true
-etcd_pid=""
+stop_etcd
 cp "$work/data/member/snap/db" "$out/member.db"
 
 echo "compact=$compact_rev historical=$hist_rev latest=$latest_rev lease=$lease"
