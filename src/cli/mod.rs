@@ -7,6 +7,7 @@ mod dump;
 mod generate;
 mod output;
 mod progress;
+mod rotate;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,9 @@ enum Command {
     /// Decrypt objects from an etcd snapshot back into Kubernetes manifests (break-glass).
     #[command(after_help = dump::EXAMPLES)]
     Dump(dump::Args),
+    /// Rotate keys across control-plane nodes: status, prepare, promote, retire.
+    #[command(after_help = rotate::EXAMPLES)]
+    Rotate(rotate::Args),
 }
 
 /// How a command ended when it did not succeed.
@@ -114,6 +118,7 @@ pub fn run() -> ExitCode {
         Command::Decrypt(a) => crypt::decrypt(a),
         Command::Audit(a) => audit::run(a),
         Command::Dump(a) => dump::run(a),
+        Command::Rotate(a) => rotate::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
