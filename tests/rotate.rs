@@ -791,3 +791,546 @@ fn cli_refuses_unsafe_steps() {
         o.stdout
     );
 }
+
+// ---------------------------------------------------------------------------------
+// The whole procedure on snapshots made by a real etcd.
+
+/// A throw-away etcd on loopback ports (the etcd started here is stopped on drop).
+struct Etcd {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn have(cmd: &str, version_arg: &str) -> bool {
+    std::process::Command::new(cmd)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl Etcd {
+    /// `None` when etcd is not installed (set ATREST_REQUIRE_ETCD=1 to fail instead).
+    fn start(dir: &Path) -> Option<Etcd> {
+        if !have("etcd", "--version") || !have("etcdctl", "version") {
+            assert!(
+                std::env::var_os("ATREST_REQUIRE_ETCD").is_none(),
+                "etcd and etcdctl are required (apt-get install etcd-server etcd-client)"
+            );
+            eprintln!("skipping: etcd/etcdctl not installed");
+            return None;
+        }
+        let (c, p, m) = (free_port(), free_port(), free_port());
+        let client = format!("http://127.0.0.1:{c}");
+        let peer = format!("http://127.0.0.1:{p}");
+        let log = dir.join("etcd.log");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "e2e", "--data-dir"])
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .arg(format!("--initial-cluster=e2e={peer}"))
+            .arg(format!("--listen-metrics-urls=http://127.0.0.1:{m}"))
+            .arg("--logger=zap")
+            .arg(format!("--log-outputs={}", log.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let etcd = Etcd {
+            child,
+            endpoint: client,
+        };
+        for _ in 0..200 {
+            if etcd.try_ctl(&["endpoint", "health"], b"").is_ok() {
+                return Some(etcd);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "etcd did not become healthy: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn try_ctl(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>, String> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(stdin).map_err(|e| e.to_string())?;
+        }
+        let o = child.wait_with_output().map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(o.stdout)
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+
+    fn ctl(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        self.try_ctl(args, stdin)
+            .unwrap_or_else(|e| panic!("etcdctl {args:?}: {e}"))
+    }
+
+    /// Values with NUL bytes go on stdin.
+    fn put(&self, key: &str, value: &[u8]) {
+        self.ctl(&["put", key], value);
+    }
+
+    /// Every key/value under a prefix.
+    fn get_prefix(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let out = self.ctl(&["get", prefix, "--prefix", "-w", "json"], b"");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        v["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .map(|kv| {
+                        let k = b64.decode(kv["key"].as_str().unwrap()).unwrap();
+                        let val = b64.decode(kv["value"].as_str().unwrap()).unwrap();
+                        (String::from_utf8(k).unwrap(), val)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn snapshot(&self, path: &Path) {
+        self.ctl(&["snapshot", "save", path.to_str().unwrap()], b"");
+    }
+}
+
+/// Protobuf field with a length-delimited value.
+fn field(n: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut v = vec![(n << 3) | 2];
+    let mut len = bytes.len();
+    while len >= 0x80 {
+        v.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    v.push(len as u8);
+    v.extend_from_slice(bytes);
+    v
+}
+
+/// A `v1.Secret` as kube-apiserver stores it: `k8s\0` + runtime.Unknown.
+fn stored_secret(ns: &str, name: &str, data: &[(&str, &[u8])]) -> Vec<u8> {
+    let meta = [field(1, name.as_bytes()), field(3, ns.as_bytes())].concat();
+    let mut secret = field(1, &meta);
+    for (k, v) in data {
+        secret.extend(field(2, &[field(1, k.as_bytes()), field(2, v)].concat()));
+    }
+    secret.extend(field(3, b"Opaque"));
+    let type_meta = [field(1, b"v1"), field(2, b"Secret")].concat();
+    [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &secret)].concat()
+}
+
+fn run_stdin(args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let o = atrest().args(args).write_stdin(stdin).output().unwrap();
+    assert!(
+        o.status.success(),
+        "atrest {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// Rewrite every Secret with the write key of `config`, as kube-apiserver does on
+/// update. Test scaffolding until `atrest rewrite` is in this branch; it then becomes:
+/// `run(&["rewrite", "--endpoints", &etcd.endpoint, "--config", config.to_str().unwrap()]);`
+fn rewrite(etcd: &Etcd, config: &Path) {
+    let c = config.to_str().unwrap();
+    for (key, value) in etcd.get_prefix("/registry/secrets/") {
+        let plain = run_stdin(&["decrypt", "--config", c, "--etcd-key", &key], &value);
+        let stored = run_stdin(&["encrypt", "--config", c, "--etcd-key", &key], &plain);
+        etcd.put(&key, &stored);
+    }
+}
+
+/// `atrest audit` of `snap` with `config`: etcd key → "provider/key_name status".
+fn audit(snap: &Path, config: &Path) -> std::collections::BTreeMap<String, String> {
+    let o = run(&[
+        "audit",
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.stderr));
+    v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|obj| {
+            let pk = match obj["key_name"].as_str() {
+                Some(k) => format!("{}/{k}", obj["provider"].as_str().unwrap()),
+                None => obj["provider"].as_str().unwrap().to_string(),
+            };
+            (
+                obj["key"].as_str().unwrap().to_string(),
+                format!("{pk} {}", obj["status"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+const SECRETS: &[(&str, &str)] = &[
+    ("default", "db-password"),
+    ("default", "api-token"),
+    ("prod", "tls"),
+    ("kube-system", "bootstrap"),
+];
+const CONFIGMAP: &str = "/registry/configmaps/default/settings";
+
+/// Every Secret of `snap` must audit as `want` with `config`; the ConfigMap (not
+/// covered by the config) stays plaintext and current.
+fn expect(snap: &Path, config: &Path, want: &str) {
+    let got = audit(snap, config);
+    for (ns, name) in SECRETS {
+        let key = format!("/registry/secrets/{ns}/{name}");
+        assert_eq!(
+            got.get(&key).map(String::as_str),
+            Some(want),
+            "{key} with {}",
+            config.display()
+        );
+    }
+    assert_eq!(
+        got.get(CONFIGMAP).map(String::as_str),
+        Some("identity current")
+    );
+    assert_eq!(got.len(), SECRETS.len() + 1);
+}
+
+/// The JSON status of `config` against `snap`.
+fn status(config: &Path, snap: &Path) -> serde_json::Value {
+    let o = run(&[
+        "rotate",
+        "status",
+        "--config",
+        config.to_str().unwrap(),
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+    serde_json::from_str(&o.stdout).unwrap()
+}
+
+/// One step of the procedure: run it on the live config, keep a copy of the result.
+struct Steps {
+    dir: PathBuf,
+    config: PathBuf,
+    n: usize,
+}
+
+impl Steps {
+    fn cfg(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+
+    /// Run an editing command (must succeed) and return (previous, current) config copies.
+    fn edit(&mut self, args: &[&str]) -> (PathBuf, PathBuf) {
+        let prev = self.dir.join(format!("step{}.yaml", self.n));
+        let o = run(args);
+        assert_eq!(o.code, Some(0), "{args:?}: {}{}", o.stdout, o.stderr);
+        self.n += 1;
+        let cur = self.dir.join(format!("step{}.yaml", self.n));
+        fs::copy(&self.config, &cur).unwrap();
+        (prev, cur)
+    }
+
+    /// Run a command that must be refused, with `advice` in its message, leaving the file as it was.
+    fn refused(&self, args: &[&str], advice: &str) {
+        let before = fs::read(&self.config).unwrap();
+        let o = run(args);
+        assert_eq!(o.code, Some(1), "{args:?} must be refused: {}", o.stdout);
+        assert!(o.stderr.contains(advice), "{args:?}: {}", o.stderr);
+        assert_eq!(
+            fs::read(&self.config).unwrap(),
+            before,
+            "{args:?} changed the file"
+        );
+    }
+}
+
+#[test]
+fn rotation_end_to_end_on_real_etcd() {
+    let d = tempfile::tempdir().unwrap();
+    let Some(etcd) = Etcd::start(d.path()) else {
+        return;
+    };
+    let snap = |n: usize| {
+        let p = d.path().join(format!("snap{n}.db"));
+        etcd.snapshot(&p);
+        p
+    };
+    let originals: Vec<(String, Vec<u8>)> = SECRETS
+        .iter()
+        .map(|(ns, name)| {
+            (
+                format!("/registry/secrets/{ns}/{name}"),
+                stored_secret(ns, name, &[("value", format!("{ns}/{name}").as_bytes())]),
+            )
+        })
+        .collect();
+    for (k, v) in &originals {
+        etcd.put(k, v);
+    }
+    let cm_type = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
+    etcd.put(CONFIGMAP, &[b"k8s\0".to_vec(), field(1, &cm_type)].concat());
+
+    // Encryption not enabled: the config writes identity for Secrets.
+    let config = d.path().join("encryption-config.yaml");
+    fs::write(&config, cfg_text(&[("secrets", ID)])).unwrap();
+    fs::copy(&config, d.path().join("step0.yaml")).unwrap();
+    let mut s = Steps {
+        dir: d.path().to_path_buf(),
+        config: config.clone(),
+        n: 0,
+    };
+    let c = s.cfg().to_string();
+    let c = c.as_str();
+    let s0 = snap(0);
+    expect(&s0, &config, "identity current");
+    let st = status(&config, &s0);
+    assert_eq!(st["stage"], "no-encryption");
+    assert_eq!(st["plaintext_objects"], 4);
+    assert_eq!(
+        st["next"],
+        format!("atrest rotate prepare --config {c} --provider aescbc")
+    );
+    s.refused(
+        &["rotate", "promote", "--config", c],
+        "atrest rotate prepare",
+    );
+    let s0s = s0.to_str().unwrap();
+    s.refused(
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "identity",
+            "--snapshot",
+            s0s,
+        ],
+        "identity writes",
+    );
+
+    // Enable aescbc: prepare, promote, rewrite, retire identity.
+    let (prev, cur) = s.edit(&[
+        "rotate",
+        "prepare",
+        "--config",
+        c,
+        "--provider",
+        "aescbc",
+        "--key-name",
+        "key1",
+    ]);
+    expect(&s0, &cur, "identity current");
+    expect(&s0, &prev, "identity current");
+    assert_eq!(
+        status(&config, &s0)["next"],
+        format!("atrest rotate promote --config {c}")
+    );
+    s.refused(&["rotate", "prepare", "--config", c], "is already prepared");
+
+    let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
+    expect(&s0, &cur, "identity plaintext");
+    expect(&s0, &prev, "identity current");
+    let st = status(&config, &s0);
+    assert_eq!(st["stage"], "clean");
+    assert_eq!(st["next"], format!("atrest rewrite --config {c}"));
+    s.refused(
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "identity",
+            "--snapshot",
+            s0s,
+        ],
+        "/registry/secrets/default/api-token",
+    );
+
+    rewrite(&etcd, &config);
+    let s1 = snap(1);
+    let s1s = s1.to_str().unwrap();
+    expect(&s1, &cur, "aescbc/key1 current");
+    expect(&s1, &prev, "aescbc/key1 stale");
+    assert_eq!(
+        status(&config, &s1)["next"],
+        format!("atrest rotate retire --config {c} --key identity --snapshot {s1s}")
+    );
+
+    let (prev, cur) = s.edit(&[
+        "rotate",
+        "retire",
+        "--config",
+        c,
+        "--key",
+        "identity",
+        "--snapshot",
+        s1s,
+    ]);
+    expect(&s1, &cur, "aescbc/key1 current");
+    expect(&s1, &prev, "aescbc/key1 current");
+    let st = status(&config, &s1);
+    assert_eq!(st["stage"], "clean");
+    assert_eq!(st["keys"][0]["objects"], 4);
+
+    // Rotate key1 → key2.
+    let (prev, cur) = s.edit(&["rotate", "prepare", "--config", c, "--key-name", "key2"]);
+    expect(&s1, &cur, "aescbc/key1 current");
+    expect(&s1, &prev, "aescbc/key1 current");
+    assert_eq!(status(&config, &s1)["stage"], "prepared");
+    s.refused(
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "key1",
+            "--snapshot",
+            s1s,
+        ],
+        "is the write key",
+    );
+
+    let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
+    expect(&s1, &cur, "aescbc/key1 stale");
+    expect(&s1, &prev, "aescbc/key1 current");
+    s.refused(&["rotate", "promote", "--config", c], "already writes");
+    s.refused(
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "key1",
+            "--snapshot",
+            s1s,
+        ],
+        "4 object(s) of secrets still use aescbc key `key1`",
+    );
+
+    rewrite(&etcd, &config);
+    let s2 = snap(2);
+    let s2s = s2.to_str().unwrap();
+    expect(&s2, &cur, "aescbc/key2 current");
+    expect(&s2, &prev, "aescbc/key2 stale");
+    assert_eq!(
+        status(&config, &s2)["next"],
+        format!("atrest rotate retire --config {c} --key key1 --snapshot {s2s}")
+    );
+    let (prev, cur) = s.edit(&[
+        "rotate",
+        "retire",
+        "--config",
+        c,
+        "--key",
+        "key1",
+        "--snapshot",
+        s2s,
+    ]);
+    expect(&s2, &cur, "aescbc/key2 current");
+    expect(&s2, &prev, "aescbc/key2 current");
+
+    // Switch provider: aescbc → aesgcm, with the default timestamped key name.
+    let (prev, cur) = s.edit(&["rotate", "prepare", "--config", c, "--provider", "aesgcm"]);
+    expect(&s2, &cur, "aescbc/key2 current");
+    expect(&s2, &prev, "aescbc/key2 current");
+    let st = status(&config, &s2);
+    assert_eq!(st["stage"], "prepared");
+    let new_key = st["resources"][0]["prepared"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(new_key.starts_with("key-20"), "{new_key}");
+
+    let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
+    expect(&s2, &cur, "aescbc/key2 stale");
+    expect(&s2, &prev, "aescbc/key2 current");
+
+    rewrite(&etcd, &config);
+    let s3 = snap(3);
+    let s3s = s3.to_str().unwrap();
+    let gcm = format!("aesgcm/{new_key}");
+    expect(&s3, &cur, &format!("{gcm} current"));
+    expect(&s3, &prev, &format!("{gcm} stale"));
+    let (prev, cur) = s.edit(&[
+        "rotate",
+        "retire",
+        "--config",
+        c,
+        "--key",
+        "key2",
+        "--snapshot",
+        s3s,
+    ]);
+    expect(&s3, &cur, &format!("{gcm} current"));
+    expect(&s3, &prev, &format!("{gcm} current"));
+    let final_cfg = EncryptionConfiguration::load(&config).unwrap().config;
+    assert_eq!(shape(&final_cfg, 0), [format!("aesgcm:{new_key}")]);
+    let st = status(&config, &s3);
+    assert_eq!(st["stage"], "clean");
+    assert_eq!(st["keys"][0]["objects"], 4);
+    assert_eq!(st["next"], format!("atrest rotate prepare --config {c}"));
+
+    // The data survived every step byte for byte.
+    for (key, value) in etcd.get_prefix("/registry/secrets/") {
+        let plain = run_stdin(&["decrypt", "--config", c, "--etcd-key", &key], &value);
+        let want = originals.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+        assert_eq!(Some(&plain), want, "{key}");
+    }
+    // Every edit left a private backup.
+    let baks = backups(d.path());
+    assert_eq!(baks.len(), 9, "three edits in each of three rotations");
+    assert!(baks.iter().all(|b| mode(b) == 0o600));
+    assert_eq!(mode(&config), 0o600);
+}
