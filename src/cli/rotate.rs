@@ -78,7 +78,8 @@ Examples:
   ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 \\
     --cacert /etc/kubernetes/pki/etcd/ca.crt \\
     --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt \\
-    --key /etc/kubernetes/pki/etcd/healthcheck-client.key snapshot save /var/backups/after-rewrite.db
+    --key /etc/kubernetes/pki/etcd/healthcheck-client.key \\
+    snapshot save /var/backups/after-rewrite.db
   atrest rotate retire --config /etc/kubernetes/enc/encryption-config.yaml \\
     --key key1 --snapshot /var/backups/after-rewrite.db
 
