@@ -17,5 +17,6 @@ pub mod hygiene;
 pub mod key;
 pub mod kube;
 pub mod mvcc;
+pub mod rotation;
 pub mod snapshot;
 pub mod transformer;

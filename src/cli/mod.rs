@@ -8,6 +8,7 @@ mod gate;
 mod generate;
 mod output;
 mod progress;
+mod rotate;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +54,9 @@ enum Command {
     /// Decrypt objects from an etcd snapshot back into Kubernetes manifests (break-glass).
     #[command(after_help = dump::EXAMPLES)]
     Dump(dump::Args),
+    /// Rotate keys across control-plane nodes: status, prepare, promote, retire.
+    #[command(after_help = rotate::EXAMPLES)]
+    Rotate(rotate::Args),
 }
 
 /// How a command ended when it did not succeed.
@@ -118,6 +122,7 @@ pub fn run() -> ExitCode {
         Command::Decrypt(a) => crypt::decrypt(a),
         Command::Audit(a) => audit::run(a),
         Command::Dump(a) => dump::run(a),
+        Command::Rotate(a) => rotate::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,767 @@
+//! `atrest rotate status|prepare|promote|retire`: the key rotation procedure, one
+//! checked config edit at a time. Decisions live in `atrest::rotation`.
+
+use super::output::write_stdout;
+use super::{load_config, CmdResult, Failure};
+use atrest::audit::{AuditOptions, Auditor, StoredObject};
+use atrest::config::LoadedConfig;
+use atrest::etcd_key::DEFAULT_PREFIX;
+use atrest::mvcc::LiveView;
+use atrest::rotation::{
+    self, Change, KeyUsage, KeyedProvider, NextStep, PrepareOptions, RetireTarget, RotationError,
+    Scope, StatusReport,
+};
+use atrest::snapshot::{Snapshot, SnapshotOptions};
+use atrest::transformer::Transformers;
+use clap::{Subcommand, ValueEnum};
+use rayon::prelude::*;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub const EXAMPLES: &str = "\
+The procedure (on one node; copy the file to every control-plane node after each edit):
+  1. atrest rotate prepare --config FILE      new key reads, does not write; restart every kube-apiserver
+  2. atrest rotate promote --config FILE      new key writes; restart every kube-apiserver
+  3. atrest rewrite ...                       every object is rewritten with the new key
+  4. atrest rotate retire  --config FILE --key OLD --snapshot NEW.db
+                                              old key removed once a scan proves nothing uses it
+`atrest rotate status` says where a config is and prints the next command.
+
+Exit codes: 0 done or nothing to do; 1 refused (unsafe step, drift between nodes) or
+data at risk; 2 usage or I/O error, or a config kube-apiserver would refuse.";
+
+pub const STATUS_EXAMPLES: &str = "\
+Examples:
+  # Where is this node's config in the procedure?
+  atrest rotate status --config /etc/kubernetes/enc/encryption-config.yaml
+
+  # With the data: how many objects each key still protects, and the next command
+  atrest rotate status --config /etc/kubernetes/enc/encryption-config.yaml \\
+    --snapshot /var/backups/etcd-now.db
+
+  # The copies from all control-plane nodes: no next step while they differ
+  atrest rotate status --config cp1.yaml --config cp2.yaml --config cp3.yaml -o json
+
+Exit codes: 0 (whatever the stage); 1 objects cannot be read with the config (keys it
+lacks, undecryptable, plaintext without identity) or the configs differ; 2 usage or I/O.";
+
+pub const PREPARE_EXAMPLES: &str = "\
+Examples:
+  # Add a fresh key of the current provider as a reader (named key-YYYYMMDDTHHMMSSZ)
+  atrest rotate prepare --config /etc/kubernetes/enc/encryption-config.yaml
+
+  # Enable encryption on an identity-only config, or switch provider: the new
+  # provider goes right after the current writer and only reads for now
+  atrest rotate prepare --config enc.yaml --provider aesgcm
+
+  # See what would change without writing
+  atrest rotate prepare --config enc.yaml --key-name key2 --dry-run
+
+Then copy the file to every control-plane node, restart every kube-apiserver, and run
+`atrest rotate promote`.";
+
+pub const PROMOTE_EXAMPLES: &str = "\
+Examples:
+  # Make the prepared key the writer (only after every kube-apiserver runs the prepared config)
+  atrest rotate promote --config /etc/kubernetes/enc/encryption-config.yaml
+
+  # Name the key when atrest cannot tell the prepared key from an old one
+  atrest rotate promote --config enc.yaml --key key-blue
+
+Then copy the file to every node, restart every kube-apiserver, and rewrite the data.";
+
+pub const RETIRE_EXAMPLES: &str = "\
+Examples:
+  # Remove the old key once a fresh snapshot proves no object uses it
+  ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 \\
+    --cacert /etc/kubernetes/pki/etcd/ca.crt \\
+    --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt \\
+    --key /etc/kubernetes/pki/etcd/healthcheck-client.key \\
+    snapshot save /var/backups/after-rewrite.db
+  atrest rotate retire --config /etc/kubernetes/enc/encryption-config.yaml \\
+    --key key1 --snapshot /var/backups/after-rewrite.db
+
+  # Stop reading plaintext once every object is encrypted
+  atrest rotate retire --config enc.yaml --key identity --snapshot after-rewrite.db
+
+  # A key name used by two providers
+  atrest rotate retire --config enc.yaml --key aescbc/key1 --snapshot after-rewrite.db
+
+There is no way to skip the scan: a key is removed only when no object of the
+resources it covers uses it, and no object of its provider is unreadable.";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: RotateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RotateCommand {
+    /// Which stage a config is in, how many objects each key protects, and the next command.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
+    /// Add a fresh key that reads but does not write yet.
+    #[command(after_help = PREPARE_EXAMPLES)]
+    Prepare(PrepareArgs),
+    /// Make the prepared key the one that writes.
+    #[command(after_help = PROMOTE_EXAMPLES)]
+    Promote(PromoteArgs),
+    /// Remove a key (or identity) once a full scan proves no object uses it.
+    #[command(after_help = RETIRE_EXAMPLES)]
+    Retire(RetireArgs),
+}
+
+/// Where the objects come from. Exactly one source; a live etcd (`--endpoints`) joins
+/// the "source" group here and becomes a variant of [`Source`].
+#[derive(Debug, clap::Args)]
+struct SourceArgs {
+    /// etcd snapshot (`etcdctl snapshot save`) or member db file to scan.
+    #[arg(long, value_name = "FILE", group = "source")]
+    snapshot: Option<PathBuf>,
+    /// Read a snapshot whose sha256 trailer does not match, as far as it goes.
+    #[arg(long, requires = "snapshot")]
+    skip_hash_check: bool,
+    /// kube-apiserver's --etcd-prefix.
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
+    etcd_prefix: String,
+}
+
+enum Source {
+    Snapshot {
+        path: PathBuf,
+        skip_hash_check: bool,
+    },
+}
+
+impl SourceArgs {
+    fn source(&self) -> Option<Source> {
+        self.snapshot.as_ref().map(|p| Source::Snapshot {
+            path: p.clone(),
+            skip_hash_check: self.skip_hash_check,
+        })
+    }
+}
+
+/// A finished scan.
+struct Scan {
+    /// How to name the source in output and in suggested commands (`--snapshot FILE`).
+    flag: String,
+    revision: i64,
+    usage: KeyUsage,
+}
+
+/// Objects are classified in parallel, this many at a time.
+const CHUNK: usize = 4096;
+
+fn scan(src: &Source, ts: &Transformers, prefix: &str) -> Result<Scan, Failure> {
+    let auditor = Auditor::new(
+        Some(ts),
+        AuditOptions {
+            prefix: prefix.to_string(),
+            resources: None,
+        },
+    );
+    match src {
+        Source::Snapshot {
+            path,
+            skip_hash_check,
+        } => {
+            let snap = Snapshot::open(
+                path,
+                SnapshotOptions {
+                    skip_hash_check: *skip_hash_check,
+                },
+            )
+            .map_err(Failure::usage)?;
+            let view = LiveView::build(snap.bolt(), None)
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+            let progress = super::progress::Progress::new(view.entries.len() as u64, "scanning");
+            let usage = view
+                .entries
+                .par_chunks(CHUNK)
+                .map(|chunk| {
+                    let u = KeyUsage::scan(
+                        &auditor,
+                        ts,
+                        chunk.iter().map(|e| StoredObject {
+                            key: e.key,
+                            value: e.kv.value,
+                            mod_revision: e.kv.mod_revision,
+                        }),
+                    );
+                    progress.inc(chunk.len() as u64);
+                    u
+                })
+                .reduce(KeyUsage::default, KeyUsage::merge);
+            progress.finish();
+            Ok(Scan {
+                flag: format!("--snapshot {}", shell_word(&path.display().to_string())),
+                revision: view.revision,
+                usage,
+            })
+        }
+    }
+}
+
+/// Flags shared by the commands that edit the file.
+#[derive(Debug, clap::Args)]
+struct EditArgs {
+    /// EncryptionConfiguration file to edit (YAML or JSON; the form is kept).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Only the resources[] items listing these names, comma-separated (default: every
+    /// item that encrypts, or every item when none does yet).
+    #[arg(long, value_name = "R,...", value_delimiter = ',')]
+    resource: Vec<String>,
+    /// Print what would change and the new file's summary; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl EditArgs {
+    fn scope(&self) -> Scope {
+        Scope {
+            resources: self
+                .resource
+                .iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// EncryptionConfiguration file; repeat for the copies on every control-plane node.
+    #[arg(long, value_name = "FILE", required = true)]
+    config: Vec<PathBuf>,
+    /// Only the resources[] items listing these names, comma-separated.
+    #[arg(long, value_name = "R,...", value_delimiter = ',')]
+    resource: Vec<String>,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Output format (table or json).
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: StatusFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StatusFormat {
+    /// Human-readable.
+    Table,
+    /// One JSON document (fields documented in `status_json`).
+    Json,
+}
+
+/// Provider of a new key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProviderArg {
+    /// AES-256-CBC with PKCS#7 padding.
+    Aescbc,
+    /// AES-256-GCM.
+    Aesgcm,
+    /// XSalsa20-Poly1305.
+    Secretbox,
+}
+
+#[derive(Debug, clap::Args)]
+struct PrepareArgs {
+    #[command(flatten)]
+    edit: EditArgs,
+    /// Provider of the new key (default: the current write provider; aescbc when
+    /// encryption is not enabled). A different provider is added as a new provider.
+    #[arg(long, value_enum)]
+    provider: Option<ProviderArg>,
+    /// Name of the new key (default: key-YYYYMMDDTHHMMSSZ, UTC now).
+    #[arg(long, value_name = "NAME")]
+    key_name: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct PromoteArgs {
+    #[command(flatten)]
+    edit: EditArgs,
+    /// The reader to promote, when atrest cannot tell the prepared key from an old one
+    /// (or to make an older key write again on purpose).
+    #[arg(long, value_name = "NAME")]
+    key: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RetireArgs {
+    #[command(flatten)]
+    edit: EditArgs,
+    /// Key to remove: NAME, PROVIDER/NAME, or `identity`.
+    #[arg(long, value_name = "NAME|identity")]
+    key: RetireTarget,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+pub fn run(a: Args) -> CmdResult {
+    match a.command {
+        RotateCommand::Status(a) => status(a),
+        RotateCommand::Prepare(a) => prepare(a),
+        RotateCommand::Promote(a) => promote(a),
+        RotateCommand::Retire(a) => retire(a),
+    }
+}
+
+fn refused(e: RotationError) -> Failure {
+    if e.is_usage() {
+        Failure::usage(e)
+    } else {
+        Failure::findings(e)
+    }
+}
+
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn config_word(p: &Path) -> String {
+    shell_word(&p.display().to_string())
+}
+
+/// Print the change, then write (or, with --dry-run, only describe) the new file.
+fn apply(
+    loaded: &LoadedConfig,
+    new: &atrest::config::EncryptionConfiguration,
+    change: &Change,
+    dry_run: bool,
+    next: &str,
+) -> CmdResult {
+    let path = loaded.path.as_deref().unwrap_or(Path::new("-"));
+    let mut out = String::new();
+    let _ = writeln!(out, "changes to {}:", path.display());
+    for e in &change.edits {
+        let _ = writeln!(out, "  {e}");
+    }
+    if dry_run {
+        rotation::check_valid(new).map_err(refused)?;
+        let _ = writeln!(
+            out,
+            "\ndry run: {} was not changed; the new file would be:",
+            path.display()
+        );
+        for line in rotation::describe(new).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        return write_stdout(out.as_bytes());
+    }
+    let written = rotation::write_config(loaded, new, SystemTime::now()).map_err(refused)?;
+    let _ = writeln!(
+        out,
+        "\nwrote {} (mode 0600); the previous file is kept as {}",
+        written.path.display(),
+        written.backup.display()
+    );
+    let _ = writeln!(out, "new file:");
+    for line in rotation::describe(new).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    let _ = writeln!(out, "\nnext: {next}");
+    write_stdout(out.as_bytes())
+}
+
+const COPY_AND_RESTART: &str = "copy the file to the same path on every control-plane node, check the copies agree (`atrest validate FILE1 FILE2 ...` or `atrest rotate status --config ... --config ...`), and restart kube-apiserver on each node, one at a time";
+
+fn prepare(a: PrepareArgs) -> CmdResult {
+    let loaded = load_config(&a.edit.config)?;
+    let opts = PrepareOptions {
+        provider: a.provider.map(|p| match p {
+            ProviderArg::Aescbc => KeyedProvider::AesCbc,
+            ProviderArg::Aesgcm => KeyedProvider::AesGcm,
+            ProviderArg::Secretbox => KeyedProvider::Secretbox,
+        }),
+        key_name: a.key_name.clone(),
+        scope: a.edit.scope(),
+    };
+    let (new, change) =
+        rotation::prepare(&loaded.config, &opts, SystemTime::now()).map_err(refused)?;
+    let next = format!(
+        "{COPY_AND_RESTART}; then `atrest rotate promote --config {}`",
+        config_word(&a.edit.config)
+    );
+    apply(&loaded, &new, &change, a.edit.dry_run, &next)
+}
+
+fn promote(a: PromoteArgs) -> CmdResult {
+    let loaded = load_config(&a.edit.config)?;
+    let (new, change) =
+        rotation::promote(&loaded.config, a.key.as_deref(), &a.edit.scope()).map_err(refused)?;
+    let next = format!(
+        "{COPY_AND_RESTART}; then rewrite every object with the new key (`atrest rewrite --config {c}`, or `kubectl get secrets -A -o json | kubectl replace -f -`), take a snapshot and run `atrest rotate status --config {c} --snapshot FILE`",
+        c = config_word(&a.edit.config)
+    );
+    apply(&loaded, &new, &change, a.edit.dry_run, &next)
+}
+
+fn retire(a: RetireArgs) -> CmdResult {
+    let loaded = load_config(&a.edit.config)?;
+    let Some(src) = a.source.source() else {
+        return Err(Failure::usage(
+            "retire needs a full scan to prove the key is unused: pass --snapshot FILE (a snapshot taken after the rewrite)",
+        ));
+    };
+    let ts = Transformers::new(&loaded.config)
+        .map_err(|e| Failure::usage(format!("{}: {e}", a.edit.config.display())))?;
+    let scanned = scan(&src, &ts, &a.source.etcd_prefix)?;
+    let (new, change) = rotation::retire(&loaded.config, &a.key, &scanned.usage, &a.edit.scope())
+        .map_err(refused)?;
+    let next = format!(
+        "{COPY_AND_RESTART}; then `atrest rotate status --config {}`",
+        config_word(&a.edit.config)
+    );
+    eprintln!(
+        "scan of {} at revision {}: {} objects; none uses {}",
+        scanned.flag.trim_start_matches("--snapshot "),
+        scanned.revision,
+        scanned.usage.summary.objects,
+        a.key
+    );
+    apply(&loaded, &new, &change, a.edit.dry_run, &next)
+}
+
+fn status(a: StatusArgs) -> CmdResult {
+    let mut loaded = Vec::new();
+    for p in &a.config {
+        loaded.push(load_config(p)?);
+    }
+    let first = &loaded[0];
+    let mut drift = Vec::new();
+    for (p, l) in a.config.iter().zip(&loaded).skip(1) {
+        for d in atrest::config::drift(&first.config, &l.config) {
+            drift.push(format!(
+                "{} vs {}: {}",
+                a.config[0].display(),
+                p.display(),
+                d
+            ));
+        }
+    }
+    let scope = Scope {
+        resources: a
+            .resource
+            .iter()
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect(),
+    };
+    let scanned = match a.source.source() {
+        Some(src) => {
+            let ts = Transformers::new(&first.config)
+                .map_err(|e| Failure::usage(format!("{}: {e}", a.config[0].display())))?;
+            Some(scan(&src, &ts, &a.source.etcd_prefix)?)
+        }
+        None => None,
+    };
+    let report = rotation::status(&first.config, &scope, scanned.as_ref().map(|s| &s.usage))
+        .map_err(refused)?;
+    let cfg_words: Vec<String> = a.config.iter().map(|p| config_word(p)).collect();
+    let (next, advice) = if drift.is_empty() {
+        next_command(&report, &cfg_words[0], scanned.as_ref())
+    } else {
+        (
+            None,
+            format!(
+                "the configs differ, so no step is safe yet: make every node's file identical (copy the one you want everywhere), then check with `atrest validate {}`",
+                cfg_words.join(" ")
+            ),
+        )
+    };
+    let at_risk = scanned.as_ref().map_or(0, |s| s.usage.at_risk_total);
+    let text = match a.output {
+        StatusFormat::Json => {
+            let v = status_json(
+                &a.config,
+                &report,
+                scanned.as_ref(),
+                &drift,
+                next.as_deref(),
+                &advice,
+            );
+            serde_json::to_string_pretty(&v).map_err(Failure::usage)? + "\n"
+        }
+        StatusFormat::Table => status_table(
+            &a.config,
+            &report,
+            scanned.as_ref(),
+            &drift,
+            next.as_deref(),
+            &advice,
+        ),
+    };
+    write_stdout(text.as_bytes())?;
+    if at_risk > 0 || !drift.is_empty() {
+        return Err(Failure::silent_findings());
+    }
+    Ok(())
+}
+
+/// The next command (when there is a safe one) and why.
+fn next_command(r: &StatusReport, cfg: &str, scan: Option<&Scan>) -> (Option<String>, String) {
+    let src = scan.map_or_else(|| "--snapshot FILE".to_string(), |s| s.flag.clone());
+    match &r.next {
+        NextStep::FixAtRisk => (
+            None,
+            format!(
+                "{} object(s) cannot be read with this config (listed under at risk): add the keys that wrote them back to the config (as further keys after the writer), or restore them from a backup; nothing else is safe until then",
+                scan.map_or(0, |s| s.usage.at_risk_total)
+            ),
+        ),
+        NextStep::Prepare { enable: true } => (
+            Some(format!("atrest rotate prepare --config {cfg} --provider aescbc")),
+            "encryption is not enabled: add a key that reads only, then promote it on every node".to_string(),
+        ),
+        NextStep::Prepare { enable: false } | NextStep::Done => (
+            Some(format!("atrest rotate prepare --config {cfg}")),
+            "one key writes and no other key reads: nothing to do; the command starts the next rotation".to_string(),
+        ),
+        NextStep::Promote => (
+            Some(format!("atrest rotate promote --config {cfg}")),
+            format!("a new key reads but does not write; promote it only once every kube-apiserver runs this config ({COPY_AND_RESTART}), otherwise nodes without the key cannot read what the others write"),
+        ),
+        NextStep::PromoteWhich { readers } => (
+            Some(format!(
+                "atrest rotate promote --config {cfg} --key {}",
+                readers.first().map_or("NAME", String::as_str)
+            )),
+            format!(
+                "a key writes and {} read(s), and the names do not say which is newer: if it is the key you prepared, promote it by name; if it is an old key, rewrite and retire it",
+                readers.join(", ")
+            ),
+        ),
+        NextStep::Scan => (
+            Some(format!("atrest rotate status --config {cfg} --snapshot FILE")),
+            "old keys (or identity) are still configured: a scan of the data tells whether objects still use them".to_string(),
+        ),
+        NextStep::Rewrite { objects } => (
+            Some(format!("atrest rewrite --config {cfg}")),
+            format!("{objects} object(s) are still under old keys or in plaintext: once every kube-apiserver runs this config, rewrite them (or `kubectl get secrets -A -o json | kubectl replace -f -` per resource), then take a new snapshot and run status again"),
+        ),
+        NextStep::Retire { target } => (
+            Some(format!("atrest rotate retire --config {cfg} --key {} {src}", shell_word(target))),
+            format!("no object of the scanned data uses {target} any more: remove it"),
+        ),
+        NextStep::Mixed => (
+            None,
+            "the resources[] items are at different stages: bring them to the same stage with --resource, or edit the file".to_string(),
+        ),
+        NextStep::Kms => (
+            None,
+            "a KMS plugin writes: rotate its keys in the plugin".to_string(),
+        ),
+    }
+}
+
+fn key_json(k: &rotation::KeyId) -> Value {
+    json!({
+        "provider": k.provider,
+        "name": k.name,
+        "fingerprint": k.fingerprint.map(|f| f.to_string()),
+    })
+}
+
+/// The JSON report of `rotate status`:
+///
+/// ```text
+/// {
+///   "configs": ["FILE", ...],
+///   "stage": "no-encryption|prepared|writing|clean|ambiguous|kms|mixed",
+///   "resources": [{"item": 0, "resources": ["secrets"], "stage": "...",
+///                  "writer": KEY|null (null: identity writes), "prepared": KEY|null,
+///                  "old": [KEY], "identity_reads": bool}],
+///   "keys": [{"provider", "name", "fingerprint", "role": "writer|reader", "objects": N|null}],
+///   "plaintext_objects": N|null,          (null: no scan)
+///   "at_risk": [audit object report], "at_risk_total": N,
+///   "source": {"flag": "--snapshot FILE", "revision": N}|null,
+///   "drift": ["..."],                     (differences between the configs)
+///   "next": "<command>"|null,             (null: no safe step)
+///   "advice": "why, and what to check first"
+/// }
+/// ```
+/// KEY is `{"provider", "name", "fingerprint"}`; fingerprints are null for kms.
+fn status_json(
+    configs: &[PathBuf],
+    r: &StatusReport,
+    scan: Option<&Scan>,
+    drift: &[String],
+    next: Option<&str>,
+    advice: &str,
+) -> Value {
+    json!({
+        "configs": configs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "stage": r.stage.map_or("mixed", |s| s.name()),
+        "resources": r.items.iter().map(|s| json!({
+            "item": s.item,
+            "resources": s.resources,
+            "stage": s.stage.name(),
+            "writer": s.writer.as_ref().map(key_json),
+            "prepared": s.prepared.as_ref().map(key_json),
+            "old": s.old.iter().map(key_json).collect::<Vec<_>>(),
+            "identity_reads": s.identity_reads,
+        })).collect::<Vec<_>>(),
+        "keys": r.keys.iter().map(|k| json!({
+            "provider": k.key.provider,
+            "name": k.key.name,
+            "fingerprint": k.key.fingerprint.map(|f| f.to_string()),
+            "role": if k.writer { "writer" } else { "reader" },
+            "objects": k.objects,
+        })).collect::<Vec<_>>(),
+        "plaintext_objects": r.plaintext_objects,
+        "at_risk": scan.map(|s| json!(s.usage.at_risk)).unwrap_or_else(|| json!([])),
+        "at_risk_total": scan.map_or(0, |s| s.usage.at_risk_total),
+        "source": scan.map(|s| json!({"flag": s.flag, "revision": s.revision})),
+        "drift": drift,
+        "next": next,
+        "advice": advice,
+    })
+}
+
+fn status_table(
+    configs: &[PathBuf],
+    r: &StatusReport,
+    scan: Option<&Scan>,
+    drift: &[String],
+    next: Option<&str>,
+    advice: &str,
+) -> String {
+    let mut t = String::new();
+    for c in configs {
+        let _ = writeln!(t, "config: {}", c.display());
+    }
+    if let Some(s) = scan {
+        let _ = writeln!(
+            t,
+            "scanned: {} (revision {}, {} objects)",
+            s.flag.trim_start_matches("--snapshot "),
+            s.revision,
+            s.usage.summary.objects
+        );
+    }
+    let _ = writeln!(t, "stage: {}", r.stage.map_or("mixed", |s| s.name()));
+    for s in &r.items {
+        let writer = s
+            .writer
+            .as_ref()
+            .map_or_else(|| "identity".to_string(), |w| w.to_string());
+        let _ = write!(
+            t,
+            "  resources[{}] ({}): {}; writes: {writer}",
+            s.item,
+            s.resources.join(", "),
+            s.stage
+        );
+        if let Some(p) = &s.prepared {
+            let _ = write!(t, "; prepared: {p}");
+        }
+        if !s.old.is_empty() {
+            let label = if s.stage == rotation::Stage::Ambiguous {
+                "also reads"
+            } else {
+                "old"
+            };
+            let old: Vec<String> = s.old.iter().map(|k| k.to_string()).collect();
+            let _ = write!(t, "; {label}: {}", old.join(", "));
+        }
+        if s.identity_reads {
+            let _ = write!(t, "; identity reads plaintext");
+        }
+        t.push('\n');
+    }
+    if !r.keys.is_empty() {
+        let rows: Vec<[String; 5]> = r
+            .keys
+            .iter()
+            .map(|k| {
+                [
+                    k.key.provider.to_string(),
+                    k.key.name.clone(),
+                    k.key
+                        .fingerprint
+                        .map_or_else(|| "-".to_string(), |f| f.to_string()),
+                    if k.writer { "writer" } else { "reader" }.to_string(),
+                    k.objects.map_or_else(|| "-".to_string(), |n| n.to_string()),
+                ]
+            })
+            .collect();
+        let head = ["PROVIDER", "KEY", "FINGERPRINT", "ROLE", "OBJECTS"];
+        let mut w = head.map(str::len);
+        for row in &rows {
+            for i in 0..5 {
+                w[i] = w[i].max(row[i].len());
+            }
+        }
+        t.push('\n');
+        let line = |t: &mut String, c: [&str; 5]| {
+            let _ = writeln!(
+                t,
+                "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}",
+                c[0],
+                c[1],
+                c[2],
+                c[3],
+                c[4],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2],
+                w3 = w[3],
+                w4 = w[4]
+            );
+        };
+        line(&mut t, head);
+        for row in &rows {
+            line(&mut t, [&row[0], &row[1], &row[2], &row[3], &row[4]]);
+        }
+    }
+    if let Some(n) = r.plaintext_objects {
+        let _ = writeln!(t, "plaintext objects: {n}");
+    }
+    if let Some(s) = scan {
+        if s.usage.at_risk_total > 0 {
+            let _ = writeln!(t, "\nat risk ({}):", s.usage.at_risk_total);
+            for o in &s.usage.at_risk {
+                let key = o
+                    .key_name
+                    .as_deref()
+                    .map(|k| format!("/{k}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    t,
+                    "  {:<13} {} ({}{key})",
+                    o.status.name(),
+                    o.key,
+                    o.provider
+                );
+            }
+            if s.usage.at_risk_total > s.usage.at_risk.len() as u64 {
+                let _ = writeln!(
+                    t,
+                    "  ... and {} more (see `atrest audit`)",
+                    s.usage.at_risk_total - s.usage.at_risk.len() as u64
+                );
+            }
+        }
+    }
+    if !drift.is_empty() {
+        let _ = writeln!(t, "\nthe configs differ:");
+        for d in drift {
+            let _ = writeln!(t, "  {d}");
+        }
+    }
+    let _ = writeln!(t, "\nnext: {}", next.unwrap_or("(none)"));
+    let _ = writeln!(t, "  {advice}");
+    t
+}

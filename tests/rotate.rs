@@ -1,0 +1,1336 @@
+//! Key rotation: the config edits of `atrest::rotation`, the `atrest rotate` command on
+//! files, and the whole procedure against a real etcd (plaintext → aescbc → new key →
+//! aesgcm), checking after every step that every object stays readable.
+
+use assert_cmd::Command;
+use atrest::audit::{ObjectReport, Status};
+use atrest::config::{EncryptionConfiguration, ProviderConfig};
+use atrest::key::SecretKey;
+use atrest::rotation::{
+    self, KeyUsage, KeyedProvider, PrepareOptions, RetireTarget, RotationError, Scope, Stage,
+};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const K1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const K2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+const K3: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_764_400_000) // 2025-11-29T07:06:40Z
+}
+
+fn cfg_text(items: &[(&str, &str)]) -> String {
+    let mut s =
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n"
+            .to_string();
+    for (res, providers) in items {
+        s += &format!("  - resources: [{res}]\n    providers:\n{providers}");
+    }
+    s
+}
+
+fn cfg(items: &[(&str, &str)]) -> EncryptionConfiguration {
+    EncryptionConfiguration::from_yaml_str(&cfg_text(items)).unwrap()
+}
+
+fn keyed(provider: &str, keys: &[(&str, &str)]) -> String {
+    let mut s = format!("      - {provider}:\n          keys:\n");
+    for (n, k) in keys {
+        s += &format!("            - name: {n}\n              secret: {k}\n");
+    }
+    s
+}
+
+const ID: &str = "      - identity: {}\n";
+
+/// Provider kinds and key names of item `i`, in order: `["aescbc:key2,key1", "identity"]`.
+fn shape(c: &EncryptionConfiguration, i: usize) -> Vec<String> {
+    c.resources[i]
+        .providers
+        .iter()
+        .map(|p| match p.keys() {
+            Some(ks) => format!(
+                "{}:{}",
+                p.kind_name(),
+                ks.keys
+                    .iter()
+                    .map(|k| k.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => p.kind_name().to_string(),
+        })
+        .collect()
+}
+
+fn opts(provider: Option<KeyedProvider>, name: Option<&str>) -> PrepareOptions {
+    PrepareOptions {
+        provider,
+        key_name: name.map(str::to_string),
+        scope: Scope::default(),
+    }
+}
+
+fn fresh() -> SecretKey {
+    SecretKey::new(vec![7u8; 32])
+}
+
+fn stage_of(c: &EncryptionConfiguration) -> Stage {
+    rotation::overall(&rotation::stage(c, &Scope::default()).unwrap()).unwrap()
+}
+
+#[test]
+fn prepare_adds_a_reader_of_the_write_provider() {
+    let c = cfg(&[(
+        "secrets",
+        &format!("{}{ID}", keyed("aescbc", &[("key1", K1)])),
+    )]);
+    assert_eq!(stage_of(&c), Stage::Clean);
+    let (n, change) =
+        rotation::prepare_with_key(&c, &opts(None, Some("key2")), now(), fresh()).unwrap();
+    assert_eq!(shape(&n, 0), ["aescbc:key1,key2", "identity"]);
+    assert_eq!(stage_of(&n), Stage::Prepared);
+    let text = change.to_string();
+    assert!(text.contains("`key2`"), "{text}");
+    assert!(text.contains(&fresh().fingerprint().to_string()), "{text}");
+    assert!(text.contains("does not write yet"), "{text}");
+    assert!(!text.contains(fresh().to_base64().as_str()), "{text}");
+    // The same provider asked for explicitly is the same edit.
+    let (m, _) = rotation::prepare_with_key(
+        &c,
+        &opts(Some(KeyedProvider::AesCbc), Some("key2")),
+        now(),
+        fresh(),
+    )
+    .unwrap();
+    assert_eq!(m, n);
+    // The real thing draws a key from the OS RNG.
+    let (r, _) = rotation::prepare(&c, &opts(None, None), now()).unwrap();
+    assert_eq!(
+        shape(&r, 0),
+        ["aescbc:key1,key-20251129T070640Z", "identity"]
+    );
+    let ProviderConfig::AesCbc(ks) = &r.resources[0].providers[0] else {
+        panic!()
+    };
+    assert_eq!(ks.keys[1].secret.len(), 32);
+}
+
+#[test]
+fn prepare_with_another_provider_adds_it_second() {
+    let c = cfg(&[(
+        "secrets",
+        &format!("{}{ID}", keyed("aescbc", &[("key1", K1)])),
+    )]);
+    let (n, change) =
+        rotation::prepare_with_key(&c, &opts(Some(KeyedProvider::AesGcm), None), now(), fresh())
+            .unwrap();
+    assert_eq!(
+        shape(&n, 0),
+        ["aescbc:key1", "aesgcm:key-20251129T070640Z", "identity"]
+    );
+    assert_eq!(stage_of(&n), Stage::Prepared);
+    assert!(
+        change.to_string().contains("right after aescbc"),
+        "{change}"
+    );
+    let (p, _) = rotation::promote(&n, None, &Scope::default()).unwrap();
+    assert_eq!(
+        shape(&p, 0),
+        ["aesgcm:key-20251129T070640Z", "aescbc:key1", "identity"]
+    );
+    assert_eq!(stage_of(&p), Stage::Writing);
+}
+
+#[test]
+fn enabling_encryption_from_identity_only() {
+    let c = cfg(&[("secrets,configmaps", ID)]);
+    assert_eq!(stage_of(&c), Stage::NoEncryption);
+    let (n, _) = rotation::prepare_with_key(&c, &opts(None, Some("key1")), now(), fresh()).unwrap();
+    assert_eq!(shape(&n, 0), ["identity", "aescbc:key1"]);
+    assert_eq!(stage_of(&n), Stage::Prepared);
+    let (p, change) = rotation::promote(&n, None, &Scope::default()).unwrap();
+    assert_eq!(shape(&p, 0), ["aescbc:key1", "identity"]);
+    assert!(change.to_string().contains("before: identity"), "{change}");
+    assert_eq!(stage_of(&p), Stage::Clean);
+    // Secretbox on request.
+    let (s, _) = rotation::prepare_with_key(
+        &c,
+        &opts(Some(KeyedProvider::Secretbox), Some("box1")),
+        now(),
+        fresh(),
+    )
+    .unwrap();
+    assert_eq!(shape(&s, 0), ["identity", "secretbox:box1"]);
+}
+
+#[test]
+fn deliberately_plaintext_items_are_left_alone() {
+    let c = cfg(&[
+        (
+            "secrets",
+            &format!("{}{ID}", keyed("aescbc", &[("key1", K1)])),
+        ),
+        ("events", ID),
+    ]);
+    let (n, change) =
+        rotation::prepare_with_key(&c, &opts(None, Some("key2")), now(), fresh()).unwrap();
+    assert_eq!(shape(&n, 1), ["identity"]);
+    assert_eq!(change.edits.len(), 1);
+    // --resource narrows the edit, and must name an item.
+    let two = cfg(&[
+        ("secrets", &keyed("aescbc", &[("key1", K1)])),
+        ("configmaps", &keyed("aescbc", &[("cm1", K3)])),
+    ]);
+    let scoped = PrepareOptions {
+        scope: Scope {
+            resources: vec!["configmaps".into()],
+        },
+        ..opts(None, Some("key2"))
+    };
+    let (n, _) = rotation::prepare_with_key(&two, &scoped, now(), fresh()).unwrap();
+    assert_eq!(shape(&n, 0), ["aescbc:key1"]);
+    assert_eq!(shape(&n, 1), ["aescbc:cm1,key2"]);
+    let none = PrepareOptions {
+        scope: Scope {
+            resources: vec!["pods".into()],
+        },
+        ..opts(None, None)
+    };
+    let e = rotation::prepare_with_key(&two, &none, now(), fresh()).unwrap_err();
+    assert!(
+        matches!(e, RotationError::EmptyScope { .. }) && e.is_usage(),
+        "{e}"
+    );
+}
+
+#[test]
+fn prepare_refusals_say_what_to_do() {
+    let prepared = cfg(&[("secrets", &keyed("aescbc", &[("key1", K1), ("key2", K2)]))]);
+    let e = rotation::prepare_with_key(&prepared, &opts(None, Some("key3")), now(), fresh())
+        .unwrap_err();
+    assert!(matches!(e, RotationError::AlreadyPrepared { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("atrest rotate promote") && msg.contains("retire --key key2"),
+        "{msg}"
+    );
+
+    let promoted = cfg(&[("secrets", &keyed("aescbc", &[("key2", K2), ("key1", K1)]))]);
+    let e = rotation::prepare_with_key(&promoted, &opts(None, Some("key3")), now(), fresh())
+        .unwrap_err();
+    assert!(matches!(e, RotationError::OldKeysPresent { .. }), "{e}");
+    assert!(e.to_string().contains("rewrite"), "{e}");
+
+    let unclear = cfg(&[("secrets", &keyed("aescbc", &[("blue", K2), ("green", K1)]))]);
+    assert_eq!(stage_of(&unclear), Stage::Ambiguous);
+    let e = rotation::prepare_with_key(&unclear, &opts(None, Some("key3")), now(), fresh())
+        .unwrap_err();
+    assert!(e.to_string().contains("--key NAME"), "{e}");
+
+    let one = cfg(&[(
+        "secrets",
+        &format!("{}{ID}", keyed("aescbc", &[("key1", K1)])),
+    )]);
+    let e =
+        rotation::prepare_with_key(&one, &opts(None, Some("key1")), now(), fresh()).unwrap_err();
+    assert!(matches!(e, RotationError::NameTaken { .. }), "{e}");
+    assert!(e.to_string().contains("choose another --key-name"), "{e}");
+    let e = rotation::prepare_with_key(&one, &opts(None, Some("a:b")), now(), fresh()).unwrap_err();
+    assert!(
+        matches!(e, RotationError::BadName { .. }) && e.is_usage(),
+        "{e}"
+    );
+
+    let kms = EncryptionConfiguration::from_yaml_str(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - kms: {apiVersion: v2, name: vault, endpoint: unix:///run/kms.sock}\n      - identity: {}\n",
+    )
+    .unwrap();
+    assert_eq!(stage_of(&kms), Stage::Kms);
+    let e = rotation::prepare_with_key(&kms, &opts(None, None), now(), fresh()).unwrap_err();
+    assert!(e.to_string().contains("rotated in the KMS plugin"), "{e}");
+}
+
+#[test]
+fn promote_refusals_and_explicit_key() {
+    let one = cfg(&[(
+        "secrets",
+        &format!("{}{ID}", keyed("aescbc", &[("key1", K1)])),
+    )]);
+    let e = rotation::promote(&one, None, &Scope::default()).unwrap_err();
+    assert!(matches!(e, RotationError::NothingPrepared { .. }), "{e}");
+    assert!(e.to_string().contains("atrest rotate prepare"), "{e}");
+    let plain = cfg(&[("secrets", ID)]);
+    assert!(matches!(
+        rotation::promote(&plain, None, &Scope::default()),
+        Err(RotationError::NothingPrepared { .. })
+    ));
+
+    // Promoting twice would make the old key write again: refused.
+    let prepared = cfg(&[("secrets", &keyed("aescbc", &[("key1", K1), ("key2", K2)]))]);
+    let (p, _) = rotation::promote(&prepared, None, &Scope::default()).unwrap();
+    assert_eq!(shape(&p, 0), ["aescbc:key2,key1"]);
+    let e = rotation::promote(&p, None, &Scope::default()).unwrap_err();
+    assert!(matches!(e, RotationError::AlreadyPromoted { .. }), "{e}");
+    assert!(e.to_string().contains("rewrite"), "{e}");
+    // ...unless asked for by name.
+    let (back, _) = rotation::promote(&p, Some("key1"), &Scope::default()).unwrap();
+    assert_eq!(shape(&back, 0), ["aescbc:key1,key2"]);
+    assert!(matches!(
+        rotation::promote(&p, Some("key2"), &Scope::default()),
+        Err(RotationError::AlreadyWriter { .. })
+    ));
+    assert!(matches!(
+        rotation::promote(&p, Some("nope"), &Scope::default()),
+        Err(RotationError::KeyNotFound { .. })
+    ));
+
+    // Names that do not show their age need the name.
+    let unclear = cfg(&[("secrets", &keyed("aescbc", &[("blue", K2), ("green", K1)]))]);
+    assert!(matches!(
+        rotation::promote(&unclear, None, &Scope::default()),
+        Err(RotationError::Ambiguous { .. })
+    ));
+    let (g, _) = rotation::promote(&unclear, Some("green"), &Scope::default()).unwrap();
+    assert_eq!(shape(&g, 0), ["aescbc:green,blue"]);
+}
+
+fn report(
+    key: &str,
+    provider: &'static str,
+    key_name: Option<&str>,
+    status: Status,
+) -> ObjectReport {
+    let parts: Vec<&str> = key.split('/').collect();
+    ObjectReport {
+        key: key.to_string(),
+        resource: parts[2].to_string(),
+        namespace: Some(parts[3].to_string()),
+        name: parts[4].to_string(),
+        mod_revision: 1,
+        provider,
+        key_name: key_name.map(str::to_string),
+        status,
+        detail: None,
+    }
+}
+
+fn usage(reports: Vec<ObjectReport>) -> KeyUsage {
+    let mut u = KeyUsage::default();
+    for r in reports {
+        u.add(r, true);
+    }
+    u
+}
+
+#[test]
+fn retire_needs_proof() {
+    let c = cfg(&[
+        (
+            "secrets",
+            &format!("{}{ID}", keyed("aescbc", &[("key2", K2), ("key1", K1)])),
+        ),
+        ("configmaps", ID),
+    ]);
+    let key1: RetireTarget = "key1".parse().unwrap();
+    let scope = Scope::default();
+
+    // Objects under key1: refused, with the objects listed.
+    let u = usage(vec![
+        report(
+            "/registry/secrets/a/s1",
+            "aescbc",
+            Some("key1"),
+            Status::Stale,
+        ),
+        report(
+            "/registry/secrets/a/s2",
+            "aescbc",
+            Some("key2"),
+            Status::Current,
+        ),
+    ]);
+    let e = rotation::retire(&c, &key1, &u, &scope).unwrap_err();
+    assert!(matches!(e, RotationError::InUse { count: 1, .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("/registry/secrets/a/s1") && msg.contains("rewrite"),
+        "{msg}"
+    );
+
+    // Unreadable objects of the same provider: the proof is incomplete.
+    let u = usage(vec![
+        report(
+            "/registry/secrets/a/s2",
+            "aescbc",
+            Some("key2"),
+            Status::Current,
+        ),
+        report(
+            "/registry/secrets/a/x",
+            "aescbc",
+            Some("key0"),
+            Status::UnknownKey,
+        ),
+    ]);
+    let e = rotation::retire(&c, &key1, &u, &scope).unwrap_err();
+    assert!(matches!(e, RotationError::ProofIncomplete { .. }), "{e}");
+    assert!(e.to_string().contains("/registry/secrets/a/x"), "{e}");
+
+    // The writer is never retired.
+    let e =
+        rotation::retire(&c, &"key2".parse().unwrap(), &KeyUsage::default(), &scope).unwrap_err();
+    assert!(matches!(e, RotationError::RetireWriter { .. }), "{e}");
+    assert!(e.to_string().contains("prepare and promote"), "{e}");
+    assert!(matches!(
+        rotation::retire(&c, &"key9".parse().unwrap(), &KeyUsage::default(), &scope),
+        Err(RotationError::KeyNotFound { .. })
+    ));
+
+    // Plaintext ConfigMaps (not encrypted here) do not block; key1 goes.
+    let u = usage(vec![
+        report(
+            "/registry/secrets/a/s2",
+            "aescbc",
+            Some("key2"),
+            Status::Current,
+        ),
+        report(
+            "/registry/configmaps/a/c",
+            "identity",
+            None,
+            Status::Current,
+        ),
+    ]);
+    let (n, change) = rotation::retire(&c, &key1, &u, &scope).unwrap();
+    assert_eq!(shape(&n, 0), ["aescbc:key2", "identity"]);
+    assert!(
+        change.to_string().contains("removed aescbc key `key1`"),
+        "{change}"
+    );
+
+    // identity: refused while a plaintext Secret remains, then removed.
+    let u = usage(vec![report(
+        "/registry/secrets/a/p",
+        "identity",
+        None,
+        Status::Plaintext,
+    )]);
+    let e = rotation::retire(&n, &RetireTarget::Identity, &u, &scope).unwrap_err();
+    assert!(e.to_string().contains("/registry/secrets/a/p"), "{e}");
+    let (m, change) =
+        rotation::retire(&n, &RetireTarget::Identity, &KeyUsage::default(), &scope).unwrap();
+    assert_eq!(shape(&m, 0), ["aescbc:key2"]);
+    assert_eq!(
+        shape(&m, 1),
+        ["identity"],
+        "the plaintext item keeps identity"
+    );
+    assert!(change.to_string().contains("removed identity"), "{change}");
+
+    // identity that writes: encryption is not enabled yet.
+    let plain = cfg(&[(
+        "secrets",
+        &format!("{ID}{}", keyed("aescbc", &[("key1", K1)])),
+    )]);
+    let e = rotation::retire(
+        &plain,
+        &RetireTarget::Identity,
+        &KeyUsage::default(),
+        &scope,
+    )
+    .unwrap_err();
+    assert!(matches!(e, RotationError::IdentityWrites { .. }), "{e}");
+}
+
+#[test]
+fn retiring_the_last_key_removes_its_provider() {
+    let c = cfg(&[(
+        "secrets",
+        &format!(
+            "{}{}",
+            keyed("aesgcm", &[("key-20251129T070640Z", K3)]),
+            keyed("aescbc", &[("key2", K2)])
+        ),
+    )]);
+    let (n, change) = rotation::retire(
+        &c,
+        &"aescbc/key2".parse().unwrap(),
+        &KeyUsage::default(),
+        &Scope::default(),
+    )
+    .unwrap();
+    assert_eq!(shape(&n, 0), ["aesgcm:key-20251129T070640Z"]);
+    assert!(
+        change.to_string().contains("and its provider aescbc"),
+        "{change}"
+    );
+    // The same name in two providers needs the provider.
+    let twice = cfg(&[(
+        "secrets",
+        &format!(
+            "{}{}",
+            keyed("aesgcm", &[("k", K3)]),
+            keyed("aescbc", &[("k", K2)])
+        ),
+    )]);
+    let e = rotation::retire(
+        &twice,
+        &"k".parse().unwrap(),
+        &KeyUsage::default(),
+        &Scope::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--key PROVIDER/k"), "{e}");
+}
+
+#[test]
+fn status_suggests_the_next_step() {
+    let scope = Scope::default();
+    let next = |c: &EncryptionConfiguration, u: Option<&KeyUsage>| {
+        rotation::status(c, &scope, u).unwrap().next
+    };
+    use rotation::NextStep as N;
+    assert_eq!(
+        next(&cfg(&[("secrets", ID)]), None),
+        N::Prepare { enable: true }
+    );
+    let prepared = cfg(&[("secrets", &keyed("aescbc", &[("key1", K1), ("key2", K2)]))]);
+    assert_eq!(next(&prepared, None), N::Promote);
+    let promoted = cfg(&[(
+        "secrets",
+        &format!("{}{ID}", keyed("aescbc", &[("key2", K2), ("key1", K1)])),
+    )]);
+    assert_eq!(next(&promoted, None), N::Scan);
+    let stale = usage(vec![report(
+        "/registry/secrets/a/s",
+        "aescbc",
+        Some("key1"),
+        Status::Stale,
+    )]);
+    assert_eq!(next(&promoted, Some(&stale)), N::Rewrite { objects: 1 });
+    let done = usage(vec![report(
+        "/registry/secrets/a/s",
+        "aescbc",
+        Some("key2"),
+        Status::Current,
+    )]);
+    assert_eq!(
+        next(&promoted, Some(&done)),
+        N::Retire {
+            target: "key1".into()
+        }
+    );
+    let r = rotation::status(&promoted, &scope, Some(&done)).unwrap();
+    let counts: Vec<(String, bool, Option<u64>)> = r
+        .keys
+        .iter()
+        .map(|k| (k.key.name.clone(), k.writer, k.objects))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("key2".into(), true, Some(1)),
+            ("key1".into(), false, Some(0))
+        ]
+    );
+    let clean = cfg(&[(
+        "secrets",
+        &format!("{}{ID}", keyed("aescbc", &[("key2", K2)])),
+    )]);
+    assert_eq!(
+        next(&clean, Some(&done)),
+        N::Retire {
+            target: "identity".into()
+        }
+    );
+    assert_eq!(
+        next(
+            &cfg(&[("secrets", &keyed("aescbc", &[("key2", K2)]))]),
+            None
+        ),
+        N::Done
+    );
+    let risky = usage(vec![report(
+        "/registry/secrets/a/x",
+        "aescbc",
+        Some("key0"),
+        Status::UnknownKey,
+    )]);
+    assert_eq!(next(&clean, Some(&risky)), N::FixAtRisk);
+}
+
+// ---------------------------------------------------------------------------------
+// The command on files.
+
+fn atrest() -> Command {
+    Command::cargo_bin("atrest").unwrap()
+}
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Out {
+    let o = atrest().args(args).output().unwrap();
+    Out {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn backups(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".bak"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every base64 secret in a config file.
+fn secrets_in(text: &str) -> Vec<String> {
+    let c = EncryptionConfiguration::from_slice(text.as_bytes()).unwrap();
+    let mut v = Vec::new();
+    for item in &c.config.resources {
+        for p in &item.providers {
+            if let Some(ks) = p.keys() {
+                v.extend(ks.keys.iter().map(|k| k.secret.to_base64().to_string()));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn cli_edits_keep_the_form_back_up_and_never_print_keys() {
+    let d = tempfile::tempdir().unwrap();
+    // YAML
+    let y = d.path().join("enc.yaml");
+    fs::write(
+        &y,
+        cfg_text(&[(
+            "secrets",
+            &format!("{}{ID}", keyed("aescbc", &[("key1", K1)])),
+        )]),
+    )
+    .unwrap();
+    let before = fs::read(&y).unwrap();
+    let o = run(&[
+        "rotate",
+        "prepare",
+        "--config",
+        y.to_str().unwrap(),
+        "--key-name",
+        "key2",
+        "--dry-run",
+    ]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stdout.contains("dry run") && o.stdout.contains("key2"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(fs::read(&y).unwrap(), before, "dry run writes nothing");
+    assert!(backups(d.path()).is_empty());
+
+    let o = run(&[
+        "rotate",
+        "prepare",
+        "--config",
+        y.to_str().unwrap(),
+        "--key-name",
+        "key2",
+    ]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let after = fs::read_to_string(&y).unwrap();
+    assert!(after.starts_with("apiVersion:"), "still YAML: {after}");
+    assert_eq!(mode(&y), 0o600);
+    let baks = backups(d.path());
+    assert_eq!(baks.len(), 1);
+    assert_eq!(
+        fs::read(&baks[0]).unwrap(),
+        before,
+        "the backup is the previous file"
+    );
+    assert_eq!(mode(&baks[0]), 0o600);
+    assert!(
+        baks[0].to_string_lossy().contains("enc.yaml.20"),
+        "{baks:?}"
+    );
+    for s in secrets_in(&after) {
+        assert!(
+            !o.stdout.contains(&s) && !o.stderr.contains(&s),
+            "key material printed"
+        );
+    }
+    // A second edit in the same second gets its own backup.
+    let o = run(&["rotate", "promote", "--config", y.to_str().unwrap()]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_eq!(backups(d.path()).len(), 2);
+    let s = run(&[
+        "rotate",
+        "status",
+        "--config",
+        y.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(v["stage"], "writing");
+    assert_eq!(v["keys"][0]["name"], "key2");
+    assert_eq!(v["keys"][0]["role"], "writer");
+    for sec in secrets_in(&fs::read_to_string(&y).unwrap()) {
+        assert!(!s.stdout.contains(&sec));
+    }
+
+    // JSON stays JSON.
+    let j = d.path().join("enc.json");
+    fs::write(
+        &j,
+        r#"{"apiVersion":"apiserver.config.k8s.io/v1","kind":"EncryptionConfiguration","resources":[{"resources":["secrets"],"providers":[{"identity":{}}]}]}"#,
+    )
+    .unwrap();
+    let o = run(&[
+        "rotate",
+        "prepare",
+        "--config",
+        j.to_str().unwrap(),
+        "--provider",
+        "secretbox",
+    ]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let text = fs::read_to_string(&j).unwrap();
+    assert!(text.trim_start().starts_with('{'), "{text}");
+    let c = EncryptionConfiguration::from_slice(text.as_bytes()).unwrap();
+    assert_eq!(c.format, atrest::config::ConfigFormat::Json);
+    assert_eq!(shape(&c.config, 0)[0], "identity");
+    assert!(shape(&c.config, 0)[1].starts_with("secretbox:key-"));
+    assert_eq!(mode(&j), 0o600);
+}
+
+#[test]
+fn cli_refuses_unsafe_steps() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("enc.yaml");
+    fs::write(&p, cfg_text(&[("secrets", ID)])).unwrap();
+    let ps = p.to_str().unwrap();
+    let before = fs::read(&p).unwrap();
+
+    let o = run(&["rotate", "promote", "--config", ps]);
+    assert_eq!(o.code, Some(1));
+    assert!(
+        o.stderr.contains("run `atrest rotate prepare"),
+        "{}",
+        o.stderr
+    );
+
+    let o = run(&["rotate", "retire", "--config", ps, "--key", "identity"]);
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("--snapshot FILE"), "{}", o.stderr);
+    assert_eq!(fs::read(&p).unwrap(), before);
+    assert!(backups(d.path()).is_empty());
+
+    // An invalid file is not edited.
+    let bad = d.path().join("bad.yaml");
+    fs::write(
+        &bad,
+        cfg_text(&[("secrets", &keyed("aescbc", &[("key1", "AAAA")]))]),
+    )
+    .unwrap();
+    let bad_before = fs::read(&bad).unwrap();
+    let o = run(&["rotate", "prepare", "--config", bad.to_str().unwrap()]);
+    assert_eq!(o.code, Some(2));
+    assert!(o.stderr.contains("atrest validate"), "{}", o.stderr);
+    assert_eq!(fs::read(&bad).unwrap(), bad_before);
+
+    // Copies that differ: no next step.
+    let q = d.path().join("enc2.yaml");
+    fs::write(
+        &q,
+        cfg_text(&[(
+            "secrets",
+            &format!("{ID}{}", keyed("aescbc", &[("key1", K1)])),
+        )]),
+    )
+    .unwrap();
+    let o = run(&[
+        "rotate",
+        "status",
+        "--config",
+        ps,
+        "--config",
+        q.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.code, Some(1));
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(v["next"].is_null(), "{v}");
+    assert!(!v["drift"].as_array().unwrap().is_empty());
+    assert!(
+        v["advice"].as_str().unwrap().contains("atrest validate"),
+        "{v}"
+    );
+    let o = run(&["rotate", "status", "--config", ps, "--config", ps]);
+    assert_eq!(o.code, Some(0));
+    assert!(
+        o.stdout.contains("next: atrest rotate prepare"),
+        "{}",
+        o.stdout
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// The whole procedure on snapshots made by a real etcd.
+
+/// A throw-away etcd on loopback ports (the etcd started here is stopped on drop).
+struct Etcd {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn have(cmd: &str, version_arg: &str) -> bool {
+    std::process::Command::new(cmd)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl Etcd {
+    /// `None` when etcd is not installed (set ATREST_REQUIRE_ETCD=1 to fail instead).
+    fn start(dir: &Path) -> Option<Etcd> {
+        if !have("etcd", "--version") || !have("etcdctl", "version") {
+            assert!(
+                std::env::var_os("ATREST_REQUIRE_ETCD").is_none(),
+                "etcd and etcdctl are required (apt-get install etcd-server etcd-client)"
+            );
+            eprintln!("skipping: etcd/etcdctl not installed");
+            return None;
+        }
+        let (c, p, m) = (free_port(), free_port(), free_port());
+        let client = format!("http://127.0.0.1:{c}");
+        let peer = format!("http://127.0.0.1:{p}");
+        let log = dir.join("etcd.log");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "e2e", "--data-dir"])
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .arg(format!("--initial-cluster=e2e={peer}"))
+            .arg(format!("--listen-metrics-urls=http://127.0.0.1:{m}"))
+            .arg("--logger=zap")
+            .arg(format!("--log-outputs={}", log.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let etcd = Etcd {
+            child,
+            endpoint: client,
+        };
+        for _ in 0..200 {
+            if etcd.try_ctl(&["endpoint", "health"], b"").is_ok() {
+                return Some(etcd);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "etcd did not become healthy: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn try_ctl(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>, String> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(stdin).map_err(|e| e.to_string())?;
+        }
+        let o = child.wait_with_output().map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(o.stdout)
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+
+    fn ctl(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        self.try_ctl(args, stdin)
+            .unwrap_or_else(|e| panic!("etcdctl {args:?}: {e}"))
+    }
+
+    /// Values with NUL bytes go on stdin.
+    fn put(&self, key: &str, value: &[u8]) {
+        self.ctl(&["put", key], value);
+    }
+
+    /// Every key/value under a prefix.
+    fn get_prefix(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let out = self.ctl(&["get", prefix, "--prefix", "-w", "json"], b"");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        v["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .map(|kv| {
+                        let k = b64.decode(kv["key"].as_str().unwrap()).unwrap();
+                        let val = b64.decode(kv["value"].as_str().unwrap()).unwrap();
+                        (String::from_utf8(k).unwrap(), val)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn snapshot(&self, path: &Path) {
+        self.ctl(&["snapshot", "save", path.to_str().unwrap()], b"");
+    }
+}
+
+/// Protobuf field with a length-delimited value.
+fn field(n: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut v = vec![(n << 3) | 2];
+    let mut len = bytes.len();
+    while len >= 0x80 {
+        v.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    v.push(len as u8);
+    v.extend_from_slice(bytes);
+    v
+}
+
+/// A `v1.Secret` as kube-apiserver stores it: `k8s\0` + runtime.Unknown.
+fn stored_secret(ns: &str, name: &str, data: &[(&str, &[u8])]) -> Vec<u8> {
+    let meta = [field(1, name.as_bytes()), field(3, ns.as_bytes())].concat();
+    let mut secret = field(1, &meta);
+    for (k, v) in data {
+        secret.extend(field(2, &[field(1, k.as_bytes()), field(2, v)].concat()));
+    }
+    secret.extend(field(3, b"Opaque"));
+    let type_meta = [field(1, b"v1"), field(2, b"Secret")].concat();
+    [b"k8s\0".to_vec(), field(1, &type_meta), field(2, &secret)].concat()
+}
+
+fn run_stdin(args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let o = atrest().args(args).write_stdin(stdin).output().unwrap();
+    assert!(
+        o.status.success(),
+        "atrest {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// Rewrite every Secret with the write key of `config`, as kube-apiserver does on
+/// update. Test scaffolding until `atrest rewrite` is in this branch; it then becomes:
+/// `run(&["rewrite", "--endpoints", &etcd.endpoint, "--config", config.to_str().unwrap()]);`
+fn rewrite(etcd: &Etcd, config: &Path) {
+    let c = config.to_str().unwrap();
+    for (key, value) in etcd.get_prefix("/registry/secrets/") {
+        let plain = run_stdin(&["decrypt", "--config", c, "--etcd-key", &key], &value);
+        let stored = run_stdin(&["encrypt", "--config", c, "--etcd-key", &key], &plain);
+        etcd.put(&key, &stored);
+    }
+}
+
+/// `atrest audit` of `snap` with `config`: etcd key → "provider/key_name status".
+fn audit(snap: &Path, config: &Path) -> std::collections::BTreeMap<String, String> {
+    let o = run(&[
+        "audit",
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.stderr));
+    v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|obj| {
+            let pk = match obj["key_name"].as_str() {
+                Some(k) => format!("{}/{k}", obj["provider"].as_str().unwrap()),
+                None => obj["provider"].as_str().unwrap().to_string(),
+            };
+            (
+                obj["key"].as_str().unwrap().to_string(),
+                format!("{pk} {}", obj["status"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+const SECRETS: &[(&str, &str)] = &[
+    ("default", "db-password"),
+    ("default", "api-token"),
+    ("prod", "tls"),
+    ("kube-system", "bootstrap"),
+];
+const CONFIGMAP: &str = "/registry/configmaps/default/settings";
+
+/// Every Secret of `snap` must audit as `want` with `config`; the ConfigMap (not
+/// covered by the config) stays plaintext and current.
+fn expect(snap: &Path, config: &Path, want: &str) {
+    let got = audit(snap, config);
+    for (ns, name) in SECRETS {
+        let key = format!("/registry/secrets/{ns}/{name}");
+        assert_eq!(
+            got.get(&key).map(String::as_str),
+            Some(want),
+            "{key} with {}",
+            config.display()
+        );
+    }
+    assert_eq!(
+        got.get(CONFIGMAP).map(String::as_str),
+        Some("identity current")
+    );
+    assert_eq!(got.len(), SECRETS.len() + 1);
+}
+
+/// The JSON status of `config` against `snap`.
+fn status(config: &Path, snap: &Path) -> serde_json::Value {
+    let o = run(&[
+        "rotate",
+        "status",
+        "--config",
+        config.to_str().unwrap(),
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+    serde_json::from_str(&o.stdout).unwrap()
+}
+
+/// One step of the procedure: run it on the live config, keep a copy of the result.
+struct Steps {
+    dir: PathBuf,
+    config: PathBuf,
+    n: usize,
+}
+
+impl Steps {
+    fn cfg(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+
+    /// Run an editing command (must succeed) and return (previous, current) config copies.
+    fn edit(&mut self, args: &[&str]) -> (PathBuf, PathBuf) {
+        let prev = self.dir.join(format!("step{}.yaml", self.n));
+        let o = run(args);
+        assert_eq!(o.code, Some(0), "{args:?}: {}{}", o.stdout, o.stderr);
+        self.n += 1;
+        let cur = self.dir.join(format!("step{}.yaml", self.n));
+        fs::copy(&self.config, &cur).unwrap();
+        (prev, cur)
+    }
+
+    /// Run a command that must be refused, with `advice` in its message, leaving the file as it was.
+    fn refused(&self, args: &[&str], advice: &str) {
+        let before = fs::read(&self.config).unwrap();
+        let o = run(args);
+        assert_eq!(o.code, Some(1), "{args:?} must be refused: {}", o.stdout);
+        assert!(o.stderr.contains(advice), "{args:?}: {}", o.stderr);
+        assert_eq!(
+            fs::read(&self.config).unwrap(),
+            before,
+            "{args:?} changed the file"
+        );
+    }
+}
+
+#[test]
+fn rotation_end_to_end_on_real_etcd() {
+    let d = tempfile::tempdir().unwrap();
+    let Some(etcd) = Etcd::start(d.path()) else {
+        return;
+    };
+    let snap = |n: usize| {
+        let p = d.path().join(format!("snap{n}.db"));
+        etcd.snapshot(&p);
+        p
+    };
+    let originals: Vec<(String, Vec<u8>)> = SECRETS
+        .iter()
+        .map(|(ns, name)| {
+            (
+                format!("/registry/secrets/{ns}/{name}"),
+                stored_secret(ns, name, &[("value", format!("{ns}/{name}").as_bytes())]),
+            )
+        })
+        .collect();
+    for (k, v) in &originals {
+        etcd.put(k, v);
+    }
+    let cm_type = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
+    etcd.put(CONFIGMAP, &[b"k8s\0".to_vec(), field(1, &cm_type)].concat());
+
+    // Encryption not enabled: the config writes identity for Secrets.
+    let config = d.path().join("encryption-config.yaml");
+    fs::write(&config, cfg_text(&[("secrets", ID)])).unwrap();
+    fs::copy(&config, d.path().join("step0.yaml")).unwrap();
+    let mut s = Steps {
+        dir: d.path().to_path_buf(),
+        config: config.clone(),
+        n: 0,
+    };
+    let c = s.cfg().to_string();
+    let c = c.as_str();
+    let s0 = snap(0);
+    expect(&s0, &config, "identity current");
+    let st = status(&config, &s0);
+    assert_eq!(st["stage"], "no-encryption");
+    assert_eq!(st["plaintext_objects"], 4);
+    assert_eq!(
+        st["next"],
+        format!("atrest rotate prepare --config {c} --provider aescbc")
+    );
+    s.refused(
+        &["rotate", "promote", "--config", c],
+        "atrest rotate prepare",
+    );
+    let s0s = s0.to_str().unwrap();
+    s.refused(
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "identity",
+            "--snapshot",
+            s0s,
+        ],
+        "identity writes",
+    );
+
+    // Enable aescbc: prepare, promote, rewrite, retire identity.
+    let (prev, cur) = s.edit(&[
+        "rotate",
+        "prepare",
+        "--config",
+        c,
+        "--provider",
+        "aescbc",
+        "--key-name",
+        "key1",
+    ]);
+    expect(&s0, &cur, "identity current");
+    expect(&s0, &prev, "identity current");
+    assert_eq!(
+        status(&config, &s0)["next"],
+        format!("atrest rotate promote --config {c}")
+    );
+    s.refused(&["rotate", "prepare", "--config", c], "is already prepared");
+
+    let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
+    expect(&s0, &cur, "identity plaintext");
+    expect(&s0, &prev, "identity current");
+    let st = status(&config, &s0);
+    assert_eq!(st["stage"], "clean");
+    assert_eq!(st["next"], format!("atrest rewrite --config {c}"));
+    s.refused(
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "identity",
+            "--snapshot",
+            s0s,
+        ],
+        "/registry/secrets/default/api-token",
+    );
+
+    rewrite(&etcd, &config);
+    let s1 = snap(1);
+    let s1s = s1.to_str().unwrap();
+    expect(&s1, &cur, "aescbc/key1 current");
+    expect(&s1, &prev, "aescbc/key1 stale");
+    assert_eq!(
+        status(&config, &s1)["next"],
+        format!("atrest rotate retire --config {c} --key identity --snapshot {s1s}")
+    );
+
+    let (prev, cur) = s.edit(&[
+        "rotate",
+        "retire",
+        "--config",
+        c,
+        "--key",
+        "identity",
+        "--snapshot",
+        s1s,
+    ]);
+    expect(&s1, &cur, "aescbc/key1 current");
+    expect(&s1, &prev, "aescbc/key1 current");
+    let st = status(&config, &s1);
+    assert_eq!(st["stage"], "clean");
+    assert_eq!(st["keys"][0]["objects"], 4);
+
+    // Rotate key1 → key2.
+    let (prev, cur) = s.edit(&["rotate", "prepare", "--config", c, "--key-name", "key2"]);
+    expect(&s1, &cur, "aescbc/key1 current");
+    expect(&s1, &prev, "aescbc/key1 current");
+    assert_eq!(status(&config, &s1)["stage"], "prepared");
+    s.refused(
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "key1",
+            "--snapshot",
+            s1s,
+        ],
+        "is the write key",
+    );
+
+    let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
+    expect(&s1, &cur, "aescbc/key1 stale");
+    expect(&s1, &prev, "aescbc/key1 current");
+    s.refused(&["rotate", "promote", "--config", c], "already writes");
+    s.refused(
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "key1",
+            "--snapshot",
+            s1s,
+        ],
+        "4 object(s) of secrets still use aescbc key `key1`",
+    );
+
+    rewrite(&etcd, &config);
+    let s2 = snap(2);
+    let s2s = s2.to_str().unwrap();
+    expect(&s2, &cur, "aescbc/key2 current");
+    expect(&s2, &prev, "aescbc/key2 stale");
+    assert_eq!(
+        status(&config, &s2)["next"],
+        format!("atrest rotate retire --config {c} --key key1 --snapshot {s2s}")
+    );
+    let (prev, cur) = s.edit(&[
+        "rotate",
+        "retire",
+        "--config",
+        c,
+        "--key",
+        "key1",
+        "--snapshot",
+        s2s,
+    ]);
+    expect(&s2, &cur, "aescbc/key2 current");
+    expect(&s2, &prev, "aescbc/key2 current");
+
+    // Switch provider: aescbc → aesgcm, with the default timestamped key name.
+    let (prev, cur) = s.edit(&["rotate", "prepare", "--config", c, "--provider", "aesgcm"]);
+    expect(&s2, &cur, "aescbc/key2 current");
+    expect(&s2, &prev, "aescbc/key2 current");
+    let st = status(&config, &s2);
+    assert_eq!(st["stage"], "prepared");
+    let new_key = st["resources"][0]["prepared"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(new_key.starts_with("key-20"), "{new_key}");
+
+    let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
+    expect(&s2, &cur, "aescbc/key2 stale");
+    expect(&s2, &prev, "aescbc/key2 current");
+
+    rewrite(&etcd, &config);
+    let s3 = snap(3);
+    let s3s = s3.to_str().unwrap();
+    let gcm = format!("aesgcm/{new_key}");
+    expect(&s3, &cur, &format!("{gcm} current"));
+    expect(&s3, &prev, &format!("{gcm} stale"));
+    let (prev, cur) = s.edit(&[
+        "rotate",
+        "retire",
+        "--config",
+        c,
+        "--key",
+        "key2",
+        "--snapshot",
+        s3s,
+    ]);
+    expect(&s3, &cur, &format!("{gcm} current"));
+    expect(&s3, &prev, &format!("{gcm} current"));
+    let final_cfg = EncryptionConfiguration::load(&config).unwrap().config;
+    assert_eq!(shape(&final_cfg, 0), [format!("aesgcm:{new_key}")]);
+    let st = status(&config, &s3);
+    assert_eq!(st["stage"], "clean");
+    assert_eq!(st["keys"][0]["objects"], 4);
+    assert_eq!(st["next"], format!("atrest rotate prepare --config {c}"));
+
+    // The data survived every step byte for byte.
+    for (key, value) in etcd.get_prefix("/registry/secrets/") {
+        let plain = run_stdin(&["decrypt", "--config", c, "--etcd-key", &key], &value);
+        let want = originals.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+        assert_eq!(Some(&plain), want, "{key}");
+    }
+    // Every edit left a private backup.
+    let baks = backups(d.path());
+    assert_eq!(baks.len(), 9, "three edits in each of three rotations");
+    assert!(baks.iter().all(|b| mode(b) == 0o600));
+    assert_eq!(mode(&config), 0o600);
+}
