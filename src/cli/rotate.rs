@@ -173,6 +173,7 @@ fn scan(src: &Source, ts: &Transformers, prefix: &str) -> Result<Scan, Failure> 
                 path,
                 SnapshotOptions {
                     skip_hash_check: *skip_hash_check,
+                    ..Default::default()
                 },
             )
             .map_err(Failure::usage)?;
