@@ -304,7 +304,10 @@ fn corrupted_trailer_or_body_is_a_hash_mismatch_unless_skipped() {
         )
         .unwrap();
         assert_eq!(snap.hash_check(), HashCheck::Pending);
-        assert!(matches!(snap.verify_hash(), Err(SnapshotError::HashMismatch { .. })));
+        assert!(matches!(
+            snap.verify_hash(),
+            Err(SnapshotError::HashMismatch { .. })
+        ));
         assert_eq!(snap.bolt().bytes().len(), bad.len() - 32);
     }
 }
