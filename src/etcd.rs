@@ -502,6 +502,7 @@ async fn probe(
     url: String,
     co: etcd_client::ConnectOptions,
     timeout: Duration,
+    tls: bool,
 ) -> Result<(), EndpointError> {
     let fail = |kind, detail: String| EndpointError {
         endpoint: url.clone(),
@@ -516,7 +517,21 @@ async fn probe(
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
-            let (kind, detail) = classify_error(&e);
+            let (mut kind, mut detail) = classify_error(&e);
+            // TLS 1.3: a server that rejects the client certificate closes the
+            // connection after the handshake, which the client sees as a closed
+            // connection, not as a certificate error.
+            let lower = detail.to_ascii_lowercase();
+            if tls
+                && kind == FailureKind::Unreachable
+                && !lower.contains("connect error")
+                && !lower.contains("refused")
+            {
+                kind = FailureKind::Tls;
+                detail.push_str(
+                    "; the server closed the connection after the TLS handshake: it probably does not accept the client certificate",
+                );
+            }
             Err(fail(kind, detail))
         }
         Err(_) => Err(fail(
@@ -547,7 +562,7 @@ impl Etcd {
         let mut set = tokio::task::JoinSet::new();
         for (i, u) in urls.iter().enumerate() {
             let (u, co) = (u.clone(), co.clone());
-            set.spawn(async move { (i, probe(u, co, budget).await) });
+            set.spawn(async move { (i, probe(u, co, budget, tls).await) });
         }
         let mut results: Vec<(usize, Result<(), EndpointError>)> = Vec::new();
         while let Some(r) = set.join_next().await {
