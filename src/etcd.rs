@@ -711,6 +711,8 @@ impl Etcd {
             end,
             at,
             page_size: page_size.clamp(1, 100_000) as i64,
+            bounds: std::collections::VecDeque::new(),
+            discovered: false,
         }
     }
 
@@ -834,15 +836,29 @@ pub enum ReadAt {
 }
 
 /// A paged range read; see [`Etcd::pages`].
+///
+/// etcd before 3.5 walks every key from a range's start to its end to count
+/// them, whatever the limit, so paging `[next, end)` costs time quadratic in the
+/// size of the range. Instead, a keys-only scan of up to [`Pages::DISCOVER`]
+/// pages' worth of keys finds where the next pages start, and each page is read
+/// as `[start of page, start of next page)`: every request walks one page.
 pub struct Pages {
     etcd: Etcd,
+    /// Start of the next page; `None` at the end.
     next: Option<Vec<u8>>,
     end: Vec<u8>,
     at: ReadAt,
     page_size: i64,
+    /// Starts of the pages after `next`, as found by the last keys-only scan.
+    bounds: std::collections::VecDeque<Vec<u8>>,
+    /// Whether the keys-only scans reached `end`.
+    discovered: bool,
 }
 
 impl Pages {
+    /// Pages found per keys-only scan.
+    pub const DISCOVER: i64 = 40;
+
     /// The revision of a fixed read (0 until the first page when not given).
     pub fn revision(&self) -> i64 {
         match self.at {
@@ -851,35 +867,88 @@ impl Pages {
         }
     }
 
+    fn read_rev(&self) -> i64 {
+        match self.at {
+            ReadAt::Fixed(r) => r,
+            ReadAt::Latest => 0,
+        }
+    }
+
+    /// Options for a range read: at the fixed revision, or serializable at the
+    /// latest (a member's local state, without waiting for writes in flight to
+    /// apply: good enough for a writer whose every write is compared).
+    fn range_options(&self, end: Vec<u8>, limit: i64) -> GetOptions {
+        let o = GetOptions::new()
+            .with_range(end)
+            .with_limit(limit)
+            .with_revision(self.read_rev());
+        match self.at {
+            ReadAt::Latest => o.with_serializable(),
+            ReadAt::Fixed(_) => o,
+        }
+    }
+
+    /// A keys-only scan from `from`: the starts of the pages after the one that
+    /// begins at `from`.
+    async fn discover(&mut self, from: &[u8]) -> Result<(), EtcdError> {
+        let limit = (self.page_size * Self::DISCOVER).min(50_000);
+        let opts = self.range_options(self.end.clone(), limit).with_keys_only();
+        let mut resp = self
+            .etcd
+            .retry("range", |mut kv| {
+                let (s, o) = (from.to_vec(), opts.clone());
+                async move { kv.get(s, Some(o)).await }
+            })
+            .await?;
+        if let ReadAt::Fixed(0) = self.at {
+            self.at = ReadAt::Fixed(resp.header().map_or(0, |h| h.revision()));
+        }
+        let more = resp.more();
+        let kvs = resp.take_kvs();
+        let step = self.page_size.max(1) as usize;
+        for kv in kvs.iter().skip(step).step_by(step) {
+            self.bounds.push_back(kv.key().to_vec());
+        }
+        match (more, kvs.last()) {
+            (true, Some(last)) => {
+                let mut k = last.key().to_vec();
+                k.push(0);
+                if self.bounds.back() != Some(&k) {
+                    self.bounds.push_back(k);
+                }
+            }
+            _ => self.discovered = true,
+        }
+        if kvs.is_empty() {
+            self.next = None;
+        }
+        Ok(())
+    }
+
     /// The next page, or `None` at the end of the range.
     pub async fn next_page(&mut self) -> Result<Option<Page>, EtcdError> {
         let Some(start) = self.next.clone() else {
             return Ok(None);
         };
-        let rev = match self.at {
-            ReadAt::Fixed(r) => r,
-            ReadAt::Latest => 0,
-        };
+        if self.bounds.is_empty() && !self.discovered {
+            self.discover(&start).await?;
+            if self.next.is_none() {
+                return Ok(None);
+            }
+        }
+        let page_end = self
+            .bounds
+            .front()
+            .cloned()
+            .unwrap_or_else(|| self.end.clone());
         let mut limit = self.page_size;
         let mut resp = loop {
-            let end = self.end.clone();
-            let s = start.clone();
+            let opts = self.range_options(page_end.clone(), limit);
             let res = self
                 .etcd
                 .retry("range", |mut kv| {
-                    let (s, end) = (s.clone(), end.clone());
-                    async move {
-                        kv.get(
-                            s,
-                            Some(
-                                GetOptions::new()
-                                    .with_range(end)
-                                    .with_limit(limit)
-                                    .with_revision(rev),
-                            ),
-                        )
-                        .await
-                    }
+                    let (s, o) = (start.clone(), opts.clone());
+                    async move { kv.get(s, Some(o)).await }
                 })
                 .await;
             match res {
@@ -898,12 +967,20 @@ impl Pages {
         let more = resp.more();
         let kvs: Vec<KeyValue> = resp.take_kvs().into_iter().map(KeyValue::from).collect();
         self.next = match (more, kvs.last()) {
+            // The page holds more keys than expected (written since the scan, or
+            // a smaller limit): go on within it.
             (true, Some(last)) => {
                 let mut k = last.key.clone();
                 k.push(0);
                 Some(k)
             }
-            _ => None,
+            _ => self.bounds.pop_front().or_else(|| {
+                if self.discovered {
+                    None
+                } else {
+                    Some(page_end.clone())
+                }
+            }),
         };
         let revision = match self.at {
             ReadAt::Fixed(r) => r,

@@ -267,6 +267,17 @@ mod tests {
     }
 
     #[test]
+    fn core_paths() {
+        let p = |s: &str| core_storage_path(&GroupResource::parse(s));
+        assert_eq!(p("secrets").as_deref(), Some("secrets"));
+        assert_eq!(p("services").as_deref(), Some("services/specs"));
+        assert_eq!(p("endpoints").as_deref(), Some("services/endpoints"));
+        assert_eq!(p("nodes").as_deref(), Some("minions"));
+        assert_eq!(p("deployments.apps"), None);
+        assert_eq!(p("widgets.example.com"), None);
+    }
+
+    #[test]
     fn custom_prefix() {
         let o = parse_object_key(b"/k3s/secrets/a/b", "/k3s/").unwrap();
         assert_eq!(o.resource, GroupResource::new("", "secrets"));

@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_BATCH: usize = 100;
 /// Default keys per range page.
 pub const DEFAULT_PAGE_SIZE: usize = 500;
+/// Default transactions in flight.
+pub const DEFAULT_IN_FLIGHT: u32 = 4;
 
 /// What to rewrite and how fast.
 #[derive(Clone, Debug)]
@@ -71,7 +73,7 @@ impl Default for RewriteOptions {
             batch_bytes: MAX_TXN_BYTES,
             max_rate: None,
             page_size: DEFAULT_PAGE_SIZE,
-            in_flight: 4,
+            in_flight: DEFAULT_IN_FLIGHT as usize,
             max_attempts: 5,
         }
     }
@@ -115,6 +117,8 @@ pub struct Verification {
     pub summary: Summary,
     /// Objects that still need action.
     pub findings: Vec<ObjectReport>,
+    /// How long the audit took.
+    pub elapsed: Duration,
 }
 
 /// The result of a run.
@@ -128,6 +132,8 @@ pub struct Outcome {
     pub interrupted: bool,
     /// The audit afterwards (not for dry runs or interrupted runs).
     pub verification: Option<Verification>,
+    /// How long the scan and the writes took (without the verification).
+    pub elapsed: Duration,
 }
 
 impl Outcome {
@@ -451,6 +457,7 @@ pub async fn rewrite(
         },
     };
     let auditor = Auditor::new(Some(&ts), audit.clone());
+    let started = Instant::now();
     let mut interrupted = false;
     let mut batch: Vec<Pending> = Vec::new();
     let mut bytes = 0usize;
@@ -527,6 +534,7 @@ pub async fn rewrite(
         eng.join_one(observer).await?;
     }
     observer(Event::Progress(&eng.counts));
+    let elapsed = started.elapsed();
     let verification = if opts.dry_run || interrupted {
         None
     } else {
@@ -537,6 +545,7 @@ pub async fn rewrite(
         failed: eng.failed,
         interrupted,
         verification,
+        elapsed,
     })
 }
 
@@ -547,6 +556,7 @@ pub async fn verify(
     audit: &AuditOptions,
     page_size: usize,
 ) -> Result<Verification, EtcdError> {
+    let started = Instant::now();
     let auditor = Auditor::new(Some(ts), audit.clone());
     let mut summary = Summary::default();
     let mut findings = Vec::new();
@@ -579,6 +589,7 @@ pub async fn verify(
         revision,
         summary,
         findings,
+        elapsed: started.elapsed(),
     })
 }
 

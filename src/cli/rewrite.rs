@@ -7,7 +7,9 @@ use super::{CmdResult, Failure};
 use atrest::audit::ObjectReport;
 use atrest::etcd::MAX_TXN_OPS;
 use atrest::etcd_key::DEFAULT_PREFIX;
-use atrest::rewrite::{Counts, Event, Outcome, RewriteOptions, DEFAULT_BATCH, DEFAULT_PAGE_SIZE};
+use atrest::rewrite::{
+    Counts, Event, Outcome, RewriteOptions, DEFAULT_BATCH, DEFAULT_IN_FLIGHT, DEFAULT_PAGE_SIZE,
+};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -66,6 +68,11 @@ pub struct Args {
     /// Keys per range request.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
     page_size: usize,
+    /// Transactions in flight at once (more keeps etcd busier; each waits for
+    /// its fsync).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_IN_FLIGHT,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    in_flight: u32,
     /// kube-apiserver's --etcd-prefix.
     #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
     etcd_prefix: String,
@@ -98,6 +105,7 @@ pub fn run(a: Args) -> CmdResult {
         batch: a.batch as usize,
         max_rate: a.max_rate,
         page_size: a.page_size,
+        in_flight: a.in_flight as usize,
         ..RewriteOptions::default()
     };
     let table = a.output == OutputFormat::Table;
@@ -194,6 +202,7 @@ pub fn report_text(source: &str, o: &Outcome, dry_run: bool) -> String {
     };
     let _ = writeln!(t, "rewrite of {source}: {what}");
     counts_lines(&mut t, &o.counts, dry_run);
+    let _ = writeln!(t, "  took {:.2} s", o.elapsed.as_secs_f64());
     if !o.failed.is_empty() {
         let _ = writeln!(t, "\nnot rewritten ({}):", o.failed.len());
         for f in &o.failed {
@@ -212,8 +221,9 @@ pub fn report_text(source: &str, o: &Outcome, dry_run: bool) -> String {
             .collect();
         let _ = writeln!(
             t,
-            "\nverification (revision {}): {} objects: {}",
+            "\nverification (revision {}, {:.2} s): {} objects: {}",
             v.revision,
+            v.elapsed.as_secs_f64(),
             v.summary.objects,
             if by.is_empty() {
                 "-".into()
@@ -242,6 +252,7 @@ pub fn report_json(
         "dry_run": dry_run,
         "interrupted": o.interrupted,
         "counts": o.counts,
+        "seconds": o.elapsed.as_secs_f64(),
         "failed": o.failed,
     });
     if dry_run {
@@ -250,6 +261,7 @@ pub fn report_json(
     if let Some(v) = &o.verification {
         doc["verification"] = json!({
             "revision": v.revision,
+            "seconds": v.elapsed.as_secs_f64(),
             "summary": v.summary.to_json(),
             "findings": v.findings,
         });
