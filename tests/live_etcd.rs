@@ -480,6 +480,9 @@ fn three_members_one_killed_during_rewrite() {
         &cfg,
         "-o",
         "json",
+        // Small pages: many keys-only scans and page reads at one revision.
+        "--page-size",
+        "7",
     ]));
     assert_eq!(code, 0, "{stdout}{err}");
     assert_eq!(json(&stdout)["summary"]["by_status"]["current"], n as u64);
@@ -727,10 +730,14 @@ fn interrupted_rewrite_can_be_run_again() {
             "secrets",
             "-o",
             "json",
+            // Small pages at the latest revision while writing.
+            "--page-size",
+            "13",
         ],
     ));
     assert_eq!(code, 0, "{stdout}{err}");
     let r = json(&stdout);
+    assert_eq!(r["counts"]["scanned"].as_u64().unwrap(), n as u64);
     assert_eq!(
         r["counts"]["rewritten"].as_u64().unwrap(),
         (n - done) as u64
