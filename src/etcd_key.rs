@@ -192,6 +192,22 @@ pub fn parse_object_key<'a>(key: &'a [u8], prefix: &str) -> Option<ObjectKey<'a>
     })
 }
 
+/// The storage path (after the prefix) under which kube-apiserver keeps the
+/// objects of a *core-group* resource, e.g. `secrets`, `services/specs`,
+/// `minions`. `None` for other groups: several API groups serve resources that
+/// are stored under other names, so their objects are found by scanning.
+pub fn core_storage_path(gr: &GroupResource) -> Option<String> {
+    if !gr.group.is_empty() || gr.resource.is_empty() || gr.resource.contains('/') {
+        return None;
+    }
+    for (path, group, res) in BUILTIN_PATHS {
+        if group.is_empty() && *res == gr.resource {
+            return Some((*path).to_string());
+        }
+    }
+    Some(gr.resource.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +264,17 @@ mod tests {
         assert_eq!(p("/other/secrets/a/b"), None);
         assert_eq!(p("/registry/secrets"), None);
         assert_eq!(p("compact_rev_key"), None);
+    }
+
+    #[test]
+    fn core_paths() {
+        let p = |s: &str| core_storage_path(&GroupResource::parse(s));
+        assert_eq!(p("secrets").as_deref(), Some("secrets"));
+        assert_eq!(p("services").as_deref(), Some("services/specs"));
+        assert_eq!(p("endpoints").as_deref(), Some("services/endpoints"));
+        assert_eq!(p("nodes").as_deref(), Some("minions"));
+        assert_eq!(p("deployments.apps"), None);
+        assert_eq!(p("widgets.example.com"), None);
     }
 
     #[test]

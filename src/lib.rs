@@ -1,22 +1,25 @@
 //! atrest: read and write Kubernetes encryption-at-rest envelopes exactly as kube-apiserver does.
 //!
 //! Data flows one way: a source ([`snapshot`] of an etcd db file read through
-//! [`bolt`] and [`mvcc`], or a live etcd) yields stored values; [`envelope`] and
+//! [`bolt`] and [`mvcc`], or a live etcd through [`etcd`]) yields stored values; [`envelope`] and
 //! [`transformer`] classify and decrypt them with the keys of an
 //! [`config::EncryptionConfiguration`]; [`kube`] decodes the objects; [`audit`]
-//! reports and [`dump`] recovers them.
+//! reports, [`dump`] recovers them and
+//! [`rewrite`] re-encrypts them in place.
 
 pub mod audit;
 pub mod bolt;
 pub mod config;
 pub mod dump;
 pub mod envelope;
+pub mod etcd;
 pub mod etcd_key;
 pub mod fsutil;
 pub mod hygiene;
 pub mod key;
 pub mod kube;
 pub mod mvcc;
+pub mod rewrite;
 pub mod rotation;
 pub mod snapshot;
 pub mod transformer;

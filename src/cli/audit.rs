@@ -1,17 +1,21 @@
-//! `atrest audit`: classify every object of an etcd snapshot (or db file).
+//! `atrest audit`: classify every object of an etcd snapshot (or db file) or of a
+//! live etcd read at one revision; both share the classification and the report.
 
+use super::etcd::EtcdArgs;
 use super::gate::GatedWriter;
 use super::output::OutputFormat;
 use super::{load_config, CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, ObjectReport, StoredObject, Summary};
+use atrest::etcd::ReadAt;
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::hygiene;
 use atrest::mvcc::LiveView;
+use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
 use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
 use atrest::transformer::Transformers;
 use rayon::prelude::*;
 use serde_json::json;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 pub const EXAMPLES: &str = "\
@@ -29,15 +33,28 @@ Examples:
   # Also look for plaintext left in old revisions and in free pages of the file
   atrest audit --snapshot snapshot.db --config enc.yaml --history --deep
 
+  # A live cluster over TLS, from a control-plane node (kubeadm paths)
+  atrest audit --endpoints https://127.0.0.1:2379 \\
+    --cacert /etc/kubernetes/pki/etcd/ca.crt \\
+    --cert /etc/kubernetes/pki/apiserver-etcd-client.crt \\
+    --key /etc/kubernetes/pki/apiserver-etcd-client.key \\
+    --config /etc/kubernetes/enc/encryption-config.yaml
+
 Statuses (with --config): current, plaintext, stale, unknown-key, undecryptable, malformed.
+A live audit reads the whole keyspace at one revision (the latest, or --revision), in
+pages of --page-size keys; the JSON `source` is the endpoints, `revision` that revision.
+
 Exit codes: 0 nothing needs action, 1 some object needs action (without --config: a
-plaintext Secret), 2 the snapshot or config cannot be read.";
+plaintext Secret), 2 the snapshot, etcd or config cannot be read.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// etcd snapshot (`etcdctl snapshot save`) or member db file to read.
     #[arg(long, value_name = "FILE")]
-    snapshot: PathBuf,
+    snapshot: Option<PathBuf>,
+    /// Live etcd: keys per range request.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
+    page_size: usize,
     /// EncryptionConfiguration: decrypt every object and say whether it is current.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -50,10 +67,10 @@ pub struct Args {
     /// Audit the keyspace as it was at this revision (default: the latest).
     #[arg(long, value_name = "N")]
     revision: Option<i64>,
-    /// Also report superseded revisions that still hold plaintext.
+    /// Also report superseded revisions that still hold plaintext (snapshots).
     #[arg(long)]
     history: bool,
-    /// Also scan free pages of the file for leftover plaintext Secrets.
+    /// Also scan free pages of the file for leftover plaintext Secrets (snapshots).
     #[arg(long)]
     deep: bool,
     /// Read a backup whose sha256 trailer does not match, as far as it goes.
@@ -62,6 +79,8 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: OutputFormat,
+    #[command(flatten)]
+    etcd: EtcdArgs,
 }
 
 /// Parse `--resource` values.
@@ -76,7 +95,8 @@ pub fn resource_filter(list: &[String]) -> Option<Vec<GroupResource>> {
 }
 
 /// Open a snapshot; every failure is exit 2 with the file named.
-/// The sha256 trailer is checked later, on another thread: see [`super::gate`].
+/// Open a snapshot; every failure is exit 2 with the file named. The sha256
+/// trailer is checked later, on another thread: see [`with_verified_stdout`].
 pub fn open_snapshot(path: &std::path::Path, skip_hash_check: bool) -> Result<Snapshot, Failure> {
     let options = SnapshotOptions {
         skip_hash_check,
@@ -102,20 +122,58 @@ pub fn with_verified_stdout<R>(
 /// Objects are classified in parallel, this many at a time, then written in order.
 pub const CHUNK: usize = 4096;
 
-pub fn run(a: Args) -> CmdResult {
-    let ts = match &a.config {
+/// Build the chains of `--config`, if given.
+pub fn transformers(config: Option<&std::path::Path>) -> Result<Option<Transformers>, Failure> {
+    match config {
         Some(p) => {
             let loaded = load_config(p)?;
-            Some(
-                Transformers::new(&loaded.config)
-                    .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
-            )
+            Ok(Some(Transformers::new(&loaded.config).map_err(|e| {
+                Failure::usage(format!("{}: {e}", p.display()))
+            })?))
         }
-        None => None,
+        None => Ok(None),
+    }
+}
+
+pub fn run(a: Args) -> CmdResult {
+    let flag_endpoints = a.etcd.endpoints.is_some();
+    match (&a.snapshot, flag_endpoints) {
+        (Some(_), true) => Err(Failure::usage(
+            "--snapshot and --endpoints are mutually exclusive: audit a snapshot file or a live etcd",
+        )),
+        (Some(_), false) => run_snapshot(a),
+        (None, _) => {
+            if a.etcd.endpoints().is_none() {
+                return Err(Failure::usage(
+                    "audit needs --snapshot FILE or --endpoints URL,... (or ETCDCTL_ENDPOINTS)",
+                ));
+            }
+            if a.history || a.deep || a.skip_hash_check {
+                return Err(Failure::usage(
+                    "--history, --deep and --skip-hash-check read a snapshot file: use them with --snapshot",
+                ));
+            }
+            run_live(a)
+        }
+    }
+}
+
+/// Classify a chunk of objects in parallel, in order.
+fn classify_chunk(auditor: &Auditor<'_>, objects: &[StoredObject<'_>]) -> Vec<ObjectReport> {
+    objects
+        .par_iter()
+        .filter_map(|o| auditor.classify(o))
+        .collect()
+}
+
+fn run_snapshot(a: Args) -> CmdResult {
+    let ts = transformers(a.config.as_deref())?;
+    let Some(path) = a.snapshot.clone() else {
+        return Err(Failure::usage("--snapshot FILE is missing"));
     };
-    let snap = open_snapshot(&a.snapshot, a.skip_hash_check)?;
+    let snap = open_snapshot(&path, a.skip_hash_check)?;
     let view = LiveView::build(snap.bolt(), a.revision)
-        .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?;
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     let auditor = Auditor::new(
         ts.as_ref(),
         AuditOptions {
@@ -126,7 +184,7 @@ pub fn run(a: Args) -> CmdResult {
     let history = if a.history {
         Some(
             hygiene::superseded_plaintext(snap.bolt(), &view.entries, &auditor, ts.as_ref())
-                .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?,
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
         )
     } else {
         None
@@ -134,146 +192,229 @@ pub fn run(a: Args) -> CmdResult {
     let deep = if a.deep {
         Some(
             hygiene::scan_free_pages(snap.bolt(), &a.etcd_prefix)
-                .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?,
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
         )
     } else {
         None
     };
+    let source = path.display().to_string();
     with_verified_stdout(&snap, |gate| {
-        report(&a, ts.as_ref(), &view, &auditor, history, deep, gate)
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn report(
-    a: &Args,
-    ts: Option<&Transformers>,
-    view: &LiveView<'_>,
-    auditor: &Auditor<'_>,
-    history: Option<Vec<hygiene::HistoryFinding>>,
-    deep: Option<Vec<hygiene::FreePageFinding>>,
-    gate: &mut GatedWriter<'_, std::io::StdoutLock<'static>>,
-) -> CmdResult {
-    let source = a.snapshot.display().to_string();
-    let progress = super::progress::Progress::new(view.entries.len() as u64, "auditing");
-
-    let mut summary = Summary::default();
-    let mut findings: Vec<ObjectReport> = Vec::new();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, gate);
-    let json = a.output == OutputFormat::Json;
-    let mut all_reports: Vec<ObjectReport> = Vec::new();
-    let io = Failure::output;
-    if json {
-        write!(
-            out,
-            "{{\n  \"source\": {},\n  \"revision\": {},\n  \"objects\": [",
-            serde_json::to_string(&source).unwrap_or_default(),
-            view.revision
-        )
-        .map_err(io)?;
-    }
-    let mut first = true;
-    for chunk in view.entries.chunks(CHUNK) {
-        let reports: Vec<ObjectReport> = chunk
-            .par_iter()
-            .filter_map(|e| {
-                auditor.classify(&StoredObject {
+        let progress = super::progress::Progress::new(view.entries.len() as u64, "auditing");
+        let mut report = Report::begin(&mut *gate, a.output, &source, view.revision, ts.is_some())?;
+        for chunk in view.entries.chunks(CHUNK) {
+            let objects: Vec<StoredObject<'_>> = chunk
+                .iter()
+                .map(|e| StoredObject {
                     key: e.key,
                     value: e.kv.value,
                     mod_revision: e.kv.mod_revision,
                 })
-            })
-            .collect();
+                .collect();
+            report.add(classify_chunk(&auditor, &objects))?;
+            progress.inc(chunk.len() as u64);
+        }
+        progress.finish();
+        let result = report.finish(history.as_deref(), deep.as_deref());
+        // Nothing is released before the snapshot's hash has been verified.
+        gate.open().map_err(Failure::output)?;
+        gate.flush().map_err(Failure::output)?;
+        result
+    })
+}
+
+fn run_live(a: Args) -> CmdResult {
+    let ts = transformers(a.config.as_deref())?;
+    let opts = a.etcd.options()?;
+    let source = opts.endpoints_string();
+    let resources = resource_filter(&a.resource);
+    let auditor = Auditor::new(
+        ts.as_ref(),
+        AuditOptions {
+            prefix: a.etcd_prefix.clone(),
+            resources: resources.clone(),
+        },
+    );
+    let rt = super::etcd::runtime()?;
+    rt.block_on(async {
+        let etcd = super::etcd::connect(&opts).await?;
+        let revision = match a.revision {
+            Some(r) => r,
+            None => etcd.revision().await.map_err(Failure::usage)?,
+        };
+        let ranges = scan_ranges(&a.etcd_prefix, resources.as_deref());
+        let mut total = 0;
+        if std::io::stderr().is_terminal() {
+            for (s, e) in &ranges {
+                total += etcd.count(s, e, revision).await.map_err(Failure::usage)?;
+            }
+        }
+        let progress = super::progress::Progress::new(total, "auditing");
+        let mut report =
+            Report::begin(std::io::stdout(), a.output, &source, revision, ts.is_some())?;
+        for (start, end) in ranges {
+            let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), a.page_size, 2);
+            while let Some(page) = pages.recv().await {
+                let page = page.map_err(Failure::usage)?;
+                let objects: Vec<StoredObject<'_>> = page
+                    .kvs
+                    .iter()
+                    .map(|kv| StoredObject {
+                        key: &kv.key,
+                        value: &kv.value,
+                        mod_revision: kv.mod_revision,
+                    })
+                    .collect();
+                report.add(classify_chunk(&auditor, &objects))?;
+                progress.inc(objects.len() as u64);
+            }
+        }
+        progress.finish();
+        report.finish(None, None)
+    })
+}
+
+/// The audit report as it is produced: JSON is streamed object by object; YAML
+/// and the table are printed at the end.
+struct Report<W: Write> {
+    format: OutputFormat,
+    with_config: bool,
+    source: String,
+    revision: i64,
+    summary: Summary,
+    findings: Vec<ObjectReport>,
+    all_reports: Vec<ObjectReport>,
+    out: std::io::BufWriter<W>,
+    first: bool,
+}
+
+impl<W: Write> Report<W> {
+    fn begin(
+        out: W,
+        format: OutputFormat,
+        source: &str,
+        revision: i64,
+        with_config: bool,
+    ) -> Result<Report<W>, Failure> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        if format == OutputFormat::Json {
+            write!(
+                out,
+                "{{\n  \"source\": {},\n  \"revision\": {},\n  \"objects\": [",
+                serde_json::to_string(source).unwrap_or_default(),
+                revision
+            )
+            .map_err(Failure::output)?;
+        }
+        Ok(Report {
+            format,
+            with_config,
+            source: source.to_string(),
+            revision,
+            summary: Summary::default(),
+            findings: Vec::new(),
+            all_reports: Vec::new(),
+            out,
+            first: true,
+        })
+    }
+
+    fn add(&mut self, reports: Vec<ObjectReport>) -> CmdResult {
         for r in reports {
-            summary.add(&r);
-            match a.output {
+            self.summary.add(&r);
+            match self.format {
                 OutputFormat::Json => {
-                    let sep = if first { "\n    " } else { ",\n    " };
-                    first = false;
-                    out.write_all(sep.as_bytes()).map_err(io)?;
-                    serde_json::to_writer(&mut out, &r).map_err(|e| Failure::output(e.into()))?;
+                    let sep = if self.first { "\n    " } else { ",\n    " };
+                    self.first = false;
+                    self.out
+                        .write_all(sep.as_bytes())
+                        .map_err(Failure::output)?;
+                    serde_json::to_writer(&mut self.out, &r)
+                        .map_err(|e| Failure::output(e.into()))?;
                 }
-                OutputFormat::Yaml => all_reports.push(r),
+                OutputFormat::Yaml => self.all_reports.push(r),
                 OutputFormat::Table => {
-                    let finding = if ts.is_some() {
+                    let finding = if self.with_config {
                         r.status.needs_action()
                     } else {
                         r.status == atrest::audit::Status::Plaintext && r.resource == "secrets"
                     };
                     if finding {
-                        findings.push(r);
+                        self.findings.push(r);
                     }
                 }
             }
         }
-        progress.inc(chunk.len() as u64);
+        Ok(())
     }
-    progress.finish();
-    let history_n = history.as_ref().map_or(0, Vec::len);
-    let deep_n = deep.as_ref().map_or(0, Vec::len);
-    match a.output {
-        OutputFormat::Json => {
-            out.write_all(if first { b"],\n" } else { b"\n  ],\n" })
-                .map_err(io)?;
-            let mut tail = serde_json::Map::new();
-            tail.insert(
-                "summary".into(),
-                summary_json(&summary, history.as_deref(), deep.as_deref()),
-            );
-            if let Some(h) = &history {
-                tail.insert("history".into(), json!(h));
+
+    fn finish(
+        mut self,
+        history: Option<&[hygiene::HistoryFinding]>,
+        deep: Option<&[hygiene::FreePageFinding]>,
+    ) -> CmdResult {
+        let io = Failure::output;
+        let history_n = history.map_or(0, <[_]>::len);
+        let deep_n = deep.map_or(0, <[_]>::len);
+        match self.format {
+            OutputFormat::Json => {
+                self.out
+                    .write_all(if self.first { b"],\n" } else { b"\n  ],\n" })
+                    .map_err(io)?;
+                let mut tail = serde_json::Map::new();
+                tail.insert("summary".into(), summary_json(&self.summary, history, deep));
+                if let Some(h) = history {
+                    tail.insert("history".into(), json!(h));
+                }
+                if let Some(d) = deep {
+                    tail.insert("free_pages".into(), json!(d));
+                }
+                let tail = serde_json::to_string_pretty(&serde_json::Value::Object(tail))
+                    .unwrap_or_default();
+                // Splice the tail object's members into the open document.
+                let inner = tail
+                    .trim()
+                    .trim_start_matches('{')
+                    .trim_end_matches('}')
+                    .trim_matches('\n');
+                self.out.write_all(inner.as_bytes()).map_err(io)?;
+                self.out.write_all(b"\n}\n").map_err(io)?;
+                self.out.flush().map_err(io)?;
             }
-            if let Some(d) = &deep {
-                tail.insert("free_pages".into(), json!(d));
+            OutputFormat::Yaml => {
+                let mut doc = json!({
+                    "source": self.source,
+                    "revision": self.revision,
+                    "objects": self.all_reports,
+                    "summary": summary_json(&self.summary, history, deep),
+                });
+                if let Some(h) = history {
+                    doc["history"] = json!(h);
+                }
+                if let Some(d) = deep {
+                    doc["free_pages"] = json!(d);
+                }
+                let text = atrest::kube::to_yaml(&doc).map_err(Failure::usage)?;
+                self.out.write_all(text.as_bytes()).map_err(io)?;
             }
-            let tail =
-                serde_json::to_string_pretty(&serde_json::Value::Object(tail)).unwrap_or_default();
-            // Splice the tail object's members into the open document.
-            let inner = tail
-                .trim()
-                .trim_start_matches('{')
-                .trim_end_matches('}')
-                .trim_matches('\n');
-            out.write_all(inner.as_bytes()).map_err(io)?;
-            out.write_all(b"\n}\n").map_err(io)?;
+            OutputFormat::Table => {
+                let text = table(
+                    &self.source,
+                    self.revision,
+                    &self.summary,
+                    &self.findings,
+                    history,
+                    deep,
+                    self.with_config,
+                );
+                self.out.write_all(text.as_bytes()).map_err(io)?;
+            }
         }
-        OutputFormat::Yaml => {
-            let mut doc = json!({
-                "source": source,
-                "revision": view.revision,
-                "objects": all_reports,
-                "summary": summary_json(&summary, history.as_deref(), deep.as_deref()),
-            });
-            if let Some(h) = &history {
-                doc["history"] = json!(h);
-            }
-            if let Some(d) = &deep {
-                doc["free_pages"] = json!(d);
-            }
-            let text = atrest::kube::to_yaml(&doc).map_err(Failure::usage)?;
-            out.write_all(text.as_bytes()).map_err(io)?;
+        self.out.flush().map_err(io)?;
+        if self.summary.needs_action(self.with_config) || history_n > 0 || deep_n > 0 {
+            return Err(Failure::silent_findings());
         }
-        OutputFormat::Table => {
-            let text = table(
-                &source,
-                view.revision,
-                &summary,
-                &findings,
-                history.as_deref(),
-                deep.as_deref(),
-                ts.is_some(),
-            );
-            out.write_all(text.as_bytes()).map_err(io)?;
-        }
+        Ok(())
     }
-    // Release everything only once the snapshot's hash has been verified.
-    out.flush().map_err(io)?;
-    out.get_mut().open().map_err(io)?;
-    out.flush().map_err(io)?;
-    if summary.needs_action(ts.is_some()) || history_n > 0 || deep_n > 0 {
-        return Err(Failure::silent_findings());
-    }
-    Ok(())
 }
 
 fn summary_json(

@@ -4,10 +4,12 @@
 mod audit;
 mod crypt;
 mod dump;
+mod etcd;
 mod gate;
 mod generate;
 mod output;
 mod progress;
+mod rewrite;
 mod rotate;
 mod validate;
 
@@ -24,7 +26,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success, nothing needs action
   1  findings or failure (invalid config, value that cannot be read, objects needing action)
-  2  usage or I/O error (bad flags, missing or unreadable file, etcd unreachable)";
+  2  usage or I/O error (bad flags, missing or unreadable file, etcd unreachable)
+  130/143  rewrite interrupted by SIGINT/SIGTERM (run it again to finish)";
 
 /// atrest: Kubernetes encryption at rest, byte-exact with kube-apiserver.
 #[derive(Debug, Parser)]
@@ -48,7 +51,7 @@ enum Command {
     /// Decrypt a stored value (stdin) to exactly the bytes kube-apiserver would read (stdout).
     #[command(after_help = crypt::DECRYPT_EXAMPLES)]
     Decrypt(crypt::Args),
-    /// Classify every object of an etcd snapshot: plaintext, provider, key, readable or not.
+    /// Classify every object of an etcd snapshot or live etcd: plaintext, provider, key, readable or not.
     #[command(after_help = audit::EXAMPLES)]
     Audit(audit::Args),
     /// Decrypt objects from an etcd snapshot back into Kubernetes manifests (break-glass).
@@ -57,12 +60,15 @@ enum Command {
     /// Rotate keys across control-plane nodes: status, prepare, promote, retire.
     #[command(after_help = rotate::EXAMPLES)]
     Rotate(rotate::Args),
+    /// Re-encrypt plaintext and stale objects of a live etcd in place, under the config's write key.
+    #[command(after_help = rewrite::EXAMPLES)]
+    Rewrite(rewrite::Args),
 }
 
 /// How a command ended when it did not succeed.
 #[derive(Debug)]
 pub struct Failure {
-    /// Process exit code (1 findings/failure, 2 usage or I/O).
+    /// Process exit code (1 findings/failure, 2 usage or I/O, 130/143 interrupted).
     pub code: u8,
     /// Message for stderr; empty when the command already printed its report.
     pub message: String,
@@ -123,6 +129,7 @@ pub fn run() -> ExitCode {
         Command::Audit(a) => audit::run(a),
         Command::Dump(a) => dump::run(a),
         Command::Rotate(a) => rotate::run(a),
+        Command::Rewrite(a) => rewrite::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

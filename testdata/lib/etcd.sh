@@ -1,6 +1,7 @@
 # Shared helpers for scripts that need a throw-away etcd on loopback.
 # Source it, then: ensure_etcd; start_etcd WORKDIR; ctl ...; (stop_etcd runs on EXIT).
 # Sets ETCD_ENDPOINT and ETCD_PID. Every port is set explicitly (never 2379/2380).
+# ATREST_ETCD_ARGS adds flags to etcd (word-split; etcd itself reads ETCD_* variables).
 
 ensure_etcd() {
     if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
@@ -45,7 +46,7 @@ start_etcd() {
         --listen-client-urls "$client" --advertise-client-urls "$client" \
         --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
         --initial-cluster "sample=$peer" --listen-metrics-urls "$metrics" \
-        --logger=zap --log-outputs="$work/etcd.log" &
+        --logger=zap --log-outputs="$work/etcd.log" ${ATREST_ETCD_ARGS:-} &
     ETCD_PID=$!
     ETCD_ENDPOINT="$client"
     export ETCD_ENDPOINT

@@ -1,0 +1,183 @@
+//! Connection flags shared by the commands that talk to a live etcd, the tokio
+//! runtime they run on, and SIGINT/SIGTERM handling.
+
+use super::Failure;
+use atrest::etcd::{ConnectOptions, Etcd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to reach etcd (flattened into commands that need it).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "etcd connection (as etcdctl)")]
+pub struct EtcdArgs {
+    /// etcd client URLs, comma-separated; requests fail over between the members
+    /// that answer. Without a scheme: https when TLS files are given [env: ETCDCTL_ENDPOINTS]
+    #[arg(long, value_name = "URL,...")]
+    pub endpoints: Option<String>,
+    /// CA certificate that signed the etcd server certificates (PEM).
+    #[arg(long, value_name = "FILE", env = "ETCDCTL_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate for TLS client authentication (PEM).
+    #[arg(long, value_name = "FILE", env = "ETCDCTL_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM).
+    #[arg(long, value_name = "FILE", env = "ETCDCTL_KEY")]
+    pub key: Option<PathBuf>,
+    /// etcd user for password authentication, NAME or NAME:PASSWORD.
+    #[arg(
+        long,
+        value_name = "NAME[:PASSWORD]",
+        env = "ETCDCTL_USER",
+        hide_env_values = true
+    )]
+    pub user: Option<String>,
+    /// Password of --user.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "ETCDCTL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// Time allowed to connect to a member (e.g. 500ms, 5s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub dial_timeout: Duration,
+    /// Time allowed for one request (a page read, a transaction).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub command_timeout: Duration,
+}
+
+impl EtcdArgs {
+    /// The endpoints from the flag, else from ETCDCTL_ENDPOINTS.
+    pub fn endpoints(&self) -> Option<String> {
+        self.endpoints
+            .clone()
+            .or_else(|| std::env::var("ETCDCTL_ENDPOINTS").ok())
+            .filter(|s| !s.trim().is_empty())
+    }
+
+    /// Library options; exit 2 when no endpoint is given.
+    pub fn options(&self) -> Result<ConnectOptions, Failure> {
+        let Some(eps) = self.endpoints() else {
+            return Err(Failure::usage(
+                "no etcd endpoints: pass --endpoints (or set ETCDCTL_ENDPOINTS)",
+            ));
+        };
+        Ok(ConnectOptions {
+            endpoints: eps.split(',').map(|s| s.trim().to_string()).collect(),
+            ca_cert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            dial_timeout: self.dial_timeout,
+            command_timeout: self.command_timeout,
+        })
+    }
+}
+
+/// `500ms`, `5s`, `2m`, or seconds without a unit.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 5s, 1m)"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("`{s}`: a duration must be positive"));
+    }
+    Ok(Duration::from_secs_f64(v * mul))
+}
+
+/// A runtime for one command: two workers (the machines atrest runs on are
+/// control-plane nodes; it should not take them over).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start the async runtime: {e}")))
+}
+
+/// Connect; unreachable members are reported on stderr, total failure is exit 2.
+pub async fn connect(o: &ConnectOptions) -> Result<Etcd, Failure> {
+    let (etcd, bad) = Etcd::connect(o).await.map_err(Failure::usage)?;
+    for e in bad {
+        eprintln!("atrest: warning: {e}; continuing with the other endpoints");
+    }
+    Ok(etcd)
+}
+
+/// Set when SIGINT or SIGTERM arrives; remembers which (for the exit code).
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    pub flag: Arc<AtomicBool>,
+    signal: Arc<AtomicU8>,
+}
+
+impl Interrupt {
+    /// Install handlers (inside the runtime). A second signal ends the process at
+    /// once: every transaction is atomic in etcd, so nothing is left half-written.
+    pub fn install() -> Interrupt {
+        let it = Interrupt::default();
+        let me = it.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                let code: u8 = tokio::select! {
+                    _ = int.recv() => 130,
+                    _ = term.recv() => 143,
+                };
+                if me.flag.swap(true, Ordering::SeqCst) {
+                    eprintln!("atrest: interrupted again, exiting now");
+                    std::process::exit(i32::from(code));
+                }
+                me.signal.store(code, Ordering::SeqCst);
+                eprintln!(
+                    "atrest: interrupted: finishing the transactions in flight (again to exit at once)"
+                );
+            }
+        });
+        it
+    }
+
+    /// Exit code for an interrupted run: 130 (SIGINT) or 143 (SIGTERM).
+    pub fn exit_code(&self) -> u8 {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => 130,
+            c => c,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+}

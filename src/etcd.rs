@@ -1,0 +1,1049 @@
+//! Live etcd access over the v3 gRPC API (`etcd-client`): connecting with TLS and
+//! auth, reading the keyspace in pages at one revision, and compare-and-swap
+//! writes in batches.
+//!
+//! Upstream: etcd `api/etcdserverpb/rpc.proto` (`Range`, `Txn`). Limits that shape
+//! this module (etcd `server/embed/config.go`): a request may carry at most
+//! `--max-txn-ops` (default 128) operations and `--max-request-bytes` (default
+//! 1.5 MiB); the client rejects responses over its decoding limit, so reads are
+//! paginated and the page shrinks when a page of large values would not fit.
+//!
+//! Every operation that can safely be repeated is retried on transient failures
+//! (a member down, a leader election): reads always, and compare-and-swap
+//! transactions too, since a transaction whose reply was lost either committed
+//! (its compares fail on the retry, and the caller re-reads) or did not.
+
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, GetOptions, Identity, PutOptions, TlsOptions, Txn,
+    TxnOp, TxnOpResponse,
+};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The largest response the client accepts (etcd's own default limit for a
+/// request is 1.5 MiB, but a page of values can be larger).
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// etcd's default `--max-txn-ops`.
+pub const MAX_TXN_OPS: usize = 128;
+
+/// Payload bytes (keys and values) per write transaction: below etcd's default
+/// `--max-request-bytes` of 1.5 MiB with room for the compares and framing.
+pub const MAX_TXN_BYTES: usize = 1 << 20;
+
+/// How to reach an etcd cluster.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// Client URLs (`https://10.0.0.1:2379`); a URL without a scheme uses
+    /// https when TLS files are given and http otherwise.
+    pub endpoints: Vec<String>,
+    /// CA bundle that signed the servers' certificates.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM), with [`ConnectOptions::key`].
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM).
+    pub key: Option<PathBuf>,
+    /// etcd user name for password authentication.
+    pub user: Option<String>,
+    /// The user's password (never printed).
+    pub password: Option<String>,
+    /// Time allowed to open a connection.
+    pub dial_timeout: Duration,
+    /// Time allowed for one request (a page, a transaction).
+    pub command_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            endpoints: Vec::new(),
+            ca_cert: None,
+            cert: None,
+            key: None,
+            user: None,
+            password: None,
+            dial_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("endpoints", &self.endpoints)
+            .field("ca_cert", &self.ca_cert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("dial_timeout", &self.dial_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .finish()
+    }
+}
+
+impl ConnectOptions {
+    fn tls_wanted(&self) -> bool {
+        self.ca_cert.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+
+    /// The endpoints as the user gave them, comma-separated (for reports).
+    pub fn endpoints_string(&self) -> String {
+        self.endpoints.join(",")
+    }
+}
+
+/// What kind of thing failed when talking to etcd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// TLS handshake or certificate problem.
+    Tls,
+    /// Authentication or permission refused.
+    Auth,
+    /// No answer in time.
+    Timeout,
+    /// Connection refused, reset, or no route.
+    Unreachable,
+    /// The cluster answered but cannot serve now (no leader, too many requests).
+    Unavailable,
+    /// The requested revision was compacted away.
+    Compacted,
+    /// Anything else the server or client reported.
+    Other,
+}
+
+impl FailureKind {
+    /// Short name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Tls => "TLS handshake failed",
+            FailureKind::Auth => "authentication failed",
+            FailureKind::Timeout => "timed out",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Unavailable => "unavailable",
+            FailureKind::Compacted => "revision compacted",
+            FailureKind::Other => "request failed",
+        }
+    }
+
+    /// Whether repeating the request may succeed.
+    pub fn transient(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Timeout | FailureKind::Unreachable | FailureKind::Unavailable
+        )
+    }
+
+    fn advice(self) -> &'static str {
+        match self {
+            FailureKind::Tls => "check --cacert (the CA that signed the server certificate), --cert and --key (a client certificate the server trusts), and that the endpoint uses https",
+            FailureKind::Auth => "check --user/--password, or the client certificate's user and its roles",
+            FailureKind::Timeout => "the member did not answer in time; check that it is healthy, or raise --dial-timeout/--command-timeout",
+            FailureKind::Unreachable => "check the address and port, and that etcd is running and listening there",
+            FailureKind::Unavailable => "the cluster cannot serve requests now (no leader?); check `etcdctl endpoint status`",
+            FailureKind::Compacted => "etcd compacted that revision away; run again (it reads the latest revision)",
+            FailureKind::Other => "",
+        }
+    }
+}
+
+/// One endpoint that could not be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{endpoint}: {}: {detail}{}", .kind.name(), advice_suffix(*.kind))]
+pub struct EndpointError {
+    /// The endpoint URL.
+    pub endpoint: String,
+    /// What failed.
+    pub kind: FailureKind,
+    /// The client's or server's words.
+    pub detail: String,
+}
+
+fn advice_suffix(kind: FailureKind) -> String {
+    match kind.advice() {
+        "" => String::new(),
+        a => format!(" ({a})"),
+    }
+}
+
+/// Why no connection could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No endpoint was given.
+    #[error("no etcd endpoints: pass --endpoints (or set ETCDCTL_ENDPOINTS)")]
+    NoEndpoints,
+    /// An option cannot be used (bad URL, http with TLS files, key without cert).
+    #[error("{0}")]
+    Invalid(String),
+    /// A TLS file could not be read.
+    #[error("cannot read {what} {}: {source}", .path.display())]
+    ReadFile {
+        /// Which file (CA certificate, client certificate, client key).
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every endpoint failed.
+    #[error("cannot reach etcd: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Endpoints(Vec<EndpointError>),
+}
+
+impl ConnectError {
+    /// The kind of the first endpoint failure, if any.
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            ConnectError::Endpoints(v) => v.first().map(|e| e.kind),
+            _ => None,
+        }
+    }
+}
+
+/// A request to the cluster that failed (after retries where they are safe).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("etcd {op} at {endpoints}: {}: {detail}{}", .kind.name(), advice_suffix(*.kind))]
+pub struct EtcdError {
+    /// What was being done (`range`, `txn`, `get`, `status`).
+    pub op: &'static str,
+    /// The endpoints in use.
+    pub endpoints: String,
+    /// What failed.
+    pub kind: FailureKind,
+    /// The client's or server's words.
+    pub detail: String,
+}
+
+/// Classify a client error by what failed (the crate's errors are strings and
+/// gRPC statuses, so this reads both).
+pub fn classify_error(e: &etcd_client::Error) -> (FailureKind, String) {
+    // The words to show: the status message (or the error) and its root cause.
+    let (head, code, mut src) = match e {
+        etcd_client::Error::GRpcStatus(st) => (
+            st.message().to_string(),
+            format!("{:?}", st.code()),
+            std::error::Error::source(st),
+        ),
+        _ => (e.to_string(), String::new(), std::error::Error::source(e)),
+    };
+    let mut chain = Vec::new();
+    while let Some(s) = src {
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    let mut detail = head.clone();
+    if let Some(root) = chain.last() {
+        if !detail.contains(root.as_str()) {
+            detail = format!("{detail}: {root}");
+        }
+    }
+    if detail.is_empty() {
+        detail = code.clone();
+    }
+    let text = format!("{code} {head} {}", chain.join(" "));
+    let lower = text.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    let kind = if code == "DeadlineExceeded" {
+        FailureKind::Timeout
+    } else if code == "Unauthenticated" || code == "PermissionDenied" {
+        FailureKind::Auth
+    } else if has(&[
+        "certificate",
+        "unknownissuer",
+        "unknown issuer",
+        "tls",
+        "handshake",
+        "alert",
+        "invalidcertificate",
+        "bad certificate",
+        "badcertificate",
+        "ssl",
+    ]) {
+        FailureKind::Tls
+    } else if has(&[
+        "authentication failed",
+        "invalid auth token",
+        "permission denied",
+        "user name is empty",
+        "user name not found",
+        "unauthenticated",
+        "auth: ",
+    ]) {
+        FailureKind::Auth
+    } else if has(&["compacted"]) {
+        FailureKind::Compacted
+    } else if has(&["timed out", "timeout", "deadline"]) {
+        FailureKind::Timeout
+    } else if has(&[
+        "connection refused",
+        "tcp connect error",
+        "dns error",
+        "connection reset",
+        "broken pipe",
+        "no route",
+        "network is unreachable",
+        "error trying to connect",
+        "connection closed",
+        "transport error",
+        "operation was canceled",
+    ]) {
+        FailureKind::Unreachable
+    } else if has(&[
+        "leader changed",
+        "no leader",
+        "too many requests",
+        "unavailable",
+        "not capable",
+        "stopped",
+    ]) {
+        FailureKind::Unavailable
+    } else {
+        FailureKind::Other
+    };
+    (kind, detail)
+}
+
+/// One key as read from etcd.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    /// The etcd key.
+    pub key: Vec<u8>,
+    /// The stored value.
+    pub value: Vec<u8>,
+    /// Revision of the last write of the key.
+    pub mod_revision: i64,
+    /// Lease the key is attached to (0: none).
+    pub lease: i64,
+}
+
+impl fmt::Debug for KeyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be plaintext Secrets: never print them.
+        f.debug_struct("KeyValue")
+            .field("key", &String::from_utf8_lossy(&self.key))
+            .field("value_len", &self.value.len())
+            .field("mod_revision", &self.mod_revision)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl From<etcd_client::KeyValue> for KeyValue {
+    fn from(kv: etcd_client::KeyValue) -> Self {
+        let (mod_revision, lease) = (kv.mod_revision(), kv.lease());
+        let (key, value) = kv.into_key_value();
+        KeyValue {
+            key,
+            value,
+            mod_revision,
+            lease,
+        }
+    }
+}
+
+/// One page of a range read.
+#[derive(Debug)]
+pub struct Page {
+    /// The revision the page was read at.
+    pub revision: i64,
+    /// The keys, in key order.
+    pub kvs: Vec<KeyValue>,
+}
+
+/// One compare-and-swap write: put `value` at `key` only if the key's
+/// mod_revision is still `expect_mod_revision`, keeping `lease`.
+#[derive(Clone)]
+pub struct CasWrite {
+    /// The etcd key.
+    pub key: Vec<u8>,
+    /// The new value.
+    pub value: Vec<u8>,
+    /// The mod_revision the value was computed from.
+    pub expect_mod_revision: i64,
+    /// The key's lease (0: none).
+    pub lease: i64,
+}
+
+impl fmt::Debug for CasWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CasWrite")
+            .field("key", &String::from_utf8_lossy(&self.key))
+            .field("value_len", &self.value.len())
+            .field("expect_mod_revision", &self.expect_mod_revision)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl CasWrite {
+    /// Bytes this write adds to a transaction request (key twice: compare and put).
+    pub fn request_bytes(&self) -> usize {
+        2 * self.key.len() + self.value.len() + 32
+    }
+}
+
+/// The outcome of a batch of compare-and-swap writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Every write was applied, at this revision.
+    Committed {
+        /// The revision of the transaction.
+        revision: i64,
+    },
+    /// Nothing was applied: these writes (indices into the batch) found their key
+    /// changed (`Some(mod_revision)`) or deleted (`None`).
+    Conflicts(Vec<(usize, Option<i64>)>),
+}
+
+/// A connection to an etcd cluster.
+#[derive(Clone)]
+pub struct Etcd {
+    client: Client,
+    endpoints: String,
+    command_timeout: Duration,
+}
+
+impl fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Etcd")
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+/// Normalise one endpoint: add the scheme, refuse http with TLS files.
+fn endpoint_url(ep: &str, tls: bool) -> Result<String, ConnectError> {
+    let ep = ep.trim().trim_end_matches('/');
+    if ep.is_empty() {
+        return Err(ConnectError::Invalid(
+            "empty endpoint in --endpoints".into(),
+        ));
+    }
+    if let Some(rest) = ep.strip_prefix("http://") {
+        if tls {
+            return Err(ConnectError::Invalid(format!(
+                "{ep}: TLS files were given but the endpoint is http://; use https://{rest}"
+            )));
+        }
+        return Ok(ep.to_string());
+    }
+    if ep.starts_with("https://") {
+        return Ok(ep.to_string());
+    }
+    if ep.contains("://") {
+        return Err(ConnectError::Invalid(format!(
+            "{ep}: unsupported scheme; use http:// or https://"
+        )));
+    }
+    Ok(format!("{}://{ep}", if tls { "https" } else { "http" }))
+}
+
+fn read_file(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ConnectError> {
+    std::fs::read(path).map_err(|source| ConnectError::ReadFile {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn client_options(o: &ConnectOptions) -> Result<etcd_client::ConnectOptions, ConnectError> {
+    let mut co = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(o.dial_timeout)
+        .with_timeout(o.command_timeout)
+        .with_keep_alive(Duration::from_secs(10), o.dial_timeout);
+    if let Some(user) = &o.user {
+        let (name, pw) = match (user.split_once(':'), &o.password) {
+            (_, Some(pw)) => (user.clone(), pw.clone()),
+            (Some((n, p)), None) => (n.to_string(), p.to_string()),
+            (None, None) => {
+                return Err(ConnectError::Invalid(format!(
+                    "--user {user} needs a password: pass --password, ETCDCTL_PASSWORD, or --user NAME:PASSWORD"
+                )))
+            }
+        };
+        co = co.with_user(name, pw).with_auto_token_refresh(true);
+    } else if o.password.is_some() {
+        return Err(ConnectError::Invalid(
+            "--password was given without --user".into(),
+        ));
+    }
+    if o.tls_wanted() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &o.ca_cert {
+            tls = tls.ca_certificate(Certificate::from_pem(read_file("CA certificate", ca)?));
+        }
+        match (&o.cert, &o.key) {
+            (Some(c), Some(k)) => {
+                let cert = read_file("client certificate", c)?;
+                let key = read_file("client key", k)?;
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConnectError::Invalid(
+                    "--cert and --key go together: give both or neither".into(),
+                ))
+            }
+        }
+        if o.ca_cert.is_none() {
+            return Err(ConnectError::Invalid(
+                "TLS needs --cacert (the CA that signed the server certificates)".into(),
+            ));
+        }
+        co = co.with_tls(tls);
+    }
+    Ok(co)
+}
+
+async fn probe(
+    url: String,
+    co: etcd_client::ConnectOptions,
+    timeout: Duration,
+    tls: bool,
+) -> Result<(), EndpointError> {
+    let fail = |kind, detail: String| EndpointError {
+        endpoint: url.clone(),
+        kind,
+        detail,
+    };
+    let attempt = async {
+        let mut c = Client::connect([url.as_str()], Some(co)).await?;
+        c.status().await?;
+        Ok::<(), etcd_client::Error>(())
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            let (mut kind, mut detail) = classify_error(&e);
+            // TLS 1.3: a server that rejects the client certificate closes the
+            // connection after the handshake, which the client sees as a closed
+            // connection, not as a certificate error.
+            let lower = detail.to_ascii_lowercase();
+            if tls
+                && kind == FailureKind::Unreachable
+                && !lower.contains("connect error")
+                && !lower.contains("refused")
+            {
+                kind = FailureKind::Tls;
+                detail.push_str(
+                    "; the server closed the connection after the TLS handshake: it probably does not accept the client certificate",
+                );
+            }
+            Err(fail(kind, detail))
+        }
+        Err(_) => Err(fail(
+            FailureKind::Timeout,
+            format!("no answer within {timeout:?}"),
+        )),
+    }
+}
+
+impl Etcd {
+    /// Connect: every endpoint is tried on its own first (so a failure names the
+    /// endpoint and what failed), then one client balances over those that
+    /// answered. Returns the connection and the endpoints that did not answer.
+    pub async fn connect(o: &ConnectOptions) -> Result<(Etcd, Vec<EndpointError>), ConnectError> {
+        let tls = o.tls_wanted();
+        let urls: Vec<String> = o
+            .endpoints
+            .iter()
+            .flat_map(|e| e.split(','))
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| endpoint_url(e, tls))
+            .collect::<Result<_, _>>()?;
+        if urls.is_empty() {
+            return Err(ConnectError::NoEndpoints);
+        }
+        let co = client_options(o)?;
+        let budget = o.dial_timeout + o.command_timeout.min(Duration::from_secs(10));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, u) in urls.iter().enumerate() {
+            let (u, co) = (u.clone(), co.clone());
+            set.spawn(async move { (i, probe(u, co, budget, tls).await) });
+        }
+        let mut results: Vec<(usize, Result<(), EndpointError>)> = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(x) => results.push(x),
+                Err(e) => {
+                    return Err(ConnectError::Invalid(format!(
+                        "connection task failed: {e}"
+                    )))
+                }
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (i, r) in results {
+            match r {
+                Ok(()) => good.push(urls[i].clone()),
+                Err(e) => bad.push(e),
+            }
+        }
+        if good.is_empty() {
+            return Err(ConnectError::Endpoints(bad));
+        }
+        let client = Client::connect(&good, Some(co)).await.map_err(|e| {
+            let (kind, detail) = classify_error(&e);
+            ConnectError::Endpoints(vec![EndpointError {
+                endpoint: good.join(","),
+                kind,
+                detail,
+            }])
+        })?;
+        Ok((
+            Etcd {
+                client,
+                endpoints: urls.join(","),
+                command_timeout: o.command_timeout,
+            },
+            bad,
+        ))
+    }
+
+    /// The endpoints, comma-separated.
+    pub fn endpoints(&self) -> &str {
+        &self.endpoints
+    }
+
+    fn err(&self, op: &'static str, e: &etcd_client::Error) -> EtcdError {
+        let (kind, detail) = classify_error(e);
+        EtcdError {
+            op,
+            endpoints: self.endpoints.clone(),
+            kind,
+            detail,
+        }
+    }
+
+    /// Run `f` until it succeeds, fails for good, or the retry budget (about
+    /// three command timeouts, at least 30 s) is spent.
+    async fn retry<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, EtcdError>
+    where
+        F: FnMut(etcd_client::KvClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline =
+            tokio::time::Instant::now() + (self.command_timeout * 3).max(Duration::from_secs(30));
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let kv = self
+                .client
+                .kv_client()
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
+            let res = tokio::time::timeout(self.command_timeout, f(kv)).await;
+            let e = match res {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => self.err(op, &e),
+                Err(_) => EtcdError {
+                    op,
+                    endpoints: self.endpoints.clone(),
+                    kind: FailureKind::Timeout,
+                    detail: format!("no answer within {:?}", self.command_timeout),
+                },
+            };
+            if !e.kind.transient() || tokio::time::Instant::now() + delay > deadline {
+                return Err(e);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// The cluster's current revision.
+    pub async fn revision(&self) -> Result<i64, EtcdError> {
+        let resp = self
+            .retry("range", |mut kv| async move {
+                kv.get(
+                    b"\0".to_vec(),
+                    Some(GetOptions::new().with_count_only().with_limit(1)),
+                )
+                .await
+            })
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Number of keys in `[start, end)` at `revision` (0: latest).
+    pub async fn count(&self, start: &[u8], end: &[u8], revision: i64) -> Result<u64, EtcdError> {
+        let resp = self
+            .retry("range", |mut kv| {
+                let (s, e) = (start.to_vec(), end.to_vec());
+                async move {
+                    kv.get(
+                        s,
+                        Some(
+                            GetOptions::new()
+                                .with_range(e)
+                                .with_count_only()
+                                .with_revision(revision),
+                        ),
+                    )
+                    .await
+                }
+            })
+            .await?;
+        Ok(resp.count().max(0) as u64)
+    }
+
+    /// Read one key (latest revision); `None` when it does not exist.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
+        let mut resp = self
+            .retry("get", |mut kv| {
+                let k = key.to_vec();
+                async move { kv.get(k, None).await }
+            })
+            .await?;
+        Ok(resp.take_kvs().into_iter().next().map(KeyValue::from))
+    }
+
+    /// Read `[start, end)` in pages of up to `page_size` keys. With
+    /// `ReadAt::Fixed`, every page is read at one revision (the first page's,
+    /// or the one given), which makes the pages one consistent view.
+    pub fn pages(&self, start: Vec<u8>, end: Vec<u8>, at: ReadAt, page_size: usize) -> Pages {
+        Pages {
+            etcd: self.clone(),
+            next: Some(start),
+            end,
+            at,
+            page_size: page_size.clamp(1, 100_000) as i64,
+            bounds: std::collections::VecDeque::new(),
+            discovered: false,
+        }
+    }
+
+    /// Like [`Etcd::pages`], read ahead by a background task so that the next page
+    /// arrives while the caller works on this one (at most `ahead` pages buffered).
+    pub fn prefetch(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        at: ReadAt,
+        page_size: usize,
+        ahead: usize,
+    ) -> tokio::sync::mpsc::Receiver<Result<Page, EtcdError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+        let mut pages = self.pages(start, end, at, page_size);
+        tokio::spawn(async move {
+            loop {
+                match pages.next_page().await {
+                    Ok(Some(p)) => {
+                        if tx.send(Ok(p)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    /// Apply a batch of compare-and-swap writes in one transaction: all or
+    /// nothing. When any key changed, nothing is written and the conflicting
+    /// writes are named (the failure branch reads the keys without values).
+    pub async fn cas_batch(&self, writes: &[CasWrite]) -> Result<BatchOutcome, EtcdError> {
+        if writes.is_empty() {
+            return Ok(BatchOutcome::Committed { revision: 0 });
+        }
+        let resp = self
+            .retry("txn", |mut kv| {
+                let compares: Vec<Compare> = writes
+                    .iter()
+                    .map(|w| {
+                        Compare::mod_revision(
+                            w.key.clone(),
+                            CompareOp::Equal,
+                            w.expect_mod_revision,
+                        )
+                    })
+                    .collect();
+                let puts: Vec<TxnOp> = writes
+                    .iter()
+                    .map(|w| {
+                        let opts = (w.lease != 0).then(|| PutOptions::new().with_lease(w.lease));
+                        TxnOp::put(w.key.clone(), w.value.clone(), opts)
+                    })
+                    .collect();
+                let gets: Vec<TxnOp> = writes
+                    .iter()
+                    .map(|w| TxnOp::get(w.key.clone(), Some(GetOptions::new().with_keys_only())))
+                    .collect();
+                let txn = Txn::new().when(compares).and_then(puts).or_else(gets);
+                async move { kv.txn(txn).await }
+            })
+            .await?;
+        if resp.succeeded() {
+            return Ok(BatchOutcome::Committed {
+                revision: resp.header().map_or(0, |h| h.revision()),
+            });
+        }
+        let mut conflicts = Vec::new();
+        for (i, (w, r)) in writes.iter().zip(resp.op_responses()).enumerate() {
+            let now = match r {
+                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.mod_revision()),
+                _ => None,
+            };
+            if now != Some(w.expect_mod_revision) {
+                conflicts.push((i, now));
+            }
+        }
+        Ok(BatchOutcome::Conflicts(conflicts))
+    }
+
+    /// Put one value without conditions (tests and load generators).
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<i64, EtcdError> {
+        let resp = self
+            .retry("put", |mut kv| {
+                let (k, v) = (key.to_vec(), value.to_vec());
+                async move { kv.put(k, v, None).await }
+            })
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Put many values in one transaction without conditions (load generators).
+    pub async fn put_many(&self, kvs: &[(Vec<u8>, Vec<u8>)]) -> Result<i64, EtcdError> {
+        let resp = self
+            .retry("txn", |mut kv| {
+                let ops: Vec<TxnOp> = kvs
+                    .iter()
+                    .map(|(k, v)| TxnOp::put(k.clone(), v.clone(), None))
+                    .collect();
+                async move { kv.txn(Txn::new().and_then(ops)).await }
+            })
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+}
+
+/// Which revision a paged read uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAt {
+    /// All pages at one revision: this one, or (0) the first page's.
+    Fixed(i64),
+    /// Each page at the latest revision (for writers that check every key with a
+    /// compare-and-swap anyway, and must not fail when etcd compacts meanwhile).
+    Latest,
+}
+
+/// A paged range read; see [`Etcd::pages`].
+///
+/// etcd before 3.5 walks every key from a range's start to its end to count
+/// them, whatever the limit, so paging `[next, end)` costs time quadratic in the
+/// size of the range. Instead, a keys-only scan of up to [`Pages::DISCOVER`]
+/// pages' worth of keys finds where the next pages start, and each page is read
+/// as `[start of page, start of next page)`: every request walks one page.
+pub struct Pages {
+    etcd: Etcd,
+    /// Start of the next page; `None` at the end.
+    next: Option<Vec<u8>>,
+    end: Vec<u8>,
+    at: ReadAt,
+    page_size: i64,
+    /// Starts of the pages after `next`, as found by the last keys-only scan.
+    bounds: std::collections::VecDeque<Vec<u8>>,
+    /// Whether the keys-only scans reached `end`.
+    discovered: bool,
+}
+
+impl Pages {
+    /// Pages found per keys-only scan.
+    pub const DISCOVER: i64 = 40;
+
+    /// The revision of a fixed read (0 until the first page when not given).
+    pub fn revision(&self) -> i64 {
+        match self.at {
+            ReadAt::Fixed(r) => r,
+            ReadAt::Latest => 0,
+        }
+    }
+
+    fn read_rev(&self) -> i64 {
+        match self.at {
+            ReadAt::Fixed(r) => r,
+            ReadAt::Latest => 0,
+        }
+    }
+
+    /// Options for a range read: at the fixed revision, or serializable at the
+    /// latest (a member's local state, without waiting for writes in flight to
+    /// apply: good enough for a writer whose every write is compared).
+    fn range_options(&self, end: Vec<u8>, limit: i64) -> GetOptions {
+        let o = GetOptions::new()
+            .with_range(end)
+            .with_limit(limit)
+            .with_revision(self.read_rev());
+        match self.at {
+            ReadAt::Latest => o.with_serializable(),
+            ReadAt::Fixed(_) => o,
+        }
+    }
+
+    /// A keys-only scan from `from`: the starts of the pages after the one that
+    /// begins at `from`.
+    async fn discover(&mut self, from: &[u8]) -> Result<(), EtcdError> {
+        let limit = (self.page_size * Self::DISCOVER).min(50_000);
+        let opts = self.range_options(self.end.clone(), limit).with_keys_only();
+        let mut resp = self
+            .etcd
+            .retry("range", |mut kv| {
+                let (s, o) = (from.to_vec(), opts.clone());
+                async move { kv.get(s, Some(o)).await }
+            })
+            .await?;
+        if let ReadAt::Fixed(0) = self.at {
+            self.at = ReadAt::Fixed(resp.header().map_or(0, |h| h.revision()));
+        }
+        let more = resp.more();
+        let kvs = resp.take_kvs();
+        let step = self.page_size.max(1) as usize;
+        for kv in kvs.iter().skip(step).step_by(step) {
+            self.bounds.push_back(kv.key().to_vec());
+        }
+        match (more, kvs.last()) {
+            (true, Some(last)) => {
+                let mut k = last.key().to_vec();
+                k.push(0);
+                if self.bounds.back() != Some(&k) {
+                    self.bounds.push_back(k);
+                }
+            }
+            _ => self.discovered = true,
+        }
+        if kvs.is_empty() {
+            self.next = None;
+        }
+        Ok(())
+    }
+
+    /// The next page, or `None` at the end of the range.
+    pub async fn next_page(&mut self) -> Result<Option<Page>, EtcdError> {
+        let Some(start) = self.next.clone() else {
+            return Ok(None);
+        };
+        if self.bounds.is_empty() && !self.discovered {
+            self.discover(&start).await?;
+            if self.next.is_none() {
+                return Ok(None);
+            }
+        }
+        let page_end = self
+            .bounds
+            .front()
+            .cloned()
+            .unwrap_or_else(|| self.end.clone());
+        let mut limit = self.page_size;
+        let mut resp = loop {
+            let opts = self.range_options(page_end.clone(), limit);
+            let res = self
+                .etcd
+                .retry("range", |mut kv| {
+                    let (s, o) = (start.clone(), opts.clone());
+                    async move { kv.get(s, Some(o)).await }
+                })
+                .await;
+            match res {
+                Ok(r) => break r,
+                // A page of large values over the response limit: smaller pages.
+                Err(e) if limit > 1 && e.detail.contains("message length too large") => {
+                    limit = (limit / 4).max(1);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let revision = resp.header().map_or(0, |h| h.revision());
+        if let ReadAt::Fixed(0) = self.at {
+            self.at = ReadAt::Fixed(revision);
+        }
+        let more = resp.more();
+        let kvs: Vec<KeyValue> = resp.take_kvs().into_iter().map(KeyValue::from).collect();
+        self.next = match (more, kvs.last()) {
+            // The page holds more keys than expected (written since the scan, or
+            // a smaller limit): go on within it.
+            (true, Some(last)) => {
+                let mut k = last.key.clone();
+                k.push(0);
+                Some(k)
+            }
+            _ => self.bounds.pop_front().or_else(|| {
+                if self.discovered {
+                    None
+                } else {
+                    Some(page_end.clone())
+                }
+            }),
+        };
+        let revision = match self.at {
+            ReadAt::Fixed(r) => r,
+            ReadAt::Latest => revision,
+        };
+        Ok(Some(Page { revision, kvs }))
+    }
+}
+
+/// The smallest key greater than every key that starts with `prefix`
+/// (etcd's `clientv3.GetPrefixRangeEnd`).
+pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): to the end of the keyspace.
+    vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_end() {
+        assert_eq!(prefix_range_end(b"/registry/"), b"/registry0".to_vec());
+        assert_eq!(prefix_range_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_range_end(b"\xff"), vec![0]);
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        assert_eq!(
+            endpoint_url("127.0.0.1:2379", false).unwrap(),
+            "http://127.0.0.1:2379"
+        );
+        assert_eq!(
+            endpoint_url("127.0.0.1:2379", true).unwrap(),
+            "https://127.0.0.1:2379"
+        );
+        assert_eq!(endpoint_url("https://h:1/", true).unwrap(), "https://h:1");
+        assert!(endpoint_url("http://h:1", true).is_err());
+        assert!(endpoint_url("unix://x", false).is_err());
+    }
+
+    #[test]
+    fn password_never_printed() {
+        let o = ConnectOptions {
+            user: Some("root".into()),
+            password: Some("hunter2".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{o:?}").contains("hunter2"));
+        let kv = KeyValue {
+            key: b"/registry/secrets/a/b".to_vec(),
+            value: b"topsecret".to_vec(),
+            mod_revision: 1,
+            lease: 0,
+        };
+        assert!(!format!("{kv:?}").contains("topsecret"));
+    }
+}
