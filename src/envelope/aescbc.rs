@@ -165,18 +165,27 @@ impl AesCbc {
         let start = out.len();
         out.reserve(Self::sealed_len(plaintext.len()));
         out.extend_from_slice(iv);
-        let ct_start = out.len();
-        out.extend_from_slice(plaintext);
         let pad = BLOCK_SIZE - plaintext.len() % BLOCK_SIZE;
-        out.resize(ct_start + plaintext.len() + pad, 0);
-        let buf = &mut out[ct_start..];
         #[cfg(target_arch = "x86_64")]
         if let Accel::X86(rk) = &self.accel {
-            buf[plaintext.len()..].fill(pad as u8);
-            rk.encrypt(iv, buf);
-            debug_assert_eq!(out.len() - start, Self::sealed_len(plaintext.len()));
-            return;
+            // Encrypt straight from `plaintext` into the spare capacity: no copy
+            // pass and no zeroing pass over `out`.
+            let full = plaintext.len() - plaintext.len() % BLOCK_SIZE;
+            let mut last = [pad as u8; BLOCK_SIZE];
+            last[..BLOCK_SIZE - pad].copy_from_slice(&plaintext[full..]);
+            let written = rk.encrypt_to(iv, &plaintext[..full], &last, out.spare_capacity_mut());
+            if written == full + BLOCK_SIZE {
+                // SAFETY: `encrypt_to` initialised the first `written` bytes of the
+                // spare capacity (it writes all of them or none).
+                unsafe { out.set_len(out.len() + written) };
+                debug_assert_eq!(out.len() - start, Self::sealed_len(plaintext.len()));
+                return;
+            }
         }
+        let ct_start = out.len();
+        out.extend_from_slice(plaintext);
+        out.resize(ct_start + plaintext.len() + pad, 0);
+        let buf = &mut out[ct_start..];
         let iv = GenericArray::from_slice(iv);
         // The buffer has exactly the room PKCS#7 needs, so padding cannot fail.
         let res = match &self.cipher {

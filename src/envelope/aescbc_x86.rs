@@ -14,6 +14,7 @@
 //! and must only call a path the CPU supports.
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 use zeroize::Zeroize;
 
 const BLOCK: usize = 16;
@@ -123,16 +124,38 @@ impl RoundKeys {
         }
     }
 
-    /// CBC-encrypt the whole blocks of `buf` in place.
-    pub(crate) fn encrypt(&self, iv: &[u8; BLOCK], buf: &mut [u8]) {
-        // SAFETY: as in `decrypt`; both levels have AES-NI and SSE2.
-        unsafe {
-            match self.rounds {
-                10 => encrypt_aesni::<10>(self, iv, buf),
-                12 => encrypt_aesni::<12>(self, iv, buf),
-                _ => encrypt_aesni::<14>(self, iv, buf),
-            }
+    /// CBC-encrypt the whole blocks of `src`, then the block `last`, into the
+    /// start of `dst`. Returns the bytes written (`src.len() / 16 * 16 + 16`),
+    /// or 0, writing nothing, when `dst` is shorter than that.
+    pub(crate) fn encrypt_to(
+        &self,
+        iv: &[u8; BLOCK],
+        src: &[u8],
+        last: &[u8; BLOCK],
+        dst: &mut [MaybeUninit<u8>],
+    ) -> usize {
+        let n = src.len() / BLOCK;
+        let total = (n + 1) * BLOCK;
+        if dst.len() < total {
+            return 0;
         }
+        let d = dst.as_mut_ptr().cast::<u8>();
+        // SAFETY: both levels have AES-NI and SSE2 (see `decrypt`). `src` has n
+        // whole blocks, `last` one, and `dst` room for n + 1 blocks, checked above.
+        unsafe {
+            let prev = match self.rounds {
+                10 => encrypt_aesni::<10>(self, iv, src.as_ptr(), d, n),
+                12 => encrypt_aesni::<12>(self, iv, src.as_ptr(), d, n),
+                _ => encrypt_aesni::<14>(self, iv, src.as_ptr(), d, n),
+            };
+            let d = d.add(n * BLOCK);
+            match self.rounds {
+                10 => encrypt_aesni::<10>(self, &prev, last.as_ptr(), d, 1),
+                12 => encrypt_aesni::<12>(self, &prev, last.as_ptr(), d, 1),
+                _ => encrypt_aesni::<14>(self, &prev, last.as_ptr(), d, 1),
+            };
+        }
+        total
     }
 }
 
@@ -306,26 +329,37 @@ unsafe fn decrypt_aesni<const NR: usize>(
     }
 }
 
-/// AES-NI CBC encryption in place, round keys in registers.
+/// AES-NI CBC encryption of `n` blocks from `src` to `dst`, round keys in
+/// registers. Returns the last ciphertext block (the IV for what follows).
+///
+/// Safety: the CPU has AES-NI; `src` is readable and `dst` writable for
+/// `n * 16` bytes (they may be the same buffer, block for block).
 #[target_feature(enable = "aes,sse2")]
-unsafe fn encrypt_aesni<const NR: usize>(rk: &RoundKeys, iv: &[u8; BLOCK], buf: &mut [u8]) {
-    let n = buf.len() / BLOCK;
-    let p = buf.as_mut_ptr();
+unsafe fn encrypt_aesni<const NR: usize>(
+    rk: &RoundKeys,
+    iv: &[u8; BLOCK],
+    src: *const u8,
+    dst: *mut u8,
+    n: usize,
+) -> [u8; BLOCK] {
     let mut k = [_mm_setzero_si128(); MAX_ROUNDS + 1];
     for (reg, key) in k.iter_mut().zip(&rk.enc[..=NR]) {
         *reg = load128(key.as_ptr());
     }
     let mut prev = load128(iv.as_ptr());
     for i in 0..n {
-        // SAFETY: i < n and n * 16 <= buf.len().
-        let q = p.add(i * BLOCK);
+        // SAFETY: i < n, within the caller's bounds.
+        let (s, d) = (src.add(i * BLOCK), dst.add(i * BLOCK));
         // (block ^ k0) is off the dependency chain; only `^ prev` is on it.
-        let mut x = _mm_xor_si128(_mm_xor_si128(load128(q), k[0]), prev);
+        let mut x = _mm_xor_si128(_mm_xor_si128(load128(s), k[0]), prev);
         for key in &k[1..NR] {
             x = _mm_aesenc_si128(x, *key);
         }
         x = _mm_aesenclast_si128(x, k[NR]);
-        _mm_storeu_si128(q.cast(), x);
+        _mm_storeu_si128(d.cast(), x);
         prev = x;
     }
+    let mut out = [0u8; BLOCK];
+    _mm_storeu_si128(out.as_mut_ptr().cast(), prev);
+    out
 }
