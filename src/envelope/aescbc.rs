@@ -41,7 +41,8 @@ enum Cipher {
 pub enum Backend {
     /// The `aes`/`cbc` crates (runtime AES-NI detection inside; any architecture).
     Portable,
-    /// Hand AES-NI: 8-block parallel decryption, serial encryption (x86_64).
+    /// Hand AES-NI encryption, round keys in registers; decryption as
+    /// `Portable` (x86_64).
     AesNi,
     /// VAES/AVX2 decryption, 16 blocks in flight; AES-NI encryption (x86_64).
     Vaes,
@@ -255,7 +256,9 @@ impl AesCbc {
     fn decrypt_serial(&self, iv: &[u8; BLOCK_SIZE], ct: &[u8], out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
         if let Accel::X86(rk) = &self.accel {
-            return rk.decrypt(iv, ct, out);
+            if rk.decrypt(iv, ct, out) {
+                return;
+            }
         }
         let iv = GenericArray::from_slice(iv);
         // Lengths are equal whole blocks (checked by the caller), so this cannot fail.

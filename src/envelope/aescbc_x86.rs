@@ -2,10 +2,11 @@
 //!
 //! CBC decryption is parallel: plaintext block `i` is `D(C[i]) ^ C[i-1]`, so many
 //! blocks can be in the AES pipeline at once. The VAES path decrypts two blocks
-//! per 256-bit register and keeps eight registers (16 blocks) in flight; the
-//! AES-NI path keeps eight 128-bit blocks in flight. Encryption is serial (each
-//! block needs the previous ciphertext), so it runs one block at a time with the
-//! round keys held in registers.
+//! per 256-bit register and keeps eight registers (16 blocks) in flight. (A
+//! hand 8-block AES-NI loop measured slower than the `aes` crate's, so CPUs
+//! without VAES decrypt with the crate.) Encryption is serial (each block needs
+//! the previous ciphertext), so it runs one block at a time with the round keys
+//! held in registers: faster than the crate's, which reloads them.
 //!
 //! The key schedule is FIPS-197 section 5.2, with `SubWord` computed by
 //! `AESENCLAST` (no lookup tables); decryption uses the equivalent inverse cipher
@@ -23,7 +24,7 @@ const MAX_ROUNDS: usize = 14;
 /// Which x86 instruction set a key uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Level {
-    /// AES-NI (128-bit): decryption 8 blocks in flight.
+    /// AES-NI: hand encryption only.
     AesNi,
     /// VAES + AVX2 (256-bit) decryption, AES-NI encryption.
     Vaes,
@@ -108,20 +109,23 @@ impl RoundKeys {
     }
 
     /// CBC-decrypt the whole blocks of `ct` into `out` (the shorter length,
-    /// rounded down to whole blocks, is processed).
-    pub(crate) fn decrypt(&self, iv: &[u8; BLOCK], ct: &[u8], out: &mut [u8]) {
-        // SAFETY: `new` only builds keys for a level the CPU supports (Vaes implies
-        // AES-NI, AVX2 and VAES; AesNi implies AES-NI and SSE2).
+    /// rounded down to whole blocks, is processed) with VAES. Returns false,
+    /// doing nothing, at the AES-NI level: there the `aes` crate's 8-block
+    /// decryption is as fast as a hand loop, so the caller uses it.
+    pub(crate) fn decrypt(&self, iv: &[u8; BLOCK], ct: &[u8], out: &mut [u8]) -> bool {
+        if self.level != Level::Vaes {
+            return false;
+        }
+        // SAFETY: `new`/`with_level` only build Vaes keys when the CPU has AES-NI,
+        // AVX2 and VAES.
         unsafe {
-            match (self.level, self.rounds) {
-                (Level::Vaes, 10) => decrypt_vaes::<10>(self, iv, ct, out),
-                (Level::Vaes, 12) => decrypt_vaes::<12>(self, iv, ct, out),
-                (Level::Vaes, _) => decrypt_vaes::<14>(self, iv, ct, out),
-                (Level::AesNi, 10) => decrypt_aesni::<10>(self, iv, ct, out),
-                (Level::AesNi, 12) => decrypt_aesni::<12>(self, iv, ct, out),
-                (Level::AesNi, _) => decrypt_aesni::<14>(self, iv, ct, out),
+            match self.rounds {
+                10 => decrypt_vaes::<10>(self, iv, ct, out),
+                12 => decrypt_vaes::<12>(self, iv, ct, out),
+                _ => decrypt_vaes::<14>(self, iv, ct, out),
             }
         }
+        true
     }
 
     /// CBC-encrypt the whole blocks of `src`, then the block `last`, into the
@@ -271,61 +275,6 @@ unsafe fn decrypt_vaes<const NR: usize>(
     }
     if i < n {
         one(i, load128(cp.add((i - 1) * BLOCK)));
-    }
-}
-
-/// AES-NI CBC decryption, eight blocks in flight.
-#[target_feature(enable = "aes,sse2")]
-unsafe fn decrypt_aesni<const NR: usize>(
-    rk: &RoundKeys,
-    iv: &[u8; BLOCK],
-    ct: &[u8],
-    out: &mut [u8],
-) {
-    let n = ct.len().min(out.len()) / BLOCK;
-    if n == 0 {
-        return;
-    }
-    let cp = ct.as_ptr();
-    let op = out.as_mut_ptr();
-    let mut k = [_mm_setzero_si128(); MAX_ROUNDS + 1];
-    for (reg, key) in k.iter_mut().zip(&rk.dec[..=NR]) {
-        *reg = load128(key.as_ptr());
-    }
-    // SAFETY (pointer arithmetic below): every block index used is < n, and
-    // n * 16 <= min(ct.len(), out.len()); block 0's previous block is the IV.
-    let prev_of = |i: usize| {
-        if i == 0 {
-            load128(iv.as_ptr())
-        } else {
-            load128(cp.add((i - 1) * BLOCK))
-        }
-    };
-    let mut i = 0;
-    while i + 8 <= n {
-        let mut b = [_mm_setzero_si128(); 8];
-        for (j, x) in b.iter_mut().enumerate() {
-            *x = _mm_xor_si128(load128(cp.add((i + j) * BLOCK)), k[0]);
-        }
-        for key in &k[1..NR] {
-            for x in b.iter_mut() {
-                *x = _mm_aesdec_si128(*x, *key);
-            }
-        }
-        for (j, x) in b.iter().enumerate() {
-            let p = _mm_aesdeclast_si128(*x, _mm_xor_si128(k[NR], prev_of(i + j)));
-            _mm_storeu_si128(op.add((i + j) * BLOCK).cast(), p);
-        }
-        i += 8;
-    }
-    while i < n {
-        let mut x = _mm_xor_si128(load128(cp.add(i * BLOCK)), k[0]);
-        for key in &k[1..NR] {
-            x = _mm_aesdec_si128(x, *key);
-        }
-        let p = _mm_aesdeclast_si128(x, _mm_xor_si128(k[NR], prev_of(i)));
-        _mm_storeu_si128(op.add(i * BLOCK).cast(), p);
-        i += 1;
     }
 }
 
