@@ -221,35 +221,46 @@ impl AesCbc {
         if ct.len() % BLOCK_SIZE != 0 {
             return Err(DecryptError::NotBlockMultiple { len: ct.len() });
         }
-        let mut out = vec![0u8; ct.len()];
-        self.decrypt_blocks(&iv_block, ct, &mut out);
+        let mut out = self.decrypt_to_vec(&iv_block, ct);
         let plain_len = check_padding(&out)?;
         out.truncate(plain_len);
         Ok(out)
     }
 
+    /// CBC decryption of whole blocks into a new buffer. The VAES path writes
+    /// into uninitialised capacity, sparing a zeroing pass.
+    fn decrypt_to_vec(&self, iv: &[u8; BLOCK_SIZE], ct: &[u8]) -> Vec<u8> {
+        #[cfg(target_arch = "x86_64")]
+        if let Accel::X86(rk) = &self.accel {
+            if rk.level() == aescbc_x86::Level::Vaes {
+                let mut out = Vec::with_capacity(ct.len());
+                let spare = &mut out.spare_capacity_mut()[..ct.len()];
+                let done = std::sync::atomic::AtomicBool::new(true);
+                in_chunks(iv, ct, spare, |iv, c, o| {
+                    if !rk.decrypt_uninit(iv, c, o) {
+                        done.store(false, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+                if done.into_inner() {
+                    // SAFETY: every chunk was decrypted in full (`decrypt_uninit`
+                    // returned true for each), writing all `ct.len()` bytes, a
+                    // whole number of blocks (checked by the caller).
+                    unsafe { out.set_len(ct.len()) };
+                    return out;
+                }
+            }
+        }
+        let mut out = vec![0u8; ct.len()];
+        self.decrypt_blocks(iv, ct, &mut out);
+        out
+    }
+
     /// Raw CBC decryption of whole blocks, `ct` into `out` (same length, whole
-    /// blocks: checked by the caller). Large values are split into chunks on the
-    /// rayon pool: each chunk's IV is the ciphertext block before it.
+    /// blocks: checked by the caller).
     fn decrypt_blocks(&self, iv: &[u8; BLOCK_SIZE], ct: &[u8], out: &mut [u8]) {
         debug_assert_eq!(ct.len(), out.len());
         debug_assert_eq!(ct.len() % BLOCK_SIZE, 0);
-        if ct.len() < PARALLEL_MIN || rayon::current_num_threads() < 2 {
-            return self.decrypt_serial(iv, ct, out);
-        }
-        out.par_chunks_mut(PARALLEL_CHUNK)
-            .enumerate()
-            .for_each(|(i, o)| {
-                let start = i * PARALLEL_CHUNK;
-                let chunk_iv = if i == 0 {
-                    *iv
-                } else {
-                    let mut b = [0u8; BLOCK_SIZE];
-                    b.copy_from_slice(&ct[start - BLOCK_SIZE..start]);
-                    b
-                };
-                self.decrypt_serial(&chunk_iv, &ct[start..start + o.len()], o);
-            });
+        in_chunks(iv, ct, out, |iv, c, o| self.decrypt_serial(iv, c, o));
     }
 
     /// [`AesCbc::decrypt_blocks`] on the current thread.
@@ -275,6 +286,35 @@ impl AesCbc {
         };
         debug_assert!(res.is_ok());
     }
+}
+
+/// Run a CBC decryption `f(iv, ct, out)` over `ct`/`out` (same length, whole
+/// blocks). Values of [`PARALLEL_MIN`] bytes or more are split into chunks on the
+/// rayon pool: each chunk's IV is the ciphertext block before it.
+fn in_chunks<T: Send>(
+    iv: &[u8; BLOCK_SIZE],
+    ct: &[u8],
+    out: &mut [T],
+    f: impl Fn(&[u8; BLOCK_SIZE], &[u8], &mut [T]) + Sync,
+) {
+    if ct.len() < PARALLEL_MIN || rayon::current_num_threads() < 2 {
+        return f(iv, ct, out);
+    }
+    out.par_chunks_mut(PARALLEL_CHUNK)
+        .enumerate()
+        .for_each(|(i, o)| {
+            let start = i * PARALLEL_CHUNK;
+            let end = (start + o.len()).min(ct.len());
+            let chunk_iv = match start.checked_sub(BLOCK_SIZE) {
+                Some(p) => {
+                    let mut b = [0u8; BLOCK_SIZE];
+                    b.copy_from_slice(&ct[p..start]);
+                    b
+                }
+                None => *iv,
+            };
+            f(&chunk_iv, &ct[start.min(end)..end], o);
+        });
 }
 
 /// Upstream's PKCS#7 check: returns the plaintext length without the padding.
@@ -530,6 +570,11 @@ mod tests {
                 let mut par = vec![0u8; len];
                 c.decrypt_blocks(&iv, ct, &mut par);
                 assert!(par == serial, "len {len} {:?}", c.backend());
+                assert!(
+                    c.decrypt_to_vec(&iv, ct) == serial,
+                    "len {len} {:?}",
+                    c.backend()
+                );
             }
         }
     }

@@ -113,17 +113,35 @@ impl RoundKeys {
     /// doing nothing, at the AES-NI level: there the `aes` crate's 8-block
     /// decryption is as fast as a hand loop, so the caller uses it.
     pub(crate) fn decrypt(&self, iv: &[u8; BLOCK], ct: &[u8], out: &mut [u8]) -> bool {
+        let n = ct.len().min(out.len()) / BLOCK;
+        // SAFETY: `out` is writable for n whole blocks.
+        unsafe { self.decrypt_raw(iv, ct, out.as_mut_ptr(), n) }
+    }
+
+    /// [`RoundKeys::decrypt`] into uninitialised memory; when it returns true,
+    /// the first `min(ct.len(), out.len()) / 16 * 16` bytes of `out` are written.
+    pub(crate) fn decrypt_uninit(
+        &self,
+        iv: &[u8; BLOCK],
+        ct: &[u8],
+        out: &mut [MaybeUninit<u8>],
+    ) -> bool {
+        let n = ct.len().min(out.len()) / BLOCK;
+        // SAFETY: `out` is writable for n whole blocks; bytes are only written.
+        unsafe { self.decrypt_raw(iv, ct, out.as_mut_ptr().cast(), n) }
+    }
+
+    /// Safety: `out` is writable for `n * 16` bytes and `n * 16 <= ct.len()`.
+    unsafe fn decrypt_raw(&self, iv: &[u8; BLOCK], ct: &[u8], out: *mut u8, n: usize) -> bool {
         if self.level != Level::Vaes {
             return false;
         }
         // SAFETY: `new`/`with_level` only build Vaes keys when the CPU has AES-NI,
-        // AVX2 and VAES.
-        unsafe {
-            match self.rounds {
-                10 => decrypt_vaes::<10>(self, iv, ct, out),
-                12 => decrypt_vaes::<12>(self, iv, ct, out),
-                _ => decrypt_vaes::<14>(self, iv, ct, out),
-            }
+        // AVX2 and VAES; the bounds are the caller's.
+        match self.rounds {
+            10 => decrypt_vaes::<10>(self, iv, ct.as_ptr(), out, n),
+            12 => decrypt_vaes::<12>(self, iv, ct.as_ptr(), out, n),
+            _ => decrypt_vaes::<14>(self, iv, ct.as_ptr(), out, n),
         }
         true
     }
@@ -215,27 +233,28 @@ unsafe fn load128(p: *const u8) -> __m128i {
 /// VAES CBC decryption: block 0 with AES-NI, then 16 blocks per iteration in
 /// eight 256-bit registers, then pairs, then a last odd block.
 #[target_feature(enable = "aes,avx2,vaes")]
+///
+/// Safety: the CPU has AES-NI, AVX2 and VAES; `cp` is readable and `op`
+/// writable for `n * 16` bytes, and they do not overlap.
 unsafe fn decrypt_vaes<const NR: usize>(
     rk: &RoundKeys,
     iv: &[u8; BLOCK],
-    ct: &[u8],
-    out: &mut [u8],
+    cp: *const u8,
+    op: *mut u8,
+    n: usize,
 ) {
-    let n = ct.len().min(out.len()) / BLOCK;
     if n == 0 {
         return;
     }
-    let cp = ct.as_ptr();
-    let op = out.as_mut_ptr();
     let mut k = [_mm256_setzero_si256(); MAX_ROUNDS + 1];
     let mut k1 = [_mm_setzero_si128(); MAX_ROUNDS + 1];
     for ((wide, narrow), key) in k.iter_mut().zip(k1.iter_mut()).zip(&rk.dec[..=NR]) {
         *narrow = load128(key.as_ptr());
         *wide = _mm256_broadcastsi128_si256(*narrow);
     }
-    // SAFETY (pointer arithmetic below): every block index used is < n, and
-    // n * 16 <= min(ct.len(), out.len()); the "previous block" of block i >= 1
-    // is block i - 1, and block 0 uses the IV.
+    // SAFETY (pointer arithmetic below): every block index used is < n, within
+    // the caller's bounds; the "previous block" of block i >= 1 is ciphertext
+    // block i - 1 (read from `cp`, never from `op`), and block 0 uses the IV.
     let one = |i: usize, prev: __m128i| {
         let mut x = _mm_xor_si128(load128(cp.add(i * BLOCK)), k1[0]);
         for key in &k1[1..NR] {
