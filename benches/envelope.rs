@@ -3,14 +3,72 @@
 //! and reads that have to skip keys.
 //!
 //! `cargo bench --bench envelope -- --warm-up-time 1 --measurement-time 2`
+//!
+//! Times are CPU time of the whole process (all threads) where Linux reports it,
+//! so other load on a shared machine does not inflate them; set
+//! `ATREST_BENCH_WALL=1` for wall-clock time.
 
 use atrest::config::{KeyConfig, KeysConfig, ProviderConfig};
 use atrest::envelope::aescbc::{AesCbc, Backend};
 use atrest::key::SecretKey;
 use atrest::transformer::{ReadMode, Transformer};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+type Bench = Criterion<CpuTime>;
+
+/// Process CPU time in nanoseconds (sum of every thread's schedstat), falling
+/// back to wall time where that is not available or not wanted.
+struct CpuTime {
+    cpu: bool,
+}
+
+impl CpuTime {
+    fn new() -> CpuTime {
+        CpuTime {
+            cpu: std::env::var_os("ATREST_BENCH_WALL").is_none() && cpu_ns().is_some(),
+        }
+    }
+}
+
+fn cpu_ns() -> Option<u64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns)
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = (Option<u64>, Instant);
+    type Value = f64;
+
+    fn start(&self) -> Self::Intermediate {
+        (if self.cpu { cpu_ns() } else { None }, Instant::now())
+    }
+    fn end(&self, (cpu, wall): Self::Intermediate) -> f64 {
+        match (cpu, cpu.and_then(|_| cpu_ns())) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64,
+            _ => wall.elapsed().as_nanos() as f64,
+        }
+    }
+    fn add(&self, a: &f64, b: &f64) -> f64 {
+        a + b
+    }
+    fn zero(&self) -> f64 {
+        0.0
+    }
+    fn to_f64(&self, v: &f64) -> f64 {
+        *v
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
 
 const SIZES: [(usize, &str); 5] = [
     (256, "256B"),
@@ -53,7 +111,7 @@ fn providers() -> Vec<(&'static str, Transformer)> {
     ]
 }
 
-fn transformer(c: &mut Criterion) {
+fn transformer(c: &mut Bench) {
     for (name, t) in providers() {
         let mut g = c.benchmark_group(format!("write/{name}"));
         for (len, label) in SIZES {
@@ -81,7 +139,7 @@ fn transformer(c: &mut Criterion) {
 
 /// 1 KiB aescbc: the raw cipher (IV ‖ ciphertext, no prefix) against a full
 /// transformer read of the same value.
-fn overhead(c: &mut Criterion) {
+fn overhead(c: &mut Bench) {
     let t = Transformer::from_providers(&[ProviderConfig::AesCbc(keys(&[("k", 1)]))])
         .expect("valid key");
     let cipher = AesCbc::new(&SecretKey::new(vec![1; 32])).expect("valid key");
@@ -103,7 +161,7 @@ fn overhead(c: &mut Criterion) {
 
 /// aescbc at 64 KiB on each implementation this CPU can run: decryption
 /// portable vs VAES, encryption portable vs AES-NI.
-fn backends(c: &mut Criterion) {
+fn backends(c: &mut Bench) {
     let base = AesCbc::new(&SecretKey::new(vec![1; 32])).expect("valid key");
     let mut sealed = Vec::new();
     base.seal_into(&object(64 << 10), &mut sealed)
@@ -139,7 +197,7 @@ fn backends(c: &mut Criterion) {
 
 /// A 1 KiB value under the third aescbc key: the read skips two keys whose
 /// names do not match, and in the second chain a whole other provider first.
-fn chain(c: &mut Criterion) {
+fn chain(c: &mut Bench) {
     let writer = Transformer::from_providers(&[ProviderConfig::AesCbc(keys(&[("k3", 3)]))])
         .expect("valid key");
     let stored = writer.write(&object(1 << 10), ETCD_KEY).expect("write");
@@ -168,6 +226,7 @@ fn chain(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
+        .with_measurement(CpuTime::new())
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
