@@ -8,14 +8,14 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-/// Allocations of at least this many bytes are advised to use huge pages.
-const HUGE_MIN: usize = 8 << 20;
-const HUGE_PAGE: usize = 2 << 20;
-
+/// The system allocator, with huge-page advice on large blocks.
 pub struct HugeAlloc;
 
 #[cfg(target_os = "linux")]
 fn advise(ptr: *mut u8, size: usize) {
+    /// Allocations of at least this many bytes are advised to use huge pages.
+    const HUGE_MIN: usize = 8 << 20;
+    const HUGE_PAGE: usize = 2 << 20;
     if ptr.is_null() || size < HUGE_MIN {
         return;
     }

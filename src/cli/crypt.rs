@@ -59,6 +59,7 @@ fn resource_of(a: &Args) -> Result<GroupResource, Failure> {
 }
 
 /// Values at least this large on a regular-file stdin are mapped, not read.
+#[cfg(unix)]
 const MAP_MIN: u64 = 1 << 20;
 
 /// Stdin's bytes: mapped when stdin is a large regular file (no copy, no

@@ -84,17 +84,16 @@ impl AesCbc {
                 })
             }
         };
-        let mut c = AesCbc {
-            cipher,
-            accel: Accel::None,
-        };
+        // The CPU's features are detected once per key, here.
         #[cfg(target_arch = "x86_64")]
-        if let Some(level) = aescbc_x86::Level::detect() {
-            if let Some(rk) = aescbc_x86::RoundKeys::new(k, level) {
-                c.accel = Accel::X86(Box::new(rk));
-            }
-        }
-        Ok(c)
+        let accel = match aescbc_x86::Level::detect().and_then(|l| aescbc_x86::RoundKeys::new(k, l))
+        {
+            Some(rk) => Accel::X86(Box::new(rk)),
+            None => Accel::None,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let accel = Accel::None;
+        Ok(AesCbc { cipher, accel })
     }
 
     /// The implementation this key runs.
