@@ -111,7 +111,7 @@ impl RoundKeys {
     /// CBC-decrypt the whole blocks of `ct` into `out` (the shorter length,
     /// rounded down to whole blocks, is processed) with VAES. Returns false,
     /// doing nothing, at the AES-NI level: there the `aes` crate's 8-block
-    /// decryption is as fast as a hand loop, so the caller uses it.
+    /// decryption measured faster than a hand loop, so the caller uses it.
     pub(crate) fn decrypt(&self, iv: &[u8; BLOCK], ct: &[u8], out: &mut [u8]) -> bool {
         let n = ct.len().min(out.len()) / BLOCK;
         // SAFETY: `out` is writable for n whole blocks.
@@ -162,7 +162,8 @@ impl RoundKeys {
             return 0;
         }
         let d = dst.as_mut_ptr().cast::<u8>();
-        // SAFETY: both levels have AES-NI and SSE2 (see `decrypt`). `src` has n
+        // SAFETY: `new`/`with_level` only build keys for a level the CPU supports,
+        // and both levels include AES-NI and SSE2. `src` has n
         // whole blocks, `last` one, and `dst` room for n + 1 blocks, checked above.
         unsafe {
             let prev = match self.rounds {
