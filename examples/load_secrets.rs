@@ -94,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => plain,
         };
         bytes += value.len();
-        if batches.last().map_or(true, |b| b.len() >= a.batch) {
+        if batches.last().is_none_or(|b| b.len() >= a.batch) {
             batches.push(Vec::with_capacity(a.batch));
         }
         if let Some(b) = batches.last_mut() {

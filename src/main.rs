@@ -5,6 +5,9 @@ mod cli;
 
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOC: cli::alloc::HugeAlloc = cli::alloc::HugeAlloc;
+
 fn main() -> ExitCode {
     cli::run()
 }

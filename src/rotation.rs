@@ -1254,7 +1254,7 @@ fn retire_key(
     let mut found: Vec<(usize, KeyId)> = Vec::new();
     for &i in selected {
         for k in keys_of(&cfg.resources[i].providers, 0) {
-            if k.name == name && k.provider != "kms" && provider.map_or(true, |p| p == k.provider) {
+            if k.name == name && k.provider != "kms" && provider.is_none_or(|p| p == k.provider) {
                 found.push((i, k));
             }
         }

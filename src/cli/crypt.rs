@@ -58,13 +58,66 @@ fn resource_of(a: &Args) -> Result<GroupResource, Failure> {
         })
 }
 
-fn read_stdin() -> Result<Vec<u8>, Failure> {
+/// Values at least this large on a regular-file stdin are mapped, not read.
+#[cfg(unix)]
+const MAP_MIN: u64 = 1 << 20;
+
+/// Stdin's bytes: mapped when stdin is a large regular file (no copy, no
+/// anonymous page faults), else read into a buffer sized from the file's length.
+enum Input {
+    Read(Vec<u8>),
+    #[cfg(unix)]
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Input {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Read(v) => v,
+            #[cfg(unix)]
+            Input::Mapped(m) => m,
+        }
+    }
+}
+
+fn read_stdin() -> Result<Input, Failure> {
+    let fail = |e: std::io::Error| Failure::usage(format!("cannot read stdin: {e}"));
     let mut buf = Vec::new();
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() {
+            let mut file = std::fs::File::from(fd);
+            let meta = file.metadata().ok().filter(|m| m.is_file());
+            if let Some(meta) = meta {
+                if meta.len() >= MAP_MIN {
+                    use std::io::Seek;
+                    let offset = file.stream_position().map_err(fail)?;
+                    // SAFETY: the map is only read, as untrusted bytes. As with any
+                    // mapped file, another process truncating it while we run would
+                    // fault; changing it would only change the (unchecked) input.
+                    let map = unsafe {
+                        memmap2::MmapOptions::new()
+                            .offset(offset)
+                            .populate()
+                            .map(&file)
+                    };
+                    if let Ok(map) = map {
+                        return Ok(Input::Mapped(map));
+                    }
+                }
+                // `File::read_to_end` sizes the buffer from the file's length.
+                file.read_to_end(&mut buf).map_err(fail)?;
+                return Ok(Input::Read(buf));
+            }
+        }
+    }
     std::io::stdin()
         .lock()
         .read_to_end(&mut buf)
-        .map_err(|e| Failure::usage(format!("cannot read stdin: {e}")))?;
-    Ok(buf)
+        .map_err(fail)?;
+    Ok(Input::Read(buf))
 }
 
 fn transformers(a: &Args) -> Result<Transformers, Failure> {

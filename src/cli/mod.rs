@@ -1,6 +1,7 @@
 //! Command-line definitions (one place for every flag, its help and examples)
 //! and dispatch to the command modules.
 
+pub mod alloc;
 mod audit;
 mod crypt;
 mod dump;

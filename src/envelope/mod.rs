@@ -10,6 +10,8 @@
 //! decryption with keys lives in the provider modules and in [`crate::transformer`].
 
 pub mod aescbc;
+#[cfg(target_arch = "x86_64")]
+mod aescbc_x86;
 pub mod aesgcm;
 pub mod identity;
 pub mod kms;

@@ -75,7 +75,7 @@ pub fn to_yaml(value: &Value) -> Result<String, KubeError> {
 }
 
 fn push_indent(out: &mut String, indent: usize) {
-    out.extend(std::iter::repeat(' ').take(indent));
+    out.extend(std::iter::repeat_n(' ', indent));
 }
 
 fn check_depth(depth: usize) -> Result<(), KubeError> {

@@ -1,0 +1,3 @@
+module atrest.invalid/gocmp
+
+go 1.19
