@@ -529,7 +529,7 @@ fn concurrent_writer_no_lost_update() {
                 let mut i = 0usize;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     // Mostly the first keys, which rewrite reaches first.
-                    let idx = (i * 7919) % if i % 3 == 0 { n } else { 40 };
+                    let idx = (i * 7919) % if i.is_multiple_of(3) { n } else { 40 };
                     let k = secret_key(idx);
                     let plain = secret_json(&k, &format!("writer-{i}"));
                     e.put(k.as_bytes(), &t.write(&plain, k.as_bytes()).unwrap())
