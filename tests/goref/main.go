@@ -86,6 +86,17 @@ func gcm(key []byte) cipher.AEAD {
 	return g
 }
 
+// readInput reads stdin in one allocation when it is a regular file (the
+// benchmark's case), so that Go is not measured growing a buffer.
+func readInput() ([]byte, error) {
+	if st, err := os.Stdin.Stat(); err == nil && st.Mode().IsRegular() {
+		buf := make([]byte, st.Size())
+		_, err := io.ReadFull(os.Stdin, buf)
+		return buf, err
+	}
+	return io.ReadAll(os.Stdin)
+}
+
 func main() {
 	provider := flag.String("provider", "aescbc", "aescbc, aesgcm or secretbox")
 	name := flag.String("name", "key1", "key name in the prefix")
@@ -99,7 +110,7 @@ func main() {
 	if err != nil {
 		fail("key: %v", err)
 	}
-	in, err := io.ReadAll(os.Stdin)
+	in, err := readInput()
 	if err != nil {
 		fail("stdin: %v", err)
 	}

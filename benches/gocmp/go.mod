@@ -1,3 +1,0 @@
-module atrest.invalid/gocmp
-
-go 1.19
