@@ -394,3 +394,51 @@ fn regenerated_sample_matches_its_expectations() {
         exp["history_plaintext"].as_array().unwrap().len()
     );
 }
+
+/// Plaintext rewritten under a key and compacted away is gone from the live data
+/// and the history, but survives in free pages: `--deep` must find it.
+#[test]
+fn deep_scan_finds_plaintext_left_in_free_pages() {
+    let d = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("testdata/make-leaky.sh")
+        .arg(d.path())
+        .env("ATREST", env!("CARGO_BIN_EXE_atrest"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make-leaky.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snap = d.path().join("snapshot.db");
+    let cfg = d.path().join("encryption-config.yaml");
+    let (s, c) = (snap.to_str().unwrap(), cfg.to_str().unwrap());
+    let (code, _, err) = atrest(&["audit", "--snapshot", s, "--config", c, "--history"]);
+    assert_eq!(code, Some(0), "live data and history are clean: {err}");
+    let (code, stdout, err) = atrest(&[
+        "audit",
+        "--snapshot",
+        s,
+        "--config",
+        c,
+        "--history",
+        "--deep",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    let v: Value = serde_json::from_slice(&stdout).unwrap();
+    let found = v["free_pages"].as_array().unwrap();
+    assert!(!found.is_empty(), "no leftover plaintext found");
+    assert_eq!(v["summary"]["free_page_plaintext"], found.len());
+    let expected: std::collections::BTreeSet<String> = (1..=30)
+        .map(|i| format!("/registry/secrets/default/s{i}"))
+        .collect();
+    for f in found {
+        assert!(f["page"].as_u64().unwrap() >= 2);
+        if let Some(k) = f["key"].as_str() {
+            assert!(expected.contains(k), "unexpected key {k}");
+        }
+    }
+}
