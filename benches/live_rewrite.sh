@@ -19,7 +19,7 @@ root="$(cd "$here/.." && pwd)"
 COUNT="${COUNT:-100000}"
 SIZE="${SIZE:-2048}"
 BATCH="${BATCH:-100}"
-IN_FLIGHT="${IN_FLIGHT:-4}"
+IN_FLIGHT="${IN_FLIGHT:-8}"
 # shellcheck source=../testdata/lib/etcd.sh
 . "$root/testdata/lib/etcd.sh"
 ensure_etcd

@@ -38,7 +38,7 @@ pub const DEFAULT_BATCH: usize = 100;
 /// Default keys per range page.
 pub const DEFAULT_PAGE_SIZE: usize = 500;
 /// Default transactions in flight.
-pub const DEFAULT_IN_FLIGHT: u32 = 4;
+pub const DEFAULT_IN_FLIGHT: u32 = 8;
 
 /// What to rewrite and how fast.
 #[derive(Clone, Debug)]
