@@ -629,7 +629,7 @@ pub enum RotationError {
     #[error("no selected item reads with identity; nothing to retire")]
     NoIdentity,
     /// Objects still use the key.
-    #[error("refused: {count} object(s) of {} still use {target}; rewrite them (`atrest rewrite`), take a new snapshot and retry; the file was not changed{}", .resources.join(", "), fmt_examples(.examples, *.count))]
+    #[error("refused: {count} object(s) of {} still use {target}; rewrite them (`atrest rewrite --endpoints URL,... --config FILE --resource R,...`), then retry (from a snapshot: a new one, taken after the rewrite); the file was not changed{}", .resources.join(", "), fmt_examples(.examples, *.count))]
     InUse {
         /// What was to be retired.
         target: String,
@@ -641,7 +641,7 @@ pub enum RotationError {
         examples: Vec<String>,
     },
     /// The scan could not read everything, so it proves nothing.
-    #[error("refused: {count} object(s) of {} under {provider} cannot be read with this config (unknown key or undecryptable), so the scan cannot prove that {target} is unused; find the key that wrote them (`atrest audit --config FILE --snapshot FILE`), add it back, and retry; the file was not changed{}", .resources.join(", "), fmt_examples(.examples, *.count))]
+    #[error("refused: {count} object(s) of {} under {provider} cannot be read with this config (unknown key or undecryptable), so the scan cannot prove that {target} is unused; find the key that wrote them (`atrest audit --config FILE` with the same --endpoints or --snapshot), add it back, and retry; the file was not changed{}", .resources.join(", "), fmt_examples(.examples, *.count))]
     ProofIncomplete {
         /// What was to be retired.
         target: String,

@@ -1,6 +1,7 @@
 //! Key rotation: the config edits of `atrest::rotation`, the `atrest rotate` command on
 //! files, and the whole procedure against a real etcd (plaintext → aescbc → new key →
-//! aesgcm), checking after every step that every object stays readable.
+//! aesgcm) with the real `atrest rewrite`, checking after every step that every object
+//! stays readable.
 
 use assert_cmd::Command;
 use atrest::audit::{ObjectReport, Status};
@@ -12,6 +13,8 @@ use atrest::rotation::{
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod common;
 
 const K1: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const K2: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
@@ -575,8 +578,20 @@ struct Out {
     stderr: String,
 }
 
+/// Run atrest without the ETCDCTL_* variables of the caller's environment.
 fn run(args: &[&str]) -> Out {
-    let o = atrest().args(args).output().unwrap();
+    let mut cmd = atrest();
+    for k in [
+        "ETCDCTL_ENDPOINTS",
+        "ETCDCTL_CACERT",
+        "ETCDCTL_CERT",
+        "ETCDCTL_KEY",
+        "ETCDCTL_USER",
+        "ETCDCTL_PASSWORD",
+    ] {
+        cmd.env_remove(k);
+    }
+    let o = cmd.args(args).output().unwrap();
     Out {
         code: o.status.code(),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -791,29 +806,14 @@ fn cli_refuses_unsafe_steps() {
         o.stdout
     );
 }
-
 // ---------------------------------------------------------------------------------
-// The whole procedure on snapshots made by a real etcd.
+// The whole procedure against a real etcd: live scans, the real `atrest rewrite`,
+// and one snapshot so that both sources stay covered.
 
-/// A throw-away etcd on loopback ports (the etcd started here is stopped on drop).
+/// A throw-away single-member etcd on loopback (stopped on drop), with TLS and client
+/// certificates unless `plain`; etcdctl and atrest reach it with the same flags.
 struct Etcd {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    cluster: common::Cluster,
 }
 
 fn have(cmd: &str, version_arg: &str) -> bool {
@@ -825,7 +825,7 @@ fn have(cmd: &str, version_arg: &str) -> bool {
 
 impl Etcd {
     /// `None` when etcd is not installed (set ATREST_REQUIRE_ETCD=1 to fail instead).
-    fn start(dir: &Path) -> Option<Etcd> {
+    fn start(tls: bool) -> Option<Etcd> {
         if !have("etcd", "--version") || !have("etcdctl", "version") {
             assert!(
                 std::env::var_os("ATREST_REQUIRE_ETCD").is_none(),
@@ -834,54 +834,35 @@ impl Etcd {
             eprintln!("skipping: etcd/etcdctl not installed");
             return None;
         }
-        let (c, p, m) = (free_port(), free_port(), free_port());
-        let client = format!("http://127.0.0.1:{c}");
-        let peer = format!("http://127.0.0.1:{p}");
-        let log = dir.join("etcd.log");
-        let child = std::process::Command::new("etcd")
-            .args(["--name", "e2e", "--data-dir"])
-            .arg(dir.join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .arg(format!("--initial-cluster=e2e={peer}"))
-            .arg(format!("--listen-metrics-urls=http://127.0.0.1:{m}"))
-            .arg("--logger=zap")
-            .arg(format!("--log-outputs={}", log.display()))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let etcd = Etcd {
-            child,
-            endpoint: client,
-        };
-        for _ in 0..200 {
-            if etcd.try_ctl(&["endpoint", "health"], b"").is_ok() {
-                return Some(etcd);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "etcd did not become healthy: {}",
-            fs::read_to_string(&log).unwrap_or_default()
-        );
+        Some(Etcd {
+            cluster: common::Cluster::start(1, tls),
+        })
+    }
+
+    /// The connection flags, as etcdctl takes them (`--key` is the client key).
+    fn conn(&self) -> Vec<String> {
+        self.cluster.conn_args()
+    }
+
+    /// The connection flags of `rotate retire`, where the client key is `--client-key`.
+    fn retire_conn(&self) -> Vec<String> {
+        self.conn()
+            .into_iter()
+            .map(|a| {
+                if a == "--key" {
+                    "--client-key".into()
+                } else {
+                    a
+                }
+            })
+            .collect()
     }
 
     fn try_ctl(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>, String> {
         use std::io::Write;
         let mut child = std::process::Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoint))
+            .args(self.conn())
             .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -934,6 +915,14 @@ impl Etcd {
     }
 }
 
+/// `a` followed by `b`, as one argument list.
+fn cat<'a>(a: &[&'a str], b: &'a [String]) -> Vec<&'a str> {
+    a.iter()
+        .copied()
+        .chain(b.iter().map(String::as_str))
+        .collect()
+}
+
 /// Protobuf field with a length-delimited value.
 fn field(n: u8, bytes: &[u8]) -> Vec<u8> {
     let mut v = vec![(n << 3) | 2];
@@ -969,29 +958,26 @@ fn run_stdin(args: &[&str], stdin: &[u8]) -> Vec<u8> {
     o.stdout
 }
 
-/// Rewrite every Secret with the write key of `config`, as kube-apiserver does on
-/// update. Test scaffolding until `atrest rewrite` is in this branch; it then becomes:
-/// `run(&["rewrite", "--endpoints", &etcd.endpoint, "--config", config.to_str().unwrap()]);`
-fn rewrite(etcd: &Etcd, config: &Path) {
-    let c = config.to_str().unwrap();
-    for (key, value) in etcd.get_prefix("/registry/secrets/") {
-        let plain = run_stdin(&["decrypt", "--config", c, "--etcd-key", &key], &value);
-        let stored = run_stdin(&["encrypt", "--config", c, "--etcd-key", &key], &plain);
-        etcd.put(&key, &stored);
-    }
+/// Run a command `atrest rotate status` suggested, word for word (the test's paths
+/// have no spaces); it must succeed.
+fn run_suggested(next: &serde_json::Value) -> Out {
+    let line = next
+        .as_str()
+        .unwrap_or_else(|| panic!("no next command: {next}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[0], "atrest", "{line}");
+    let o = run(&words[1..]);
+    assert_eq!(o.code, Some(0), "{line}: {}{}", o.stdout, o.stderr);
+    o
 }
 
-/// `atrest audit` of `snap` with `config`: etcd key → "provider/key_name status".
-fn audit(snap: &Path, config: &Path) -> std::collections::BTreeMap<String, String> {
-    let o = run(&[
-        "audit",
-        "--snapshot",
-        snap.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+/// `atrest audit` of the live etcd with `config`: etcd key → "provider/key_name status".
+fn audit(etcd: &Etcd, config: &Path) -> std::collections::BTreeMap<String, String> {
+    let conn = etcd.conn();
+    let o = run(&cat(
+        &["audit", "--config", config.to_str().unwrap(), "-o", "json"],
+        &conn,
+    ));
     let v: serde_json::Value =
         serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.stderr));
     v["objects"]
@@ -1019,10 +1005,10 @@ const SECRETS: &[(&str, &str)] = &[
 ];
 const CONFIGMAP: &str = "/registry/configmaps/default/settings";
 
-/// Every Secret of `snap` must audit as `want` with `config`; the ConfigMap (not
-/// covered by the config) stays plaintext and current.
-fn expect(snap: &Path, config: &Path, want: &str) {
-    let got = audit(snap, config);
+/// Every Secret must audit as `want` with `config`; the ConfigMap (not covered by
+/// the config) stays plaintext and current.
+fn expect(etcd: &Etcd, config: &Path, want: &str) {
+    let got = audit(etcd, config);
     for (ns, name) in SECRETS {
         let key = format!("/registry/secrets/{ns}/{name}");
         assert_eq!(
@@ -1039,18 +1025,19 @@ fn expect(snap: &Path, config: &Path, want: &str) {
     assert_eq!(got.len(), SECRETS.len() + 1);
 }
 
-/// The JSON status of `config` against `snap`.
-fn status(config: &Path, snap: &Path) -> serde_json::Value {
-    let o = run(&[
-        "rotate",
-        "status",
-        "--config",
-        config.to_str().unwrap(),
-        "--snapshot",
-        snap.to_str().unwrap(),
-        "-o",
-        "json",
-    ]);
+/// The JSON status of `config` against `source` (`--snapshot FILE` or the connection).
+fn status(config: &Path, source: &[String]) -> serde_json::Value {
+    let o = run(&cat(
+        &[
+            "rotate",
+            "status",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        source,
+    ));
     assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
     serde_json::from_str(&o.stdout).unwrap()
 }
@@ -1069,9 +1056,14 @@ impl Steps {
 
     /// Run an editing command (must succeed) and return (previous, current) config copies.
     fn edit(&mut self, args: &[&str]) -> (PathBuf, PathBuf) {
-        let prev = self.dir.join(format!("step{}.yaml", self.n));
         let o = run(args);
         assert_eq!(o.code, Some(0), "{args:?}: {}{}", o.stdout, o.stderr);
+        self.edited()
+    }
+
+    /// Record an edit made by a command already run.
+    fn edited(&mut self) -> (PathBuf, PathBuf) {
+        let prev = self.dir.join(format!("step{}.yaml", self.n));
         self.n += 1;
         let cur = self.dir.join(format!("step{}.yaml", self.n));
         fs::copy(&self.config, &cur).unwrap();
@@ -1095,14 +1087,12 @@ impl Steps {
 #[test]
 fn rotation_end_to_end_on_real_etcd() {
     let d = tempfile::tempdir().unwrap();
-    let Some(etcd) = Etcd::start(d.path()) else {
+    let Some(etcd) = Etcd::start(true) else {
         return;
     };
-    let snap = |n: usize| {
-        let p = d.path().join(format!("snap{n}.db"));
-        etcd.snapshot(&p);
-        p
-    };
+    let conn = etcd.conn();
+    let live = conn.join(" ");
+    let retire_live = etcd.retire_conn().join(" ");
     let originals: Vec<(String, Vec<u8>)> = SECRETS
         .iter()
         .map(|(ns, name)| {
@@ -1129,31 +1119,30 @@ fn rotation_end_to_end_on_real_etcd() {
     };
     let c = s.cfg().to_string();
     let c = c.as_str();
-    let s0 = snap(0);
-    expect(&s0, &config, "identity current");
-    let st = status(&config, &s0);
-    assert_eq!(st["stage"], "no-encryption");
-    assert_eq!(st["plaintext_objects"], 4);
-    assert_eq!(
-        st["next"],
-        format!("atrest rotate prepare --config {c} --provider aescbc")
-    );
+    // The one snapshot: status and retire read it as well as the live etcd.
+    let s0 = d.path().join("snap0.db");
+    etcd.snapshot(&s0);
+    let s0s = s0.to_str().unwrap();
+    let snap0 = vec!["--snapshot".to_string(), s0s.to_string()];
+    expect(&etcd, &config, "identity current");
+    for source in [&snap0, &conn] {
+        let st = status(&config, source);
+        assert_eq!(st["stage"], "no-encryption");
+        assert_eq!(st["plaintext_objects"], 4);
+        assert_eq!(
+            st["next"],
+            format!("atrest rotate prepare --config {c} --provider aescbc")
+        );
+    }
     s.refused(
         &["rotate", "promote", "--config", c],
         "atrest rotate prepare",
     );
-    let s0s = s0.to_str().unwrap();
     s.refused(
-        &[
-            "rotate",
-            "retire",
-            "--config",
-            c,
-            "--key",
-            "identity",
-            "--snapshot",
-            s0s,
-        ],
+        &cat(
+            &["rotate", "retire", "--config", c, "--key", "identity"],
+            &snap0,
+        ),
         "identity writes",
     );
 
@@ -1168,124 +1157,106 @@ fn rotation_end_to_end_on_real_etcd() {
         "--key-name",
         "key1",
     ]);
-    expect(&s0, &cur, "identity current");
-    expect(&s0, &prev, "identity current");
+    expect(&etcd, &cur, "identity current");
+    expect(&etcd, &prev, "identity current");
     assert_eq!(
-        status(&config, &s0)["next"],
+        status(&config, &conn)["next"],
         format!("atrest rotate promote --config {c}")
     );
     s.refused(&["rotate", "prepare", "--config", c], "is already prepared");
 
     let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
-    expect(&s0, &cur, "identity plaintext");
-    expect(&s0, &prev, "identity current");
-    let st = status(&config, &s0);
+    expect(&etcd, &cur, "identity plaintext");
+    expect(&etcd, &prev, "identity current");
+    let st = status(&config, &conn);
     assert_eq!(st["stage"], "clean");
-    assert_eq!(st["next"], format!("atrest rewrite --config {c}"));
+    // The suggested rewrite carries the connection of the status run.
+    assert_eq!(
+        st["next"],
+        format!("atrest rewrite {live} --config {c} --resource secrets")
+    );
+    // The snapshot from before the rewrite still has plaintext Secrets: refused,
+    // and so is the same proof against the live etcd.
     s.refused(
-        &[
-            "rotate",
-            "retire",
-            "--config",
-            c,
-            "--key",
-            "identity",
-            "--snapshot",
-            s0s,
-        ],
+        &cat(
+            &["rotate", "retire", "--config", c, "--key", "identity"],
+            &snap0,
+        ),
+        "/registry/secrets/default/api-token",
+    );
+    s.refused(
+        &cat(
+            &["rotate", "retire", "--config", c, "--key", "identity"],
+            &etcd.retire_conn(),
+        ),
         "/registry/secrets/default/api-token",
     );
 
-    rewrite(&etcd, &config);
-    let s1 = snap(1);
-    let s1s = s1.to_str().unwrap();
-    expect(&s1, &cur, "aescbc/key1 current");
-    expect(&s1, &prev, "aescbc/key1 stale");
+    run_suggested(&st["next"]);
+    expect(&etcd, &cur, "aescbc/key1 current");
+    expect(&etcd, &prev, "aescbc/key1 stale");
+    let st = status(&config, &conn);
     assert_eq!(
-        status(&config, &s1)["next"],
-        format!("atrest rotate retire --config {c} --key identity --snapshot {s1s}")
+        st["next"],
+        format!("atrest rotate retire --config {c} --key identity {retire_live}")
     );
-
-    let (prev, cur) = s.edit(&[
-        "rotate",
-        "retire",
-        "--config",
-        c,
-        "--key",
-        "identity",
-        "--snapshot",
-        s1s,
-    ]);
-    expect(&s1, &cur, "aescbc/key1 current");
-    expect(&s1, &prev, "aescbc/key1 current");
-    let st = status(&config, &s1);
+    run_suggested(&st["next"]);
+    let (prev, cur) = s.edited();
+    expect(&etcd, &cur, "aescbc/key1 current");
+    expect(&etcd, &prev, "aescbc/key1 current");
+    let st = status(&config, &conn);
     assert_eq!(st["stage"], "clean");
     assert_eq!(st["keys"][0]["objects"], 4);
+    assert_eq!(st["source"]["flags"], live);
 
     // Rotate key1 → key2.
     let (prev, cur) = s.edit(&["rotate", "prepare", "--config", c, "--key-name", "key2"]);
-    expect(&s1, &cur, "aescbc/key1 current");
-    expect(&s1, &prev, "aescbc/key1 current");
-    assert_eq!(status(&config, &s1)["stage"], "prepared");
+    expect(&etcd, &cur, "aescbc/key1 current");
+    expect(&etcd, &prev, "aescbc/key1 current");
+    assert_eq!(status(&config, &conn)["stage"], "prepared");
     s.refused(
-        &[
-            "rotate",
-            "retire",
-            "--config",
-            c,
-            "--key",
-            "key1",
-            "--snapshot",
-            s1s,
-        ],
+        &cat(
+            &["rotate", "retire", "--config", c, "--key", "key1"],
+            &etcd.retire_conn(),
+        ),
         "is the write key",
     );
 
     let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
-    expect(&s1, &cur, "aescbc/key1 stale");
-    expect(&s1, &prev, "aescbc/key1 current");
+    expect(&etcd, &cur, "aescbc/key1 stale");
+    expect(&etcd, &prev, "aescbc/key1 current");
     s.refused(&["rotate", "promote", "--config", c], "already writes");
     s.refused(
-        &[
-            "rotate",
-            "retire",
-            "--config",
-            c,
-            "--key",
-            "key1",
-            "--snapshot",
-            s1s,
-        ],
+        &cat(
+            &["rotate", "retire", "--config", c, "--key", "key1"],
+            &etcd.retire_conn(),
+        ),
         "4 object(s) of secrets still use aescbc key `key1`",
     );
 
-    rewrite(&etcd, &config);
-    let s2 = snap(2);
-    let s2s = s2.to_str().unwrap();
-    expect(&s2, &cur, "aescbc/key2 current");
-    expect(&s2, &prev, "aescbc/key2 stale");
+    let st = status(&config, &conn);
     assert_eq!(
-        status(&config, &s2)["next"],
-        format!("atrest rotate retire --config {c} --key key1 --snapshot {s2s}")
+        st["next"],
+        format!("atrest rewrite {live} --config {c} --resource secrets")
     );
-    let (prev, cur) = s.edit(&[
-        "rotate",
-        "retire",
-        "--config",
-        c,
-        "--key",
-        "key1",
-        "--snapshot",
-        s2s,
-    ]);
-    expect(&s2, &cur, "aescbc/key2 current");
-    expect(&s2, &prev, "aescbc/key2 current");
+    run_suggested(&st["next"]);
+    expect(&etcd, &cur, "aescbc/key2 current");
+    expect(&etcd, &prev, "aescbc/key2 stale");
+    let st = status(&config, &conn);
+    assert_eq!(
+        st["next"],
+        format!("atrest rotate retire --config {c} --key key1 {retire_live}")
+    );
+    run_suggested(&st["next"]);
+    let (prev, cur) = s.edited();
+    expect(&etcd, &cur, "aescbc/key2 current");
+    expect(&etcd, &prev, "aescbc/key2 current");
 
     // Switch provider: aescbc → aesgcm, with the default timestamped key name.
     let (prev, cur) = s.edit(&["rotate", "prepare", "--config", c, "--provider", "aesgcm"]);
-    expect(&s2, &cur, "aescbc/key2 current");
-    expect(&s2, &prev, "aescbc/key2 current");
-    let st = status(&config, &s2);
+    expect(&etcd, &cur, "aescbc/key2 current");
+    expect(&etcd, &prev, "aescbc/key2 current");
+    let st = status(&config, &conn);
     assert_eq!(st["stage"], "prepared");
     let new_key = st["resources"][0]["prepared"]["name"]
         .as_str()
@@ -1294,30 +1265,26 @@ fn rotation_end_to_end_on_real_etcd() {
     assert!(new_key.starts_with("key-20"), "{new_key}");
 
     let (prev, cur) = s.edit(&["rotate", "promote", "--config", c]);
-    expect(&s2, &cur, "aescbc/key2 stale");
-    expect(&s2, &prev, "aescbc/key2 current");
+    expect(&etcd, &cur, "aescbc/key2 stale");
+    expect(&etcd, &prev, "aescbc/key2 current");
 
-    rewrite(&etcd, &config);
-    let s3 = snap(3);
-    let s3s = s3.to_str().unwrap();
+    let o = run(&cat(
+        &["rewrite", "--config", c, "--resource", "secrets"],
+        &conn,
+    ));
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
     let gcm = format!("aesgcm/{new_key}");
-    expect(&s3, &cur, &format!("{gcm} current"));
-    expect(&s3, &prev, &format!("{gcm} stale"));
-    let (prev, cur) = s.edit(&[
-        "rotate",
-        "retire",
-        "--config",
-        c,
-        "--key",
-        "key2",
-        "--snapshot",
-        s3s,
-    ]);
-    expect(&s3, &cur, &format!("{gcm} current"));
-    expect(&s3, &prev, &format!("{gcm} current"));
+    expect(&etcd, &cur, &format!("{gcm} current"));
+    expect(&etcd, &prev, &format!("{gcm} stale"));
+    let (prev, cur) = s.edit(&cat(
+        &["rotate", "retire", "--config", c, "--key", "key2"],
+        &etcd.retire_conn(),
+    ));
+    expect(&etcd, &cur, &format!("{gcm} current"));
+    expect(&etcd, &prev, &format!("{gcm} current"));
     let final_cfg = EncryptionConfiguration::load(&config).unwrap().config;
     assert_eq!(shape(&final_cfg, 0), [format!("aesgcm:{new_key}")]);
-    let st = status(&config, &s3);
+    let st = status(&config, &conn);
     assert_eq!(st["stage"], "clean");
     assert_eq!(st["keys"][0]["objects"], 4);
     assert_eq!(st["next"], format!("atrest rotate prepare --config {c}"));
@@ -1333,4 +1300,87 @@ fn rotation_end_to_end_on_real_etcd() {
     assert_eq!(baks.len(), 9, "three edits in each of three rotations");
     assert!(baks.iter().all(|b| mode(b) == 0o600));
     assert_eq!(mode(&config), 0o600);
+}
+
+/// `rotate retire --endpoints` proves from the live etcd, read in pages at one
+/// revision: refused (exit 1, file untouched, objects listed) while an object uses
+/// the key, done once `atrest rewrite` has moved them.
+#[test]
+fn retire_on_live_etcd_refuses_until_rewritten() {
+    let d = tempfile::tempdir().unwrap();
+    let Some(etcd) = Etcd::start(false) else {
+        return;
+    };
+    let rt = common::rt();
+    let old = common::secrets_config(&[("key1", 1)]);
+    rt.block_on(async {
+        let e = common::connect(&etcd.cluster.options()).await;
+        common::populate(&e, &common::transformer(&old), 20).await;
+    });
+    let config = common::write_config(
+        d.path(),
+        "enc.yaml",
+        &common::secrets_config(&[("key2", 2), ("key1", 1)]),
+    );
+    let c = config.to_str().unwrap();
+    let eps = etcd.cluster.endpoints();
+    let before = fs::read(&config).unwrap();
+    let retire = [
+        "rotate",
+        "retire",
+        "--config",
+        c,
+        "--key",
+        "key1",
+        "--page-size",
+        "3",
+    ];
+
+    let o = run(&cat(&retire, &etcd.conn()));
+    assert_eq!(o.code, Some(1), "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("10 object(s) of secrets still use aescbc key `key1`"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains(&common::secret_key(1)),
+        "objects listed: {}",
+        o.stderr
+    );
+    assert_eq!(fs::read(&config).unwrap(), before, "file untouched");
+    assert!(backups(d.path()).is_empty());
+    // One source only.
+    let both = run(&cat(
+        &cat(&retire, &etcd.conn()),
+        &["--snapshot".to_string(), "x.db".to_string()],
+    ));
+    assert_eq!(both.code, Some(2), "{}", both.stderr);
+
+    let o = run(&cat(
+        &["rewrite", "--config", c, "--resource", "secrets"],
+        &etcd.conn(),
+    ));
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+
+    // As audit: without --endpoints, ETCDCTL_ENDPOINTS names the etcd.
+    let o = atrest()
+        .args(retire)
+        .env("ETCDCTL_ENDPOINTS", &eps)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        err.contains(&format!("scan of {eps} at revision")) && err.contains("20 objects"),
+        "{err}"
+    );
+    let after = EncryptionConfiguration::load(&config).unwrap().config;
+    assert_eq!(shape(&after, 0), ["aescbc:key2", "identity"]);
+    assert_eq!(backups(d.path()).len(), 1);
+    assert_eq!(fs::read(&backups(d.path())[0]).unwrap(), before);
 }

@@ -6,7 +6,6 @@ use super::gate::GatedWriter;
 use super::output::OutputFormat;
 use super::{load_config, CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, ObjectReport, StoredObject, Summary};
-use atrest::etcd::ReadAt;
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::hygiene;
 use atrest::mvcc::LiveView;
@@ -15,7 +14,7 @@ use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
 use atrest::transformer::Transformers;
 use rayon::prelude::*;
 use serde_json::json;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 pub const EXAMPLES: &str = "\
@@ -242,33 +241,17 @@ fn run_live(a: Args) -> CmdResult {
             None => etcd.revision().await.map_err(Failure::usage)?,
         };
         let ranges = scan_ranges(&a.etcd_prefix, resources.as_deref());
-        let mut total = 0;
-        if std::io::stderr().is_terminal() {
-            for (s, e) in &ranges {
-                total += etcd.count(s, e, revision).await.map_err(Failure::usage)?;
-            }
-        }
-        let progress = super::progress::Progress::new(total, "auditing");
         let mut report =
             Report::begin(std::io::stdout(), a.output, &source, revision, ts.is_some())?;
-        for (start, end) in ranges {
-            let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), a.page_size, 2);
-            while let Some(page) = pages.recv().await {
-                let page = page.map_err(Failure::usage)?;
-                let objects: Vec<StoredObject<'_>> = page
-                    .kvs
-                    .iter()
-                    .map(|kv| StoredObject {
-                        key: &kv.key,
-                        value: &kv.value,
-                        mod_revision: kv.mod_revision,
-                    })
-                    .collect();
-                report.add(classify_chunk(&auditor, &objects))?;
-                progress.inc(objects.len() as u64);
-            }
-        }
-        progress.finish();
+        super::etcd::scan_pages(
+            &etcd,
+            ranges,
+            revision,
+            a.page_size,
+            "auditing",
+            |objects| report.add(classify_chunk(&auditor, objects)),
+        )
+        .await?;
         report.finish(None, None)
     })
 }

@@ -1,8 +1,11 @@
 //! Connection flags shared by the commands that talk to a live etcd, the tokio
 //! runtime they run on, and SIGINT/SIGTERM handling.
 
-use super::Failure;
-use atrest::etcd::{ConnectOptions, Etcd};
+use super::output::shell_word;
+use super::{CmdResult, Failure};
+use atrest::audit::StoredObject;
+use atrest::etcd::{ConnectOptions, Etcd, ReadAt};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -23,7 +26,12 @@ pub struct EtcdArgs {
     #[arg(long, value_name = "FILE", env = "ETCDCTL_CERT")]
     pub cert: Option<PathBuf>,
     /// Client private key (PEM).
-    #[arg(long, value_name = "FILE", env = "ETCDCTL_KEY")]
+    #[arg(
+        long,
+        visible_alias = "client-key",
+        value_name = "FILE",
+        env = "ETCDCTL_KEY"
+    )]
     pub key: Option<PathBuf>,
     /// etcd user for password authentication, NAME or NAME:PASSWORD.
     #[arg(
@@ -76,6 +84,87 @@ impl EtcdArgs {
             command_timeout: self.command_timeout,
         })
     }
+}
+
+/// Default of `--dial-timeout`.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default of `--command-timeout`.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connection as flags of a command atrest suggests (shell-quoted): endpoints,
+/// TLS files, `--user NAME` and timeouts that differ from the defaults. The password
+/// is never printed; the second value says whether the command needs one (from
+/// ETCDCTL_PASSWORD or --password). `key_flag` names the client key flag (`--key`,
+/// or `--client-key` where `--key` means something else).
+pub fn suggested_flags(o: &ConnectOptions, key_flag: &str) -> (String, bool) {
+    let mut v = vec!["--endpoints".to_string(), shell_word(&o.endpoints_string())];
+    for (flag, file) in [
+        ("--cacert", &o.ca_cert),
+        ("--cert", &o.cert),
+        (key_flag, &o.key),
+    ] {
+        if let Some(f) = file {
+            v.push(flag.to_string());
+            v.push(shell_word(&f.display().to_string()));
+        }
+    }
+    if let Some(u) = &o.user {
+        // NAME:PASSWORD carries the password: keep the name only.
+        let name = u.split_once(':').map_or(u.as_str(), |(n, _)| n);
+        v.push("--user".to_string());
+        v.push(shell_word(name));
+    }
+    for (flag, d, default) in [
+        ("--dial-timeout", o.dial_timeout, DIAL_TIMEOUT),
+        ("--command-timeout", o.command_timeout, COMMAND_TIMEOUT),
+    ] {
+        if d != default {
+            v.push(flag.to_string());
+            v.push(format!("{}ms", d.as_millis()));
+        }
+    }
+    (v.join(" "), o.user.is_some())
+}
+
+/// Read every key of `ranges` at one `revision`, in pages of `page_size` keys (the
+/// next page is read while `f` works on this one), and hand each page's objects to
+/// `f`. The pages together are the keyspace as it was at `revision`: a key written
+/// meanwhile is read as it was, and a revision compacted meanwhile fails the read.
+/// A progress bar counts the keys when stderr is a terminal.
+pub async fn scan_pages(
+    etcd: &Etcd,
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    revision: i64,
+    page_size: usize,
+    label: &str,
+    mut f: impl FnMut(&[StoredObject<'_>]) -> CmdResult,
+) -> CmdResult {
+    let mut total = 0;
+    if std::io::stderr().is_terminal() {
+        for (s, e) in &ranges {
+            total += etcd.count(s, e, revision).await.map_err(Failure::usage)?;
+        }
+    }
+    let progress = super::progress::Progress::new(total, label);
+    for (start, end) in ranges {
+        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, 2);
+        while let Some(page) = pages.recv().await {
+            let page = page.map_err(Failure::usage)?;
+            let objects: Vec<StoredObject<'_>> = page
+                .kvs
+                .iter()
+                .map(|kv| StoredObject {
+                    key: &kv.key,
+                    value: &kv.value,
+                    mod_revision: kv.mod_revision,
+                })
+                .collect();
+            f(&objects)?;
+            progress.inc(objects.len() as u64);
+        }
+    }
+    progress.finish();
+    Ok(())
 }
 
 /// `500ms`, `5s`, `2m`, or seconds without a unit.
@@ -179,5 +268,38 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn suggested_flags_never_carry_the_password() {
+        let o = ConnectOptions {
+            endpoints: vec![
+                "https://10.0.0.1:2379".into(),
+                "https://10.0.0.2:2379".into(),
+            ],
+            ca_cert: Some("/etc/pki/ca.crt".into()),
+            cert: Some("/etc/pki/client.crt".into()),
+            key: Some("/etc/my pki/client.key".into()),
+            user: Some("root:hunter2".into()),
+            password: None,
+            dial_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(90),
+        };
+        let (flags, password) = suggested_flags(&o, "--client-key");
+        assert_eq!(
+            flags,
+            "--endpoints https://10.0.0.1:2379,https://10.0.0.2:2379 --cacert /etc/pki/ca.crt \
+             --cert /etc/pki/client.crt --client-key '/etc/my pki/client.key' --user root \
+             --command-timeout 90000ms"
+        );
+        assert!(password);
+        let plain = ConnectOptions {
+            endpoints: vec!["127.0.0.1:2379".into()],
+            password: Some("hunter2".into()),
+            ..Default::default()
+        };
+        let (flags, password) = suggested_flags(&plain, "--key");
+        assert_eq!(flags, "--endpoints 127.0.0.1:2379");
+        assert!(!password && !flags.contains("hunter2"));
     }
 }

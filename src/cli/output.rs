@@ -40,3 +40,15 @@ pub fn write_stdout(bytes: &[u8]) -> Result<(), super::Failure> {
         ))),
     }
 }
+
+/// `s` as one word of a POSIX shell command line (quoted when it needs it).
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

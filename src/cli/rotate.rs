@@ -1,15 +1,18 @@
 //! `atrest rotate status|prepare|promote|retire`: the key rotation procedure, one
 //! checked config edit at a time. Decisions live in `atrest::rotation`.
 
-use super::output::write_stdout;
+use super::etcd::{suggested_flags, EtcdArgs};
+use super::output::{shell_word, write_stdout};
 use super::{load_config, CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, StoredObject};
 use atrest::config::LoadedConfig;
+use atrest::etcd::ConnectOptions;
 use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::mvcc::LiveView;
+use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
 use atrest::rotation::{
-    self, Change, KeyUsage, KeyedProvider, NextStep, PrepareOptions, RetireTarget, RotationError,
-    Scope, StatusReport,
+    self, Change, ItemStage, KeyUsage, KeyedProvider, NextStep, PrepareOptions, RetireTarget,
+    RotationError, Scope, StatusReport,
 };
 use atrest::snapshot::{Snapshot, SnapshotOptions};
 use atrest::transformer::Transformers;
@@ -24,10 +27,17 @@ pub const EXAMPLES: &str = "\
 The procedure (on one node; copy the file to every control-plane node after each edit):
   1. atrest rotate prepare --config FILE      new key reads, does not write; restart every kube-apiserver
   2. atrest rotate promote --config FILE      new key writes; restart every kube-apiserver
-  3. atrest rewrite ...                       every object is rewritten with the new key
-  4. atrest rotate retire  --config FILE --key OLD --snapshot NEW.db
+  3. atrest rewrite --endpoints URL,... --config FILE --resource secrets
+                                              every object is rewritten with the new key
+  4. atrest rotate retire  --config FILE --key OLD --endpoints URL,...
                                               old key removed once a scan proves nothing uses it
-`atrest rotate status` says where a config is and prints the next command.
+`atrest rotate status` says where a config is and prints the next command, with the
+etcd flags it was given (never a password).
+
+status and retire read the objects from a live etcd (--endpoints or ETCDCTL_ENDPOINTS,
+TLS and auth flags as for etcdctl; every page at one revision) or from a snapshot
+(--snapshot FILE). In `rotate retire`, --key is the key to remove: the etcd client key
+is --client-key there (or ETCDCTL_KEY).
 
 Exit codes: 0 done or nothing to do; 1 refused (unsafe step, drift between nodes) or
 data at risk; 2 usage or I/O error, or a config kube-apiserver would refuse.";
@@ -38,8 +48,14 @@ Examples:
   atrest rotate status --config /etc/kubernetes/enc/encryption-config.yaml
 
   # With the data: how many objects each key still protects, and the next command
+  # (a live etcd, from a control-plane node; kubeadm paths)
   atrest rotate status --config /etc/kubernetes/enc/encryption-config.yaml \\
-    --snapshot /var/backups/etcd-now.db
+    --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \\
+    --cert /etc/kubernetes/pki/apiserver-etcd-client.crt \\
+    --key /etc/kubernetes/pki/apiserver-etcd-client.key
+
+  # The same from a snapshot
+  atrest rotate status --config enc.yaml --snapshot /var/backups/etcd-now.db
 
   # The copies from all control-plane nodes: no next step while they differ
   atrest rotate status --config cp1.yaml --config cp2.yaml --config cp3.yaml -o json
@@ -74,7 +90,14 @@ Then copy the file to every node, restart every kube-apiserver, and rewrite the 
 
 pub const RETIRE_EXAMPLES: &str = "\
 Examples:
-  # Remove the old key once a fresh snapshot proves no object uses it
+  # Remove the old key once a scan of the live etcd (at one revision) proves no object
+  # uses it; the client key is --client-key here, as --key names the key to remove
+  atrest rotate retire --config /etc/kubernetes/enc/encryption-config.yaml --key key1 \\
+    --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \\
+    --cert /etc/kubernetes/pki/apiserver-etcd-client.crt \\
+    --client-key /etc/kubernetes/pki/apiserver-etcd-client.key
+
+  # The same from a fresh snapshot
   ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 \\
     --cacert /etc/kubernetes/pki/etcd/ca.crt \\
     --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt \\
@@ -114,19 +137,25 @@ enum RotateCommand {
     Retire(RetireArgs),
 }
 
-/// Where the objects come from. Exactly one source; a live etcd (`--endpoints`) joins
-/// the "source" group here and becomes a variant of [`Source`].
+/// Where the objects come from: a snapshot file or a live etcd, not both (as `atrest
+/// audit`: without either flag, ETCDCTL_ENDPOINTS names a live etcd).
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").args(["snapshot", "endpoints"])))]
 struct SourceArgs {
     /// etcd snapshot (`etcdctl snapshot save`) or member db file to scan.
-    #[arg(long, value_name = "FILE", group = "source")]
+    #[arg(long, value_name = "FILE")]
     snapshot: Option<PathBuf>,
     /// Read a snapshot whose sha256 trailer does not match, as far as it goes.
     #[arg(long, requires = "snapshot")]
     skip_hash_check: bool,
+    /// Live etcd: keys per range request.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
+    page_size: usize,
     /// kube-apiserver's --etcd-prefix.
     #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
     etcd_prefix: String,
+    #[command(flatten)]
+    etcd: EtcdArgs,
 }
 
 enum Source {
@@ -134,27 +163,93 @@ enum Source {
         path: PathBuf,
         skip_hash_check: bool,
     },
+    Live {
+        conn: ConnectOptions,
+        page_size: usize,
+    },
 }
 
 impl SourceArgs {
-    fn source(&self) -> Option<Source> {
-        self.snapshot.as_ref().map(|p| Source::Snapshot {
-            path: p.clone(),
-            skip_hash_check: self.skip_hash_check,
-        })
+    /// The source given, if any: `--snapshot`, else `--endpoints` or ETCDCTL_ENDPOINTS.
+    fn source(&self) -> Result<Option<Source>, Failure> {
+        if let Some(p) = &self.snapshot {
+            return Ok(Some(Source::Snapshot {
+                path: p.clone(),
+                skip_hash_check: self.skip_hash_check,
+            }));
+        }
+        if self.etcd.endpoints().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Source::Live {
+            conn: self.etcd.options()?,
+            page_size: self.page_size,
+        }))
+    }
+}
+
+/// The data a scan read, as flags of the commands atrest suggests next.
+struct SourceFlags {
+    /// For `rotate status`: `--snapshot FILE`, or the connection.
+    status: String,
+    /// For `rotate retire`, where the client key is `--client-key`.
+    retire: String,
+    /// The connection for `atrest rewrite`; `None` after a snapshot.
+    rewrite: Option<String>,
+    /// `--user` was given: the suggested commands need its password (never printed).
+    password: bool,
+}
+
+impl SourceFlags {
+    fn new(src: &Source, prefix: &str) -> SourceFlags {
+        let with_prefix = |f: String| {
+            if prefix == DEFAULT_PREFIX {
+                f
+            } else {
+                format!("{f} --etcd-prefix {}", shell_word(prefix))
+            }
+        };
+        match src {
+            Source::Snapshot { path, .. } => {
+                let f = with_prefix(format!(
+                    "--snapshot {}",
+                    shell_word(&path.display().to_string())
+                ));
+                SourceFlags {
+                    status: f.clone(),
+                    retire: f,
+                    rewrite: None,
+                    password: false,
+                }
+            }
+            Source::Live { conn, .. } => {
+                let (f, password) = suggested_flags(conn, "--key");
+                let (r, _) = suggested_flags(conn, "--client-key");
+                SourceFlags {
+                    status: with_prefix(f.clone()),
+                    retire: with_prefix(r),
+                    rewrite: Some(with_prefix(f)),
+                    password,
+                }
+            }
+        }
     }
 }
 
 /// A finished scan.
 struct Scan {
-    /// How to name the source in output and in suggested commands (`--snapshot FILE`).
-    flag: String,
+    /// The source in reports: the snapshot file, or the endpoints.
+    name: String,
+    /// How to read the same source again.
+    flags: SourceFlags,
     revision: i64,
     usage: KeyUsage,
 }
 
 /// Objects are classified in parallel, this many at a time.
 const CHUNK: usize = 4096;
+/// Within a page of a live etcd, this many at a time.
+const PAGE_CHUNK: usize = 64;
 
 fn scan(src: &Source, ts: &Transformers, prefix: &str) -> Result<Scan, Failure> {
     let auditor = Auditor::new(
@@ -199,8 +294,42 @@ fn scan(src: &Source, ts: &Transformers, prefix: &str) -> Result<Scan, Failure> 
                 .reduce(KeyUsage::default, KeyUsage::merge);
             progress.finish();
             Ok(Scan {
-                flag: format!("--snapshot {}", shell_word(&path.display().to_string())),
+                name: path.display().to_string(),
+                flags: SourceFlags::new(src, prefix),
                 revision: view.revision,
+                usage,
+            })
+        }
+        Source::Live { conn, page_size } => {
+            let rt = super::etcd::runtime()?;
+            let (revision, usage) = rt.block_on(async {
+                let etcd = super::etcd::connect(conn).await?;
+                // One revision for every page: the proof is about one state of the
+                // keyspace, whatever kube-apiserver writes meanwhile.
+                let revision = etcd.revision().await.map_err(Failure::usage)?;
+                let mut usage = KeyUsage::default();
+                super::etcd::scan_pages(
+                    &etcd,
+                    scan_ranges(prefix, None),
+                    revision,
+                    *page_size,
+                    "scanning",
+                    |objects| {
+                        let page = objects
+                            .par_chunks(PAGE_CHUNK)
+                            .map(|c| KeyUsage::scan(&auditor, ts, c.iter().cloned()))
+                            .reduce(KeyUsage::default, KeyUsage::merge);
+                        usage = std::mem::take(&mut usage).merge(page);
+                        Ok(())
+                    },
+                )
+                .await?;
+                Ok::<_, Failure>((revision, usage))
+            })?;
+            Ok(Scan {
+                name: conn.endpoints_string(),
+                flags: SourceFlags::new(src, prefix),
+                revision,
                 usage,
             })
         }
@@ -292,12 +421,14 @@ struct PromoteArgs {
     key: Option<String>,
 }
 
+/// `--key` names the key to retire here, so the etcd client key is `--client-key`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("key", |a| a.long("client-key").visible_alias(None)))]
 struct RetireArgs {
     #[command(flatten)]
     edit: EditArgs,
     /// Key to remove: NAME, PROVIDER/NAME, or `identity`.
-    #[arg(long, value_name = "NAME|identity")]
+    #[arg(id = "target", long = "key", value_name = "NAME|identity")]
     key: RetireTarget,
     #[command(flatten)]
     source: SourceArgs,
@@ -317,17 +448,6 @@ fn refused(e: RotationError) -> Failure {
         Failure::usage(e)
     } else {
         Failure::findings(e)
-    }
-}
-
-fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -402,8 +522,11 @@ fn promote(a: PromoteArgs) -> CmdResult {
     let loaded = load_config(&a.edit.config)?;
     let (new, change) =
         rotation::promote(&loaded.config, a.key.as_deref(), &a.edit.scope()).map_err(refused)?;
+    let items = rotation::stage(&new, &a.edit.scope()).map_err(refused)?;
     let next = format!(
-        "{COPY_AND_RESTART}; then rewrite every object with the new key (`atrest rewrite --config {c}`, or `kubectl get secrets -A -o json | kubectl replace -f -`), take a snapshot and run `atrest rotate status --config {c} --snapshot FILE`",
+        "{COPY_AND_RESTART}; then rewrite every object with the new key (`atrest rewrite --endpoints URL,... --config {c} {}`, with the TLS flags as for etcdctl, or `kubectl get secrets -A -o json | kubectl replace -f -`) and run `atrest rotate status --config {c}{} --endpoints URL,...`",
+        rewrite_scope(&items),
+        scope_flag(&a.edit.scope()),
         c = config_word(&a.edit.config)
     );
     apply(&loaded, &new, &change, a.edit.dry_run, &next)
@@ -411,9 +534,9 @@ fn promote(a: PromoteArgs) -> CmdResult {
 
 fn retire(a: RetireArgs) -> CmdResult {
     let loaded = load_config(&a.edit.config)?;
-    let Some(src) = a.source.source() else {
+    let Some(src) = a.source.source()? else {
         return Err(Failure::usage(
-            "retire needs a full scan to prove the key is unused: pass --snapshot FILE (a snapshot taken after the rewrite)",
+            "retire needs a full scan to prove the key is unused: pass --endpoints URL,... (the live etcd, read at one revision) or --snapshot FILE (a snapshot taken after the rewrite)",
         ));
     };
     let ts = Transformers::new(&loaded.config)
@@ -427,10 +550,7 @@ fn retire(a: RetireArgs) -> CmdResult {
     );
     eprintln!(
         "scan of {} at revision {}: {} objects; none uses {}",
-        scanned.flag.trim_start_matches("--snapshot "),
-        scanned.revision,
-        scanned.usage.summary.objects,
-        a.key
+        scanned.name, scanned.revision, scanned.usage.summary.objects, a.key
     );
     apply(&loaded, &new, &change, a.edit.dry_run, &next)
 }
@@ -460,7 +580,7 @@ fn status(a: StatusArgs) -> CmdResult {
             .filter(|r| !r.is_empty())
             .collect(),
     };
-    let scanned = match a.source.source() {
+    let scanned = match a.source.source()? {
         Some(src) => {
             let ts = Transformers::new(&first.config)
                 .map_err(|e| Failure::usage(format!("{}: {e}", a.config[0].display())))?;
@@ -472,7 +592,7 @@ fn status(a: StatusArgs) -> CmdResult {
         .map_err(refused)?;
     let cfg_words: Vec<String> = a.config.iter().map(|p| config_word(p)).collect();
     let (next, advice) = if drift.is_empty() {
-        next_command(&report, &cfg_words[0], scanned.as_ref())
+        next_command(&report, &cfg_words[0], &scope, scanned.as_ref())
     } else {
         (
             None,
@@ -511,9 +631,45 @@ fn status(a: StatusArgs) -> CmdResult {
     Ok(())
 }
 
-/// The next command (when there is a safe one) and why.
-fn next_command(r: &StatusReport, cfg: &str, scan: Option<&Scan>) -> (Option<String>, String) {
-    let src = scan.map_or_else(|| "--snapshot FILE".to_string(), |s| s.flag.clone());
+/// `--resource R,...` for the rotate commands, when status was narrowed to some items.
+fn scope_flag(scope: &Scope) -> String {
+    if scope.resources.is_empty() {
+        String::new()
+    } else {
+        format!(" --resource {}", shell_word(&scope.resources.join(",")))
+    }
+}
+
+/// The resources `atrest rewrite` must cover for `items`: `--resource R,...`, or
+/// `--all-resources` when an item names them by wildcard (`*.apps`, `*.*`).
+fn rewrite_scope(items: &[ItemStage]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for n in items.iter().flat_map(|s| s.resources.iter()) {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    if names.is_empty() || names.iter().any(|n| n.contains('*')) {
+        "--all-resources".to_string()
+    } else {
+        format!("--resource {}", shell_word(&names.join(",")))
+    }
+}
+
+/// The next command (when there is a safe one) and why. The commands that read data
+/// carry the flags of the source `scan` read (without a password).
+fn next_command(
+    r: &StatusReport,
+    cfg: &str,
+    scope: &Scope,
+    scan: Option<&Scan>,
+) -> (Option<String>, String) {
+    let sc = scope_flag(scope);
+    let password_note = if scan.is_some_and(|s| s.flags.password) {
+        " (the password of --user is not printed: set ETCDCTL_PASSWORD or add --password)"
+    } else {
+        ""
+    };
     match &r.next {
         NextStep::FixAtRisk => (
             None,
@@ -523,20 +679,20 @@ fn next_command(r: &StatusReport, cfg: &str, scan: Option<&Scan>) -> (Option<Str
             ),
         ),
         NextStep::Prepare { enable: true } => (
-            Some(format!("atrest rotate prepare --config {cfg} --provider aescbc")),
+            Some(format!("atrest rotate prepare --config {cfg}{sc} --provider aescbc")),
             "encryption is not enabled: add a key that reads only, then promote it on every node".to_string(),
         ),
         NextStep::Prepare { enable: false } | NextStep::Done => (
-            Some(format!("atrest rotate prepare --config {cfg}")),
+            Some(format!("atrest rotate prepare --config {cfg}{sc}")),
             "one key writes and no other key reads: nothing to do; the command starts the next rotation".to_string(),
         ),
         NextStep::Promote => (
-            Some(format!("atrest rotate promote --config {cfg}")),
+            Some(format!("atrest rotate promote --config {cfg}{sc}")),
             format!("a new key reads but does not write; promote it only once every kube-apiserver runs this config ({COPY_AND_RESTART}), otherwise nodes without the key cannot read what the others write"),
         ),
         NextStep::PromoteWhich { readers } => (
             Some(format!(
-                "atrest rotate promote --config {cfg} --key {}",
+                "atrest rotate promote --config {cfg}{sc} --key {}",
                 readers.first().map_or("NAME", String::as_str)
             )),
             format!(
@@ -545,16 +701,28 @@ fn next_command(r: &StatusReport, cfg: &str, scan: Option<&Scan>) -> (Option<Str
             ),
         ),
         NextStep::Scan => (
-            Some(format!("atrest rotate status --config {cfg} --snapshot FILE")),
-            "old keys (or identity) are still configured: a scan of the data tells whether objects still use them".to_string(),
+            Some(format!("atrest rotate status --config {cfg}{sc} --endpoints URL,...")),
+            "old keys (or identity) are still configured: a scan of the data tells whether objects still use them (of the live etcd with --endpoints and the TLS flags as for etcdctl, or of a fresh snapshot with --snapshot FILE)".to_string(),
         ),
-        NextStep::Rewrite { objects } => (
-            Some(format!("atrest rewrite --config {cfg}")),
-            format!("{objects} object(s) are still under old keys or in plaintext: once every kube-apiserver runs this config, rewrite them (or `kubectl get secrets -A -o json | kubectl replace -f -` per resource), then take a new snapshot and run status again"),
-        ),
+        NextStep::Rewrite { objects } => {
+            let live = scan.and_then(|s| s.flags.rewrite.as_deref());
+            let conn = live.unwrap_or("--endpoints URL,...");
+            let then = match (live, scan) {
+                (Some(_), Some(s)) => format!("then run `atrest rotate status --config {cfg}{sc} {}` again", s.flags.status),
+                _ => "then take a new snapshot and run status again".to_string(),
+            };
+            (
+                Some(format!("atrest rewrite {conn} --config {cfg} {}", rewrite_scope(&r.items))),
+                format!("{objects} object(s) are still under old keys or in plaintext: once every kube-apiserver runs this config, rewrite them (or `kubectl get secrets -A -o json | kubectl replace -f -` per resource), {then}{password_note}"),
+            )
+        }
         NextStep::Retire { target } => (
-            Some(format!("atrest rotate retire --config {cfg} --key {} {src}", shell_word(target))),
-            format!("no object of the scanned data uses {target} any more: remove it"),
+            Some(format!(
+                "atrest rotate retire --config {cfg}{sc} --key {} {}",
+                shell_word(target),
+                scan.map_or("--endpoints URL,...", |s| s.flags.retire.as_str())
+            )),
+            format!("no object of the scanned data uses {target} any more: remove it{password_note}"),
         ),
         NextStep::Mixed => (
             None,
@@ -587,7 +755,8 @@ fn key_json(k: &rotation::KeyId) -> Value {
 ///   "keys": [{"provider", "name", "fingerprint", "role": "writer|reader", "objects": N|null}],
 ///   "plaintext_objects": N|null,          (null: no scan)
 ///   "at_risk": [audit object report], "at_risk_total": N,
-///   "source": {"flag": "--snapshot FILE", "revision": N}|null,
+///   "source": {"name": "FILE"|"URL,...", "revision": N,     (null: no scan)
+///              "flags": "--snapshot FILE"|"--endpoints URL,... --cacert ..."}|null,
 ///   "drift": ["..."],                     (differences between the configs)
 ///   "next": "<command>"|null,             (null: no safe step)
 ///   "advice": "why, and what to check first"
@@ -624,7 +793,7 @@ fn status_json(
         "plaintext_objects": r.plaintext_objects,
         "at_risk": scan.map(|s| json!(s.usage.at_risk)).unwrap_or_else(|| json!([])),
         "at_risk_total": scan.map_or(0, |s| s.usage.at_risk_total),
-        "source": scan.map(|s| json!({"flag": s.flag, "revision": s.revision})),
+        "source": scan.map(|s| json!({"name": s.name, "flags": s.flags.status, "revision": s.revision})),
         "drift": drift,
         "next": next,
         "advice": advice,
@@ -647,9 +816,7 @@ fn status_table(
         let _ = writeln!(
             t,
             "scanned: {} (revision {}, {} objects)",
-            s.flag.trim_start_matches("--snapshot "),
-            s.revision,
-            s.usage.summary.objects
+            s.name, s.revision, s.usage.summary.objects
         );
     }
     let _ = writeln!(t, "stage: {}", r.stage.map_or("mixed", |s| s.name()));
