@@ -203,16 +203,18 @@ fn sample_cluster_live_audit_and_rewrite() {
     assert_eq!(code, 1, "{err}");
     assert!(stdout.contains("source:"));
 
-    // A second run writes nothing at all.
+    // A second run writes nothing at all, with --all-resources or with the
+    // default (the resources the config names).
     let rev1 = revision_of(&c);
-    let (code, stdout, _) = atrest(&with(
-        &c.conn_args(),
-        &["rewrite", "--config", &cfg, "--all-resources", "-o", "json"],
-    ));
-    assert_eq!(code, 1);
-    let r2 = json(&stdout);
-    assert_eq!(r2["counts"]["rewritten"], 0);
-    assert_eq!(revision_of(&c), rev1, "the second run wrote");
+    for which in [&["--all-resources"][..], &[][..]] {
+        let mut args = vec!["rewrite", "--config", &cfg, "-o", "json"];
+        args.extend_from_slice(which);
+        let (code, stdout, err) = atrest(&with(&c.conn_args(), &args));
+        assert_eq!(code, 1, "{err}");
+        let r2 = json(&stdout);
+        assert_eq!(r2["counts"]["rewritten"], 0);
+        assert_eq!(revision_of(&c), rev1, "the second run wrote");
+    }
 }
 
 /// TLS with client certificates: audit and rewrite work with the right files

@@ -6,7 +6,7 @@ use super::output::{write_stdout, OutputFormat};
 use super::{CmdResult, Failure};
 use atrest::audit::ObjectReport;
 use atrest::etcd::MAX_TXN_OPS;
-use atrest::etcd_key::DEFAULT_PREFIX;
+use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::rewrite::{
     Counts, Event, Outcome, RewriteOptions, DEFAULT_BATCH, DEFAULT_IN_FLIGHT, DEFAULT_PAGE_SIZE,
 };
@@ -28,7 +28,10 @@ Examples:
     --cacert ca.crt --cert client.crt --key client.key \\
     --config encryption-config.yaml --resource secrets,configmaps --max-rate 2000
 
-  # Every resource the config names (and any other stale object under the prefix)
+  # Every resource the config names (the default without --resource)
+  atrest rewrite --endpoints 127.0.0.1:2379 --config encryption-config.yaml
+
+  # Every resource under the prefix (any stale object, whatever the config names)
   atrest rewrite --endpoints 127.0.0.1:2379 --config encryption-config.yaml --all-resources
 
 Every write is a compare-and-swap on the key's mod_revision (a newer value written by
@@ -43,12 +46,13 @@ need action, 2 usage, config or connection error, 130/143 interrupted by SIGINT/
 half-written either way: each key is written by one transaction).";
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["resource", "all_resources"])))]
+#[command(group(clap::ArgGroup::new("which").args(["resource", "all_resources"])))]
 pub struct Args {
     /// EncryptionConfiguration of the kube-apiservers (its first provider/key writes).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Rewrite these resources, comma-separated (e.g. secrets,configmaps).
+    /// Rewrite these resources, comma-separated (e.g. secrets,configmaps). Default:
+    /// every resource the config names, or all of them when it uses a wildcard.
     #[arg(long, value_name = "R,...", value_delimiter = ',')]
     resource: Vec<String>,
     /// Rewrite every resource under the prefix.
@@ -98,6 +102,8 @@ pub fn run(a: Args) -> CmdResult {
         prefix: a.etcd_prefix.clone(),
         resources: if a.all_resources {
             None
+        } else if a.resource.is_empty() {
+            configured_resources(ts.config())
         } else {
             resource_filter(&a.resource)
         },
@@ -267,4 +273,19 @@ pub fn report_json(
         });
     }
     doc
+}
+
+/// The resources a config names (`secrets`, `deployments.apps`), or `None`
+/// (every resource) when it uses a wildcard such as `*.*` or `*.apps`.
+fn configured_resources(
+    cfg: &atrest::config::EncryptionConfiguration,
+) -> Option<Vec<GroupResource>> {
+    let names: Vec<&str> = cfg.resource_names().collect();
+    if names.iter().any(|n| n.starts_with('*')) {
+        return None;
+    }
+    let mut out: Vec<GroupResource> = names.into_iter().map(GroupResource::parse).collect();
+    out.sort();
+    out.dedup();
+    Some(out)
 }
