@@ -51,6 +51,35 @@ fn run_ok(args: &[&str], stdin: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
+/// `atrest encrypt` of `plain` at [`KEY`] with `cfg`; must succeed.
+fn encrypt(cfg: &Path, plain: &[u8]) -> Vec<u8> {
+    run_ok(
+        &[
+            "encrypt",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--etcd-key",
+            KEY,
+        ],
+        plain,
+    )
+}
+
+/// `atrest decrypt` of `stored` at `etcd_key` with `cfg`, whatever the outcome.
+fn decrypt(cfg: &Path, etcd_key: &str, stored: &[u8]) -> std::process::Output {
+    atrest()
+        .args([
+            "decrypt",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--etcd-key",
+            etcd_key,
+        ])
+        .write_stdin(stored.to_vec())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn encrypt_then_decrypt_every_provider_and_key_size() {
     let d = tempfile::tempdir().unwrap();
@@ -88,27 +117,8 @@ fn decrypt_with_wrong_key_names_keys_tried_and_exits_1() {
         "bad.yaml",
         &keyed("aesgcm", &[("k1", vec![2u8; 32])]),
     );
-    let stored = run_ok(
-        &[
-            "encrypt",
-            "--config",
-            good.to_str().unwrap(),
-            "--etcd-key",
-            KEY,
-        ],
-        OBJ,
-    );
-    let out = atrest()
-        .args([
-            "decrypt",
-            "--config",
-            bad.to_str().unwrap(),
-            "--etcd-key",
-            KEY,
-        ])
-        .write_stdin(stored)
-        .output()
-        .unwrap();
+    let stored = encrypt(&good, OBJ);
+    let out = decrypt(&bad, KEY, &stored);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -131,27 +141,8 @@ fn decrypt_with_unknown_key_name_says_what_to_do() {
         "new.yaml",
         &keyed("aescbc", &[("new", vec![2u8; 32])]),
     );
-    let stored = run_ok(
-        &[
-            "encrypt",
-            "--config",
-            old.to_str().unwrap(),
-            "--etcd-key",
-            KEY,
-        ],
-        OBJ,
-    );
-    let out = atrest()
-        .args([
-            "decrypt",
-            "--config",
-            new.to_str().unwrap(),
-            "--etcd-key",
-            KEY,
-        ])
-        .write_stdin(stored)
-        .output()
-        .unwrap();
+    let stored = encrypt(&old, OBJ);
+    let out = decrypt(&new, KEY, &stored);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -197,17 +188,7 @@ fn plaintext_needs_identity() {
         "c.yaml",
         &keyed("aescbc", &[("k", vec![3u8; 32])]),
     );
-    let out = atrest()
-        .args([
-            "decrypt",
-            "--config",
-            no_id.to_str().unwrap(),
-            "--etcd-key",
-            KEY,
-        ])
-        .write_stdin(OBJ)
-        .output()
-        .unwrap();
+    let out = decrypt(&no_id, KEY, OBJ);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("identity"));
     // A resource the config does not cover is read with identity.
