@@ -36,7 +36,12 @@ pub(crate) fn check_pages(file: &BoltFile) -> Result<(CheckReport, HashSet<u64>)
     seen.insert(0);
     seen.insert(1);
     let meta = file.meta();
-    if meta.freelist != NO_FREELIST && meta.freelist < meta.pgid {
+    // Only pages that exist in the file can be marked: a hostile meta page can
+    // claim any high-water mark and any overflow count (a 185-byte file once
+    // claimed 16 million freelist pages here).
+    let file_pages = file.bytes().len() as u64 / u64::from(meta.page_size).max(1);
+    let limit = meta.pgid.min(file_pages);
+    if meta.freelist != NO_FREELIST && meta.freelist >= 2 && meta.freelist < limit {
         // Mark the freelist page and its overflow so a tree reference to it is caught.
         let offset = u128::from(meta.freelist) * u128::from(meta.page_size);
         let header = usize::try_from(offset)
@@ -44,7 +49,7 @@ pub(crate) fn check_pages(file: &BoltFile) -> Result<(CheckReport, HashSet<u64>)
             .and_then(|o| file.bytes().get(o..))
             .and_then(read_header);
         let overflow = header.map_or(0, |h| u64::from(h.overflow));
-        let last = meta.freelist.saturating_add(overflow).min(meta.pgid - 1);
+        let last = meta.freelist.saturating_add(overflow).min(limit - 1);
         for id in meta.freelist..=last {
             seen.insert(id);
         }
