@@ -349,17 +349,7 @@ fn damaged_snapshots_are_clear_errors() {
 #[test]
 fn regenerated_sample_matches_its_expectations() {
     let d = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("bash")
-        .arg("testdata/make-sample.sh")
-        .arg(d.path())
-        .env("ATREST", env!("CARGO_BIN_EXE_atrest"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "make-sample.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_fixture_script("make-sample.sh", d.path());
     let exp: Value =
         serde_json::from_slice(&fs::read(d.path().join("expected.json")).unwrap()).unwrap();
     let snap = d.path().join("snapshot.db");
@@ -400,17 +390,7 @@ fn regenerated_sample_matches_its_expectations() {
 #[test]
 fn deep_scan_finds_plaintext_left_in_free_pages() {
     let d = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("bash")
-        .arg("testdata/make-leaky.sh")
-        .arg(d.path())
-        .env("ATREST", env!("CARGO_BIN_EXE_atrest"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "make-leaky.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_fixture_script("make-leaky.sh", d.path());
     let snap = d.path().join("snapshot.db");
     let cfg = d.path().join("encryption-config.yaml");
     let (s, c) = (snap.to_str().unwrap(), cfg.to_str().unwrap());
@@ -441,4 +421,19 @@ fn deep_scan_finds_plaintext_left_in_free_pages() {
             assert!(expected.contains(k), "unexpected key {k}");
         }
     }
+}
+
+/// Run a fixture generator from testdata/ against a fresh real etcd, into `dir`.
+fn run_fixture_script(script: &str, dir: &Path) {
+    let out = std::process::Command::new("bash")
+        .arg(format!("testdata/{script}"))
+        .arg(dir)
+        .env("ATREST", env!("CARGO_BIN_EXE_atrest"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
