@@ -9,29 +9,17 @@
 //! for v2, the key ID the plugin would be asked for.
 
 /// KMS v2 `EncryptedObject.keyID` field number.
-const KMSV2_KEY_ID_FIELD: u64 = 2;
+const KMSV2_KEY_ID_FIELD: u32 = 2;
 
 /// The `keyID` of a KMS v2 `EncryptedObject`, if the payload parses as one.
+/// Uses the crate's protobuf wire reader ([`crate::kube`]'s), which bounds every
+/// length and never panics.
 pub fn kms_v2_key_id(payload: &[u8]) -> Option<String> {
-    let mut pos = 0usize;
-    while pos < payload.len() {
-        let tag = read_varint(payload, &mut pos)?;
-        let field = tag >> 3;
-        match tag & 7 {
-            0 => {
-                read_varint(payload, &mut pos)?;
-            }
-            1 => pos = pos.checked_add(8).filter(|&p| p <= payload.len())?,
-            5 => pos = pos.checked_add(4).filter(|&p| p <= payload.len())?,
-            2 => {
-                let len = usize::try_from(read_varint(payload, &mut pos)?).ok()?;
-                let end = pos.checked_add(len).filter(|&e| e <= payload.len())?;
-                if field == KMSV2_KEY_ID_FIELD {
-                    return String::from_utf8(payload[pos..end].to_vec()).ok();
-                }
-                pos = end;
-            }
-            _ => return None,
+    let mut reader = crate::kube::wire::Reader::with_base(payload, 0, "EncryptedObject");
+    while let Ok(Some(field)) = reader.next_field() {
+        if field.number == KMSV2_KEY_ID_FIELD {
+            let id = field.bytes().ok()?;
+            return String::from_utf8(id.to_vec()).ok();
         }
     }
     None
@@ -41,19 +29,6 @@ pub fn kms_v2_key_id(payload: &[u8]) -> Option<String> {
 pub fn kms_v1_dek_len(payload: &[u8]) -> Option<usize> {
     let len = usize::from(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
     (payload.len() >= 2 + len).then_some(len)
-}
-
-fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

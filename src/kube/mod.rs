@@ -15,7 +15,7 @@
 mod manifest;
 mod meta;
 mod secret;
-mod wire;
+pub(crate) mod wire;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
