@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod etcd;
 pub mod etcd_key;
 pub mod fsutil;
+mod grpc;
 pub mod hygiene;
 pub mod key;
 pub mod kube;

@@ -1,6 +1,13 @@
-//! Live etcd access over the v3 gRPC API (`etcd-client`): connecting with TLS and
-//! auth, reading the keyspace in pages at one revision, and compare-and-swap
-//! writes in batches.
+//! Live etcd access over the v3 gRPC API: connecting with TLS and auth, reading
+//! the keyspace in pages at one revision, and compare-and-swap writes in batches.
+//!
+//! The client is `tonic` (HTTP/2, rustls) with the messages of [`proto`] written by
+//! hand, so building atrest needs no `protoc`. One channel per endpoint; requests
+//! go to one endpoint at a time and move to the next when it fails (as etcd's Go
+//! client pins an endpoint and fails over). With `--user`, a token from
+//! `Auth.Authenticate` rides on every request in the `token` metadata key and is
+//! renewed when the server calls it invalid (etcd's simple tokens expire after
+//! five minutes idle; `server/auth/simple_token.go`).
 //!
 //! Upstream: etcd `api/etcdserverpb/rpc.proto` (`Range`, `Txn`). Limits that shape
 //! this module (etcd `server/embed/config.go`): a request may carry at most
@@ -13,13 +20,17 @@
 //! transactions too, since a transaction whose reply was lost either committed
 //! (its compares fail on the retry, and the caller re-reads) or did not.
 
-use etcd_client::{
-    Certificate, Client, Compare, CompareOp, GetOptions, Identity, PutOptions, TlsOptions, Txn,
-    TxnOp, TxnOpResponse,
-};
+pub mod proto;
+
+use crate::grpc;
+use proto::path;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use zeroize::Zeroizing;
 
 /// The largest response the client accepts (etcd's own default limit for a
 /// request is 1.5 MiB, but a page of values can be larger).
@@ -217,18 +228,14 @@ pub struct EtcdError {
     pub detail: String,
 }
 
-/// Classify a client error by what failed (the crate's errors are strings and
-/// gRPC statuses, so this reads both).
-pub fn classify_error(e: &etcd_client::Error) -> (FailureKind, String) {
-    // The words to show: the status message (or the error) and its root cause.
-    let (head, code, mut src) = match e {
-        etcd_client::Error::GRpcStatus(st) => (
-            st.message().to_string(),
-            format!("{:?}", st.code()),
-            std::error::Error::source(st),
-        ),
-        _ => (e.to_string(), String::new(), std::error::Error::source(e)),
-    };
+/// Classify a failed call by what failed (gRPC status codes, and the words of
+/// the transport error under them).
+pub fn classify_error(st: &tonic::Status) -> (FailureKind, String) {
+    use std::error::Error as _;
+    // The words to show: the status message and its root cause.
+    let head = st.message().to_string();
+    let code = format!("{:?}", st.code());
+    let mut src = st.source();
     let mut chain = Vec::new();
     while let Some(s) = src {
         chain.push(s.to_string());
@@ -331,15 +338,13 @@ impl fmt::Debug for KeyValue {
     }
 }
 
-impl From<etcd_client::KeyValue> for KeyValue {
-    fn from(kv: etcd_client::KeyValue) -> Self {
-        let (mod_revision, lease) = (kv.mod_revision(), kv.lease());
-        let (key, value) = kv.into_key_value();
+impl From<proto::KeyValue> for KeyValue {
+    fn from(kv: proto::KeyValue) -> Self {
         KeyValue {
-            key,
-            value,
-            mod_revision,
-            lease,
+            key: kv.key,
+            value: kv.value,
+            mod_revision: kv.mod_revision,
+            lease: kv.lease,
         }
     }
 }
@@ -401,15 +406,40 @@ pub enum BatchOutcome {
 /// A connection to an etcd cluster.
 #[derive(Clone)]
 pub struct Etcd {
-    client: Client,
+    inner: Arc<Inner>,
+}
+
+struct Member {
+    url: String,
+    channel: Channel,
+}
+
+struct Inner {
+    /// The endpoints that answered at connect time, in the order given.
+    members: Vec<Member>,
+    /// The member requests go to; moves on when it fails.
+    current: AtomicUsize,
+    /// Every endpoint given, comma-separated (for messages).
     endpoints: String,
     command_timeout: Duration,
+    auth: Option<Credentials>,
+    /// The auth token, and how many times it was renewed.
+    token: RwLock<Option<tonic::metadata::AsciiMetadataValue>>,
+    token_generation: AtomicU64,
+    renewing: tokio::sync::Mutex<()>,
+}
+
+/// etcd user and password (the password is wiped on drop).
+#[derive(Clone)]
+struct Credentials {
+    user: String,
+    password: Zeroizing<String>,
 }
 
 impl fmt::Debug for Etcd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Etcd")
-            .field("endpoints", &self.endpoints)
+            .field("endpoints", &self.inner.endpoints)
             .finish()
     }
 }
@@ -449,73 +479,161 @@ fn read_file(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Conn
     })
 }
 
-fn client_options(o: &ConnectOptions) -> Result<etcd_client::ConnectOptions, ConnectError> {
-    let mut co = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(o.dial_timeout)
-        .with_timeout(o.command_timeout)
-        .with_keep_alive(Duration::from_secs(10), o.dial_timeout);
-    if let Some(user) = &o.user {
-        let (name, pw) = match (user.split_once(':'), &o.password) {
-            (_, Some(pw)) => (user.clone(), pw.clone()),
-            (Some((n, p)), None) => (n.to_string(), p.to_string()),
-            (None, None) => {
-                return Err(ConnectError::Invalid(format!(
-                    "--user {user} needs a password: pass --password, ETCDCTL_PASSWORD, or --user NAME:PASSWORD"
-                )))
-            }
-        };
-        co = co.with_user(name, pw).with_auto_token_refresh(true);
-    } else if o.password.is_some() {
-        return Err(ConnectError::Invalid(
-            "--password was given without --user".into(),
-        ));
-    }
-    if o.tls_wanted() {
-        let mut tls = TlsOptions::new();
-        if let Some(ca) = &o.ca_cert {
-            tls = tls.ca_certificate(Certificate::from_pem(read_file("CA certificate", ca)?));
-        }
-        match (&o.cert, &o.key) {
-            (Some(c), Some(k)) => {
-                let cert = read_file("client certificate", c)?;
-                let key = read_file("client key", k)?;
-                tls = tls.identity(Identity::from_pem(cert, key));
-            }
-            (None, None) => {}
-            _ => {
-                return Err(ConnectError::Invalid(
-                    "--cert and --key go together: give both or neither".into(),
-                ))
-            }
-        }
-        if o.ca_cert.is_none() {
+/// The user and password to authenticate with, from `--user` (`NAME` or
+/// `NAME:PASSWORD`, as etcdctl takes it) and `--password`.
+fn credentials(o: &ConnectOptions) -> Result<Option<Credentials>, ConnectError> {
+    let Some(user) = &o.user else {
+        if o.password.is_some() {
             return Err(ConnectError::Invalid(
-                "TLS needs --cacert (the CA that signed the server certificates)".into(),
+                "--password was given without --user".into(),
             ));
         }
-        co = co.with_tls(tls);
+        return Ok(None);
+    };
+    let (name, password) = match (user.split_once(':'), &o.password) {
+        (_, Some(pw)) => (user.clone(), pw.clone()),
+        (Some((n, p)), None) => (n.to_string(), p.to_string()),
+        (None, None) => {
+            return Err(ConnectError::Invalid(format!(
+                "--user {user} needs a password: pass --password, ETCDCTL_PASSWORD, or --user NAME:PASSWORD"
+            )))
+        }
+    };
+    Ok(Some(Credentials {
+        user: name,
+        password: Zeroizing::new(password),
+    }))
+}
+
+/// rustls settings from `--cacert`, `--cert` and `--key`; `None` without TLS files.
+fn tls_config(o: &ConnectOptions) -> Result<Option<ClientTlsConfig>, ConnectError> {
+    if !o.tls_wanted() {
+        return Ok(None);
     }
-    Ok(co)
+    let mut tls = ClientTlsConfig::new();
+    if let Some(ca) = &o.ca_cert {
+        tls = tls.ca_certificate(Certificate::from_pem(read_file("CA certificate", ca)?));
+    }
+    match (&o.cert, &o.key) {
+        (Some(c), Some(k)) => {
+            let cert = read_file("client certificate", c)?;
+            let key = Zeroizing::new(read_file("client key", k)?);
+            tls = tls.identity(Identity::from_pem(cert, key.as_slice()));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(ConnectError::Invalid(
+                "--cert and --key go together: give both or neither".into(),
+            ))
+        }
+    }
+    if o.ca_cert.is_none() {
+        return Err(ConnectError::Invalid(
+            "TLS needs --cacert (the CA that signed the server certificates)".into(),
+        ));
+    }
+    Ok(Some(tls))
+}
+
+/// The channel settings for one endpoint URL.
+fn endpoint(
+    url: &str,
+    o: &ConnectOptions,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Endpoint, ConnectError> {
+    let mut e = Endpoint::from_shared(url.to_string())
+        .map_err(|err| ConnectError::Invalid(format!("{url}: not a valid endpoint URL: {err}")))?
+        .connect_timeout(o.dial_timeout)
+        .tcp_nodelay(true)
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(o.dial_timeout)
+        .keep_alive_while_idle(true);
+    match tls {
+        Some(t) => {
+            e = e.tls_config(t.clone()).map_err(|err| {
+                ConnectError::Invalid(format!("{url}: TLS settings: {}", grpc::error_chain(&err)))
+            })?;
+        }
+        None if url.starts_with("https://") => {
+            return Err(ConnectError::Invalid(format!(
+            "{url}: an https endpoint needs --cacert (the CA that signed the server certificates)"
+        )))
+        }
+        None => {}
+    }
+    Ok(e)
+}
+
+/// The metadata key etcd reads the auth token from
+/// (`server/etcdserver/api/v3rpc/interceptor.go`, `rpctypes.TokenFieldNameGRPC`).
+const TOKEN_KEY: &str = "token";
+
+/// Whether the server refused a request's token as expired or unknown
+/// (`rpctypes.ErrGRPCInvalidAuthToken`, "etcdserver: invalid auth token").
+fn invalid_token(st: &tonic::Status) -> bool {
+    st.message().contains("invalid auth token")
+}
+
+/// Get a token for `c` from the member behind `channel`.
+async fn authenticate(
+    channel: Channel,
+    c: &Credentials,
+) -> Result<tonic::metadata::AsciiMetadataValue, tonic::Status> {
+    let req = proto::AuthenticateRequest {
+        name: c.user.clone(),
+        password: c.password.as_str().to_owned(),
+    };
+    let resp: proto::AuthenticateResponse = grpc::unary(
+        channel,
+        path::AUTHENTICATE,
+        tonic::Request::new(req),
+        MAX_RESPONSE_BYTES,
+    )
+    .await?;
+    let mut token = tonic::metadata::AsciiMetadataValue::try_from(resp.token.as_str())
+        .map_err(|_| tonic::Status::unauthenticated("etcd returned a token that is not ASCII"))?;
+    token.set_sensitive(true);
+    Ok(token)
+}
+
+/// A connected, authenticated and answering member.
+struct Probed {
+    channel: Channel,
+    token: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 async fn probe(
     url: String,
-    co: etcd_client::ConnectOptions,
+    endpoint: Endpoint,
+    auth: Option<Credentials>,
     timeout: Duration,
     tls: bool,
-) -> Result<(), EndpointError> {
+) -> Result<Probed, EndpointError> {
     let fail = |kind, detail: String| EndpointError {
         endpoint: url.clone(),
         kind,
         detail,
     };
     let attempt = async {
-        let mut c = Client::connect([url.as_str()], Some(co)).await?;
-        c.status().await?;
-        Ok::<(), etcd_client::Error>(())
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| tonic::Status::unavailable(grpc::error_chain(&e)))?;
+        let token = match &auth {
+            Some(c) => Some(authenticate(channel.clone(), c).await?),
+            None => None,
+        };
+        let mut req = tonic::Request::new(proto::StatusRequest {});
+        if let Some(t) = &token {
+            req.metadata_mut().insert(TOKEN_KEY, t.clone());
+        }
+        let _: proto::StatusResponse =
+            grpc::unary(channel.clone(), path::STATUS, req, MAX_RESPONSE_BYTES).await?;
+        Ok::<_, tonic::Status>(Probed { channel, token })
     };
     match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => {
             let (mut kind, mut detail) = classify_error(&e);
             // TLS 1.3: a server that rejects the client certificate closes the
@@ -541,10 +659,15 @@ async fn probe(
     }
 }
 
+fn header_revision(h: &Option<proto::ResponseHeader>) -> i64 {
+    h.as_ref().map_or(0, |h| h.revision)
+}
+
 impl Etcd {
     /// Connect: every endpoint is tried on its own first (so a failure names the
-    /// endpoint and what failed), then one client balances over those that
-    /// answered. Returns the connection and the endpoints that did not answer.
+    /// endpoint and what failed); requests then go to those that answered, one at
+    /// a time, moving on when one fails. Returns the connection and the endpoints
+    /// that did not answer.
     pub async fn connect(o: &ConnectOptions) -> Result<(Etcd, Vec<EndpointError>), ConnectError> {
         let tls = o.tls_wanted();
         let urls: Vec<String> = o
@@ -557,14 +680,19 @@ impl Etcd {
         if urls.is_empty() {
             return Err(ConnectError::NoEndpoints);
         }
-        let co = client_options(o)?;
+        let auth = credentials(o)?;
+        let tls_settings = tls_config(o)?;
+        let endpoints: Vec<Endpoint> = urls
+            .iter()
+            .map(|u| endpoint(u, o, tls_settings.as_ref()))
+            .collect::<Result<_, _>>()?;
         let budget = o.dial_timeout + o.command_timeout.min(Duration::from_secs(10));
         let mut set = tokio::task::JoinSet::new();
-        for (i, u) in urls.iter().enumerate() {
-            let (u, co) = (u.clone(), co.clone());
-            set.spawn(async move { (i, probe(u, co, budget, tls).await) });
+        for (i, (u, e)) in urls.iter().zip(endpoints).enumerate() {
+            let (u, a) = (u.clone(), auth.clone());
+            set.spawn(async move { (i, probe(u, e, a, budget, tls).await) });
         }
-        let mut results: Vec<(usize, Result<(), EndpointError>)> = Vec::new();
+        let mut results = Vec::new();
         while let Some(r) = set.join_next().await {
             match r {
                 Ok(x) => results.push(x),
@@ -576,30 +704,38 @@ impl Etcd {
             }
         }
         results.sort_by_key(|(i, _)| *i);
-        let mut good = Vec::new();
+        let mut members = Vec::new();
+        let mut token = None;
         let mut bad = Vec::new();
         for (i, r) in results {
             match r {
-                Ok(()) => good.push(urls[i].clone()),
+                Ok(p) => {
+                    if token.is_none() {
+                        token = p.token;
+                    }
+                    members.push(Member {
+                        url: urls[i].clone(),
+                        channel: p.channel,
+                    });
+                }
                 Err(e) => bad.push(e),
             }
         }
-        if good.is_empty() {
+        if members.is_empty() {
             return Err(ConnectError::Endpoints(bad));
         }
-        let client = Client::connect(&good, Some(co)).await.map_err(|e| {
-            let (kind, detail) = classify_error(&e);
-            ConnectError::Endpoints(vec![EndpointError {
-                endpoint: good.join(","),
-                kind,
-                detail,
-            }])
-        })?;
         Ok((
             Etcd {
-                client,
-                endpoints: urls.join(","),
-                command_timeout: o.command_timeout,
+                inner: Arc::new(Inner {
+                    members,
+                    current: AtomicUsize::new(0),
+                    endpoints: urls.join(","),
+                    command_timeout: o.command_timeout,
+                    auth,
+                    token: RwLock::new(token),
+                    token_generation: AtomicU64::new(0),
+                    renewing: tokio::sync::Mutex::new(()),
+                }),
             },
             bad,
         ))
@@ -607,98 +743,177 @@ impl Etcd {
 
     /// The endpoints, comma-separated.
     pub fn endpoints(&self) -> &str {
-        &self.endpoints
+        &self.inner.endpoints
     }
 
-    fn err(&self, op: &'static str, e: &etcd_client::Error) -> EtcdError {
+    /// The endpoint requests go to now.
+    pub fn current_endpoint(&self) -> &str {
+        let i = self.inner.current.load(Ordering::Relaxed) % self.inner.members.len();
+        &self.inner.members[i].url
+    }
+
+    fn err(&self, op: &'static str, e: &tonic::Status) -> EtcdError {
         let (kind, detail) = classify_error(e);
         EtcdError {
             op,
-            endpoints: self.endpoints.clone(),
+            endpoints: self.inner.endpoints.clone(),
             kind,
             detail,
         }
     }
 
-    /// Run `f` until it succeeds, fails for good, or the retry budget (about
-    /// three command timeouts, at least 30 s) is spent.
-    async fn retry<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, EtcdError>
+    /// Authenticate again on member `idx`, unless another request already did
+    /// since the token of `generation` was refused.
+    async fn renew_token(&self, generation: u64, idx: usize) -> Result<(), EtcdError> {
+        let inner = &self.inner;
+        let _one_at_a_time = inner.renewing.lock().await;
+        if inner.token_generation.load(Ordering::Acquire) != generation {
+            return Ok(());
+        }
+        let Some(c) = &inner.auth else {
+            return Ok(());
+        };
+        let fresh = tokio::time::timeout(
+            inner.command_timeout,
+            authenticate(inner.members[idx].channel.clone(), c),
+        )
+        .await
+        .map_err(|_| EtcdError {
+            op: "authenticate",
+            endpoints: inner.endpoints.clone(),
+            kind: FailureKind::Timeout,
+            detail: format!("no answer within {:?}", inner.command_timeout),
+        })?
+        .map_err(|st| self.err("authenticate", &st))?;
+        *inner.token.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+        inner.token_generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Send `req` to `method` until it succeeds, fails for good, or the retry
+    /// budget (about three command timeouts, at least 30 s) is spent. A transient
+    /// failure moves requests to the next endpoint; a refused token is renewed.
+    async fn call<Req, Resp>(
+        &self,
+        op: &'static str,
+        method: &'static str,
+        req: &Req,
+    ) -> Result<Resp, EtcdError>
     where
-        F: FnMut(etcd_client::KvClient) -> Fut,
-        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+        Req: prost::Message + Clone + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
     {
+        let inner = &self.inner;
+        let n = inner.members.len();
         let deadline =
-            tokio::time::Instant::now() + (self.command_timeout * 3).max(Duration::from_secs(30));
+            tokio::time::Instant::now() + (inner.command_timeout * 3).max(Duration::from_secs(30));
         let mut delay = Duration::from_millis(50);
+        let mut renewals = 0;
         loop {
-            let kv = self
-                .client
-                .kv_client()
-                .max_decoding_message_size(MAX_RESPONSE_BYTES);
-            let res = tokio::time::timeout(self.command_timeout, f(kv)).await;
+            let idx = inner.current.load(Ordering::Relaxed) % n;
+            let generation = inner.token_generation.load(Ordering::Acquire);
+            let token = inner
+                .token
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let mut request = tonic::Request::new(req.clone());
+            if let Some(t) = token {
+                request.metadata_mut().insert(TOKEN_KEY, t);
+            }
+            let channel = inner.members[idx].channel.clone();
+            let res = tokio::time::timeout(
+                inner.command_timeout,
+                grpc::unary::<Req, Resp>(channel, method, request, MAX_RESPONSE_BYTES),
+            )
+            .await;
             let e = match res {
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => self.err(op, &e),
+                Ok(Err(st)) if inner.auth.is_some() && invalid_token(&st) && renewals < 2 => {
+                    renewals += 1;
+                    self.renew_token(generation, idx).await?;
+                    continue;
+                }
+                Ok(Err(st)) => self.err(op, &st),
                 Err(_) => EtcdError {
                     op,
-                    endpoints: self.endpoints.clone(),
+                    endpoints: inner.endpoints.clone(),
                     kind: FailureKind::Timeout,
-                    detail: format!("no answer within {:?}", self.command_timeout),
+                    detail: format!(
+                        "{}: no answer within {:?}",
+                        inner.members[idx].url, inner.command_timeout
+                    ),
                 },
             };
             if !e.kind.transient() || tokio::time::Instant::now() + delay > deadline {
                 return Err(e);
+            }
+            if n > 1 {
+                let _ = inner.current.compare_exchange(
+                    idx,
+                    (idx + 1) % n,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
 
+    async fn range(
+        &self,
+        op: &'static str,
+        req: &proto::RangeRequest,
+    ) -> Result<proto::RangeResponse, EtcdError> {
+        self.call(op, path::RANGE, req).await
+    }
+
     /// The cluster's current revision.
     pub async fn revision(&self) -> Result<i64, EtcdError> {
         let resp = self
-            .retry("range", |mut kv| async move {
-                kv.get(
-                    b"\0".to_vec(),
-                    Some(GetOptions::new().with_count_only().with_limit(1)),
-                )
-                .await
-            })
+            .range(
+                "range",
+                &proto::RangeRequest {
+                    key: b"\0".to_vec(),
+                    count_only: true,
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
             .await?;
-        Ok(resp.header().map_or(0, |h| h.revision()))
+        Ok(header_revision(&resp.header))
     }
 
     /// Number of keys in `[start, end)` at `revision` (0: latest).
     pub async fn count(&self, start: &[u8], end: &[u8], revision: i64) -> Result<u64, EtcdError> {
         let resp = self
-            .retry("range", |mut kv| {
-                let (s, e) = (start.to_vec(), end.to_vec());
-                async move {
-                    kv.get(
-                        s,
-                        Some(
-                            GetOptions::new()
-                                .with_range(e)
-                                .with_count_only()
-                                .with_revision(revision),
-                        ),
-                    )
-                    .await
-                }
-            })
+            .range(
+                "range",
+                &proto::RangeRequest {
+                    key: start.to_vec(),
+                    range_end: end.to_vec(),
+                    count_only: true,
+                    revision,
+                    ..Default::default()
+                },
+            )
             .await?;
-        Ok(resp.count().max(0) as u64)
+        Ok(resp.count.max(0) as u64)
     }
 
     /// Read one key (latest revision); `None` when it does not exist.
     pub async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
-        let mut resp = self
-            .retry("get", |mut kv| {
-                let k = key.to_vec();
-                async move { kv.get(k, None).await }
-            })
+        let resp = self
+            .range(
+                "get",
+                &proto::RangeRequest {
+                    key: key.to_vec(),
+                    ..Default::default()
+                },
+            )
             .await?;
-        Ok(resp.take_kvs().into_iter().next().map(KeyValue::from))
+        Ok(resp.kvs.into_iter().next().map(KeyValue::from))
     }
 
     /// Read `[start, end)` in pages of up to `page_size` keys. With
@@ -754,42 +969,47 @@ impl Etcd {
         if writes.is_empty() {
             return Ok(BatchOutcome::Committed { revision: 0 });
         }
-        let resp = self
-            .retry("txn", |mut kv| {
-                let compares: Vec<Compare> = writes
-                    .iter()
-                    .map(|w| {
-                        Compare::mod_revision(
-                            w.key.clone(),
-                            CompareOp::Equal,
-                            w.expect_mod_revision,
-                        )
-                    })
-                    .collect();
-                let puts: Vec<TxnOp> = writes
-                    .iter()
-                    .map(|w| {
-                        let opts = (w.lease != 0).then(|| PutOptions::new().with_lease(w.lease));
-                        TxnOp::put(w.key.clone(), w.value.clone(), opts)
-                    })
-                    .collect();
-                let gets: Vec<TxnOp> = writes
-                    .iter()
-                    .map(|w| TxnOp::get(w.key.clone(), Some(GetOptions::new().with_keys_only())))
-                    .collect();
-                let txn = Txn::new().when(compares).and_then(puts).or_else(gets);
-                async move { kv.txn(txn).await }
-            })
-            .await?;
-        if resp.succeeded() {
+        let txn = proto::TxnRequest {
+            compare: writes
+                .iter()
+                .map(|w| proto::Compare {
+                    result: proto::COMPARE_EQUAL,
+                    target: proto::COMPARE_TARGET_MOD,
+                    key: w.key.clone(),
+                    target_union: Some(proto::CompareTarget::ModRevision(w.expect_mod_revision)),
+                })
+                .collect(),
+            success: writes
+                .iter()
+                .map(|w| proto::RequestOp {
+                    request: Some(proto::Request::Put(proto::PutRequest {
+                        key: w.key.clone(),
+                        value: w.value.clone(),
+                        lease: w.lease,
+                    })),
+                })
+                .collect(),
+            failure: writes
+                .iter()
+                .map(|w| proto::RequestOp {
+                    request: Some(proto::Request::Range(proto::RangeRequest {
+                        key: w.key.clone(),
+                        keys_only: true,
+                        ..Default::default()
+                    })),
+                })
+                .collect(),
+        };
+        let resp: proto::TxnResponse = self.call("txn", path::TXN, &txn).await?;
+        if resp.succeeded {
             return Ok(BatchOutcome::Committed {
-                revision: resp.header().map_or(0, |h| h.revision()),
+                revision: header_revision(&resp.header),
             });
         }
         let mut conflicts = Vec::new();
-        for (i, (w, r)) in writes.iter().zip(resp.op_responses()).enumerate() {
-            let now = match r {
-                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.mod_revision()),
+        for (i, w) in writes.iter().enumerate() {
+            let now = match resp.responses.get(i).and_then(|r| r.response.as_ref()) {
+                Some(proto::Response::Range(r)) => r.kvs.first().map(|kv| kv.mod_revision),
                 _ => None,
             };
             if now != Some(w.expect_mod_revision) {
@@ -801,27 +1021,32 @@ impl Etcd {
 
     /// Put one value without conditions (tests and load generators).
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<i64, EtcdError> {
-        let resp = self
-            .retry("put", |mut kv| {
-                let (k, v) = (key.to_vec(), value.to_vec());
-                async move { kv.put(k, v, None).await }
-            })
-            .await?;
-        Ok(resp.header().map_or(0, |h| h.revision()))
+        let req = proto::PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            lease: 0,
+        };
+        let resp: proto::PutResponse = self.call("put", path::PUT, &req).await?;
+        Ok(header_revision(&resp.header))
     }
 
     /// Put many values in one transaction without conditions (load generators).
     pub async fn put_many(&self, kvs: &[(Vec<u8>, Vec<u8>)]) -> Result<i64, EtcdError> {
-        let resp = self
-            .retry("txn", |mut kv| {
-                let ops: Vec<TxnOp> = kvs
-                    .iter()
-                    .map(|(k, v)| TxnOp::put(k.clone(), v.clone(), None))
-                    .collect();
-                async move { kv.txn(Txn::new().and_then(ops)).await }
-            })
-            .await?;
-        Ok(resp.header().map_or(0, |h| h.revision()))
+        let txn = proto::TxnRequest {
+            success: kvs
+                .iter()
+                .map(|(k, v)| proto::RequestOp {
+                    request: Some(proto::Request::Put(proto::PutRequest {
+                        key: k.clone(),
+                        value: v.clone(),
+                        lease: 0,
+                    })),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let resp: proto::TxnResponse = self.call("txn", path::TXN, &txn).await?;
+        Ok(header_revision(&resp.header))
     }
 }
 
@@ -877,14 +1102,14 @@ impl Pages {
     /// Options for a range read: at the fixed revision, or serializable at the
     /// latest (a member's local state, without waiting for writes in flight to
     /// apply: good enough for a writer whose every write is compared).
-    fn range_options(&self, end: Vec<u8>, limit: i64) -> GetOptions {
-        let o = GetOptions::new()
-            .with_range(end)
-            .with_limit(limit)
-            .with_revision(self.read_rev());
-        match self.at {
-            ReadAt::Latest => o.with_serializable(),
-            ReadAt::Fixed(_) => o,
+    fn range_request(&self, start: Vec<u8>, end: Vec<u8>, limit: i64) -> proto::RangeRequest {
+        proto::RangeRequest {
+            key: start,
+            range_end: end,
+            limit,
+            revision: self.read_rev(),
+            serializable: matches!(self.at, ReadAt::Latest),
+            ..Default::default()
         }
     }
 
@@ -892,26 +1117,21 @@ impl Pages {
     /// begins at `from`.
     async fn discover(&mut self, from: &[u8]) -> Result<(), EtcdError> {
         let limit = (self.page_size * Self::DISCOVER).min(50_000);
-        let opts = self.range_options(self.end.clone(), limit).with_keys_only();
-        let mut resp = self
-            .etcd
-            .retry("range", |mut kv| {
-                let (s, o) = (from.to_vec(), opts.clone());
-                async move { kv.get(s, Some(o)).await }
-            })
-            .await?;
+        let mut req = self.range_request(from.to_vec(), self.end.clone(), limit);
+        req.keys_only = true;
+        let resp = self.etcd.range("range", &req).await?;
         if let ReadAt::Fixed(0) = self.at {
-            self.at = ReadAt::Fixed(resp.header().map_or(0, |h| h.revision()));
+            self.at = ReadAt::Fixed(header_revision(&resp.header));
         }
-        let more = resp.more();
-        let kvs = resp.take_kvs();
+        let more = resp.more;
+        let kvs = resp.kvs;
         let step = self.page_size.max(1) as usize;
         for kv in kvs.iter().skip(step).step_by(step) {
-            self.bounds.push_back(kv.key().to_vec());
+            self.bounds.push_back(kv.key.clone());
         }
         match (more, kvs.last()) {
             (true, Some(last)) => {
-                let mut k = last.key().to_vec();
+                let mut k = last.key.clone();
                 k.push(0);
                 if self.bounds.back() != Some(&k) {
                     self.bounds.push_back(k);
@@ -942,15 +1162,9 @@ impl Pages {
             .cloned()
             .unwrap_or_else(|| self.end.clone());
         let mut limit = self.page_size;
-        let mut resp = loop {
-            let opts = self.range_options(page_end.clone(), limit);
-            let res = self
-                .etcd
-                .retry("range", |mut kv| {
-                    let (s, o) = (start.clone(), opts.clone());
-                    async move { kv.get(s, Some(o)).await }
-                })
-                .await;
+        let resp = loop {
+            let req = self.range_request(start.clone(), page_end.clone(), limit);
+            let res = self.etcd.range("range", &req).await;
             match res {
                 Ok(r) => break r,
                 // A page of large values over the response limit: smaller pages.
@@ -960,12 +1174,12 @@ impl Pages {
                 Err(e) => return Err(e),
             }
         };
-        let revision = resp.header().map_or(0, |h| h.revision());
+        let revision = header_revision(&resp.header);
         if let ReadAt::Fixed(0) = self.at {
             self.at = ReadAt::Fixed(revision);
         }
-        let more = resp.more();
-        let kvs: Vec<KeyValue> = resp.take_kvs().into_iter().map(KeyValue::from).collect();
+        let more = resp.more;
+        let kvs: Vec<KeyValue> = resp.kvs.into_iter().map(KeyValue::from).collect();
         self.next = match (more, kvs.last()) {
             // The page holds more keys than expected (written since the scan, or
             // a smaller limit): go on within it.
