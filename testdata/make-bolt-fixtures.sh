@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Regenerate the etcd bolt fixtures in testdata/bolt/ from a real etcd 3.4.
+# Regenerate the etcd bolt fixtures in testdata/bolt/ from a real etcd (the
+# committed ones come from Debian's etcd 3.4.23).
+#
+#   bash testdata/make-bolt-fixtures.sh [OUTDIR]     (default: testdata/bolt)
 #
 # Starts a throw-away single-member etcd on loopback, writes a known history
 # (binary values with NUL bytes, a value larger than a page, 2,000 keys so the
@@ -19,7 +22,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="$here/bolt"
+out="${1:-$here/bolt}"
 mkdir -p "$out"
 
 # shellcheck source=lib/etcd.sh

@@ -17,6 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kube_proto as kp  # noqa: E402
 
 CREATED = 1764400000  # 2025-11-29T07:06:40Z
+# The etcdctl to use (tests/run.sh points it at etcd 3.5's for the second pass).
+ETCDCTL = os.environ.get("ATREST_ETCDCTL_BIN") or "etcdctl"
 
 
 def b64(b):
@@ -36,7 +38,7 @@ class Cluster:
         self.configs = {}
 
     def ctl(self, *args, stdin=None):
-        r = subprocess.run(["etcdctl", "--endpoints=" + self.endpoint, *args],
+        r = subprocess.run([ETCDCTL, "--endpoints=" + self.endpoint, *args],
                            input=stdin, capture_output=True, check=False)
         if r.returncode != 0:
             raise SystemExit("etcdctl %s failed: %s" % (" ".join(args), r.stderr.decode()))

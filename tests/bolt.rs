@@ -1,5 +1,7 @@
 //! The bolt reader and MVCC view against real etcd 3.4 files
-//! (`testdata/make-bolt-fixtures.sh`), and against damaged copies of them.
+//! (`testdata/make-bolt-fixtures.sh`), against damaged copies of them, and against
+//! files the same script makes at test time with the etcd under test
+//! (`ATREST_ETCD_BIN`; tests/run.sh runs that test with etcd 3.4 and 3.5).
 
 use atrest::bolt::meta::{fnv1a64, META_CHECKSUM_SPAN, META_OFFSET};
 use atrest::bolt::page::{BRANCH_PAGE_FLAG, LEAF_PAGE_FLAG};
@@ -38,8 +40,13 @@ struct ExpectedKv {
 }
 
 fn expected(name: &str) -> Expected {
+    expected_from(&fixture(name))
+}
+
+fn expected_from(path: &Path) -> Expected {
     let doc: serde_json::Value =
-        serde_json::from_slice(&read_fixture(name)).expect("expected JSON");
+        serde_json::from_slice(&std::fs::read(path).expect("expected file present"))
+            .expect("expected JSON");
     let int = |v: &serde_json::Value, k: &str| v[k].as_i64().expect(k);
     let kvs = doc["kvs"]
         .as_array()
@@ -138,6 +145,65 @@ fn historical_view_matches_etcd_and_still_has_later_deleted_keys() {
         live_value(&view, b"/registry/secrets/default/recreated"),
         Some(&b"first life"[..])
     );
+}
+
+/// The fixture script run now, against the etcd under test, into a temporary
+/// directory: the reader sees exactly what that etcd's own `etcdctl get` reported,
+/// live and at the historical revision, in the snapshot and the raw member db.
+/// Revisions are whatever this run produced (the script records them), so the
+/// check is the same for every etcd version.
+#[test]
+fn regenerated_fixtures_match_the_etcd_that_wrote_them() {
+    let etcd = std::env::var_os("ATREST_ETCD_BIN").unwrap_or_else(|| "etcd".into());
+    if std::process::Command::new(&etcd)
+        .arg("--version")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        assert!(
+            std::env::var_os("ATREST_REQUIRE_ETCD").is_none(),
+            "etcd is required (apt-get install etcd-server etcd-client, or set ATREST_ETCD_BIN and ATREST_ETCDCTL_BIN)"
+        );
+        eprintln!("skipping: etcd not installed");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/make-bolt-fixtures.sh"))
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make-bolt-fixtures.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = expected_from(&d.path().join("expected-live.json"));
+    let hist = expected_from(&d.path().join("expected-hist.json"));
+    assert!(live.kvs.len() > 1800, "{} live keys", live.kvs.len());
+    assert!(live.compact_revision > 0 && hist.revision > live.compact_revision);
+
+    let snap = Snapshot::open(&d.path().join("snapshot.db"), SnapshotOptions::default()).unwrap();
+    assert_eq!(snap.hash_check(), HashCheck::Verified);
+    let view = LiveView::build(snap.bolt(), None).unwrap();
+    assert_eq!(view.latest_revision, live.revision);
+    assert_eq!(view.compacted_revision, live.compact_revision);
+    assert_same_as_etcd(&view, &live);
+    let view = LiveView::build(snap.bolt(), Some(hist.revision)).unwrap();
+    assert_same_as_etcd(&view, &hist);
+
+    let member = Snapshot::open(&d.path().join("member.db"), SnapshotOptions::default()).unwrap();
+    assert_eq!(member.hash_check(), HashCheck::NoTrailer);
+    let view = LiveView::build(member.bolt(), None).unwrap();
+    assert_same_as_etcd(&view, &live);
+
+    for f in ["snapshot.db", "member.db", "small.db"] {
+        let mut bytes = std::fs::read(d.path().join(f)).unwrap();
+        if f != "member.db" {
+            bytes.truncate(bytes.len() - 32);
+        }
+        walk_everything(bytes).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
 }
 
 #[test]

@@ -816,7 +816,7 @@ struct Etcd {
     cluster: common::Cluster,
 }
 
-fn have(cmd: &str, version_arg: &str) -> bool {
+fn have(cmd: &std::ffi::OsStr, version_arg: &str) -> bool {
     std::process::Command::new(cmd)
         .arg(version_arg)
         .output()
@@ -826,10 +826,10 @@ fn have(cmd: &str, version_arg: &str) -> bool {
 impl Etcd {
     /// `None` when etcd is not installed (set ATREST_REQUIRE_ETCD=1 to fail instead).
     fn start(tls: bool) -> Option<Etcd> {
-        if !have("etcd", "--version") || !have("etcdctl", "version") {
+        if !have(&common::etcd_bin(), "--version") || !have(&common::etcdctl_bin(), "version") {
             assert!(
                 std::env::var_os("ATREST_REQUIRE_ETCD").is_none(),
-                "etcd and etcdctl are required (apt-get install etcd-server etcd-client)"
+                "etcd and etcdctl are required (apt-get install etcd-server etcd-client, or set ATREST_ETCD_BIN and ATREST_ETCDCTL_BIN)"
             );
             eprintln!("skipping: etcd/etcdctl not installed");
             return None;
@@ -860,8 +860,7 @@ impl Etcd {
 
     fn try_ctl(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>, String> {
         use std::io::Write;
-        let mut child = std::process::Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
+        let mut child = common::etcdctl()
             .args(self.conn())
             .args(args)
             .stdin(std::process::Stdio::piped())

@@ -12,6 +12,7 @@ mod output;
 mod progress;
 mod rewrite;
 mod rotate;
+mod shell;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -64,6 +65,12 @@ enum Command {
     /// Re-encrypt plaintext and stale objects of a live etcd in place, under the config's write key.
     #[command(after_help = rewrite::EXAMPLES)]
     Rewrite(rewrite::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = shell::COMPLETIONS_EXAMPLES)]
+    Completions(shell::CompletionsArgs),
+    /// Print the manual page atrest(1) in roff, or write every page into a directory.
+    #[command(after_help = shell::MAN_EXAMPLES)]
+    Man(shell::ManArgs),
 }
 
 /// How a command ended when it did not succeed.
@@ -131,6 +138,8 @@ pub fn run() -> ExitCode {
         Command::Dump(a) => dump::run(a),
         Command::Rotate(a) => rotate::run(a),
         Command::Rewrite(a) => rewrite::run(a),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,18 +2,33 @@
 # Source it, then: ensure_etcd; start_etcd WORKDIR; ctl ...; (stop_etcd runs on EXIT).
 # Sets ETCD_ENDPOINT and ETCD_PID. Every port is set explicitly (never 2379/2380).
 # ATREST_ETCD_ARGS adds flags to etcd (word-split; etcd itself reads ETCD_* variables).
+# ATREST_ETCD_BIN and ATREST_ETCDCTL_BIN choose the binaries (default: etcd and
+# etcdctl on PATH, installed from Debian's etcd-server/etcd-client when missing).
+
+ETCD_BIN="${ATREST_ETCD_BIN:-etcd}"
+ETCDCTL_BIN="${ATREST_ETCDCTL_BIN:-etcdctl}"
 
 ensure_etcd() {
-    if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+    if [ -n "${ATREST_ETCD_BIN:-}${ATREST_ETCDCTL_BIN:-}" ]; then
+        # Chosen binaries are used as they are, never replaced by installed ones.
+        local b
+        for b in "$ETCD_BIN" "$ETCDCTL_BIN"; do
+            if ! command -v "$b" >/dev/null; then
+                echo "$b is not an executable (check ATREST_ETCD_BIN / ATREST_ETCDCTL_BIN)" >&2
+                return 1
+            fi
+        done
+    elif ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server etcd-client >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends etcd-server etcd-client >/dev/null
     fi
     export ETCDCTL_API=3
 }
 
-_port_free() { ! ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
+# Free when nothing accepts a connection on it (bash's /dev/tcp: no extra tools).
+_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 _pick_ports() {
     local base
@@ -42,7 +57,7 @@ start_etcd() {
     client="http://127.0.0.1:$base"
     peer="http://127.0.0.1:$((base + 1))"
     metrics="http://127.0.0.1:$((base + 2))"
-    etcd --name sample --data-dir "$work/data" \
+    "$ETCD_BIN" --name sample --data-dir "$work/data" \
         --listen-client-urls "$client" --advertise-client-urls "$client" \
         --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
         --initial-cluster "sample=$peer" --listen-metrics-urls "$metrics" \
@@ -51,7 +66,7 @@ start_etcd() {
     ETCD_ENDPOINT="$client"
     export ETCD_ENDPOINT
     for _ in $(seq 1 400); do
-        if etcdctl --endpoints="$client" endpoint health >/dev/null 2>&1; then
+        if "$ETCDCTL_BIN" --endpoints="$client" endpoint health >/dev/null 2>&1; then
             return 0
         fi
         if ! kill -0 "$ETCD_PID" 2>/dev/null; then
@@ -65,4 +80,4 @@ start_etcd() {
     return 1
 }
 
-ctl() { etcdctl --endpoints="$ETCD_ENDPOINT" "$@"; }
+ctl() { "$ETCDCTL_BIN" --endpoints="$ETCD_ENDPOINT" "$@"; }

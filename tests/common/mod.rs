@@ -1,6 +1,11 @@
-//! Test support: real etcd processes (Debian `etcd-server`) on free loopback ports
-//! with temporary data dirs, stopped when dropped (also on panic); TLS
-//! certificates made at test time; a cluster writer and checker.
+//! Test support: real etcd processes on free loopback ports with temporary data
+//! dirs, stopped when dropped (also on panic); TLS certificates made at test time;
+//! a cluster writer and checker.
+//!
+//! The etcd and etcdctl binaries are `ATREST_ETCD_BIN` and `ATREST_ETCDCTL_BIN`
+//! when set (tests/run.sh runs the real-etcd tests once with Debian's etcd 3.4
+//! from `PATH` and once with etcd 3.5 this way), else `etcd` and `etcdctl` on
+//! `PATH`.
 #![allow(dead_code)]
 
 use atrest::config::EncryptionConfiguration;
@@ -14,6 +19,23 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub const ATREST: &str = env!("CARGO_BIN_EXE_atrest");
+
+/// The etcd server binary: `ATREST_ETCD_BIN`, else `etcd` on `PATH`.
+pub fn etcd_bin() -> std::ffi::OsString {
+    std::env::var_os("ATREST_ETCD_BIN").unwrap_or_else(|| "etcd".into())
+}
+
+/// The etcdctl binary: `ATREST_ETCDCTL_BIN`, else `etcdctl` on `PATH`.
+pub fn etcdctl_bin() -> std::ffi::OsString {
+    std::env::var_os("ATREST_ETCDCTL_BIN").unwrap_or_else(|| "etcdctl".into())
+}
+
+/// An etcdctl command speaking the v3 API.
+pub fn etcdctl() -> Command {
+    let mut c = Command::new(etcdctl_bin());
+    c.env("ETCDCTL_API", "3");
+    c
+}
 
 /// `n` distinct free loopback ports (held open together while picked).
 pub fn free_ports(n: usize) -> Vec<u16> {
@@ -181,7 +203,7 @@ impl Cluster {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             let client = format!("{scheme}://127.0.0.1:{}", ports[3 * i]);
             let metrics = format!("http://127.0.0.1:{}", ports[3 * i + 2]);
-            let mut cmd = Command::new("etcd");
+            let mut cmd = Command::new(etcd_bin());
             cmd.arg("--name")
                 .arg(&names[i])
                 .arg("--data-dir")
@@ -207,7 +229,12 @@ impl Cluster {
                     .arg(&t.ca)
                     .arg("--client-cert-auth");
             }
-            let child = cmd.spawn().map_err(|e| format!("cannot run etcd: {e}"))?;
+            let child = cmd.spawn().map_err(|e| {
+                format!(
+                    "cannot run {}: {e} (install etcd-server, or set ATREST_ETCD_BIN)",
+                    etcd_bin().to_string_lossy()
+                )
+            })?;
             members.push(Member {
                 name: names[i].clone(),
                 client_url: client,
@@ -220,7 +247,7 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         for m in members.iter_mut() {
             loop {
-                let mut c = Command::new("etcdctl");
+                let mut c = etcdctl();
                 c.arg("--endpoints").arg(&m.client_url).args([
                     "--dial-timeout",
                     "1s",
@@ -237,7 +264,6 @@ impl Cluster {
                 }
                 let ok = c
                     .args(["endpoint", "health"])
-                    .env("ETCDCTL_API", "3")
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status()
@@ -295,7 +321,7 @@ impl Cluster {
 
     /// The member ID of the current leader, as index into `members`.
     pub fn leader(&self) -> Option<usize> {
-        let out = Command::new("etcdctl")
+        let out = etcdctl()
             .args([
                 "--endpoints",
                 &self.endpoints(),
@@ -460,7 +486,7 @@ pub fn args(v: &[&str]) -> Vec<String> {
 
 /// The cluster's revision, read with etcdctl (independent of atrest).
 pub fn revision_of(c: &Cluster) -> i64 {
-    let mut cmd = Command::new("etcdctl");
+    let mut cmd = etcdctl();
     cmd.args(["--endpoints", &c.endpoints()]);
     if let Some(t) = &c.tls {
         cmd.arg("--cacert")
