@@ -52,39 +52,142 @@ impl fmt::Display for GroupResource {
 
 /// Storage path (after the prefix) → (group, resource), where the path is not
 /// simply the resource name in the core group.
+///
+/// kube-apiserver's storage factory stores every built-in resource under
+/// `strings.ToLower(resource)`, without its group, unless
+/// `SpecialDefaultResourcePrefixes` names another path (kubernetes
+/// `staging/src/k8s.io/apiserver/pkg/server/storage/storage_factory.go`,
+/// `ResourcePrefix`; `pkg/kubeapiserver/default_storage_factory_builder.go`). Each
+/// registry below builds a `genericregistry.Store` with that prefix
+/// (`pkg/registry/<group>/rest/storage_<group>.go` and `<resource>/storage/storage.go`).
+/// `events.k8s.io` events cohabit with the core ones at `events`.
+/// CustomResourceDefinitions and APIServices are stored with their group
+/// (`apiextensions.k8s.io/...`, `apiregistration.k8s.io/...`) and need no entry.
 const BUILTIN_PATHS: &[(&str, &str, &str)] = &[
+    // SpecialDefaultResourcePrefixes (two-segment paths first).
     ("services/specs", "", "services"),
     ("services/endpoints", "", "endpoints"),
     ("minions", "", "nodes"),
     ("controllers", "", "replicationcontrollers"),
     ("ingress", "networking.k8s.io", "ingresses"),
+    // admissionregistration.k8s.io: pkg/registry/admissionregistration/rest
+    (
+        "mutatingadmissionpolicies",
+        "admissionregistration.k8s.io",
+        "mutatingadmissionpolicies",
+    ),
+    (
+        "mutatingadmissionpolicybindings",
+        "admissionregistration.k8s.io",
+        "mutatingadmissionpolicybindings",
+    ),
+    (
+        "mutatingwebhookconfigurations",
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+    ),
+    (
+        "validatingadmissionpolicies",
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicies",
+    ),
+    (
+        "validatingadmissionpolicybindings",
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicybindings",
+    ),
+    (
+        "validatingwebhookconfigurations",
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+    ),
+    // apps: pkg/registry/apps/rest
+    ("controllerrevisions", "apps", "controllerrevisions"),
+    ("daemonsets", "apps", "daemonsets"),
     ("deployments", "apps", "deployments"),
     ("replicasets", "apps", "replicasets"),
     ("statefulsets", "apps", "statefulsets"),
-    ("daemonsets", "apps", "daemonsets"),
-    ("controllerrevisions", "apps", "controllerrevisions"),
-    ("jobs", "batch", "jobs"),
-    ("cronjobs", "batch", "cronjobs"),
+    // autoscaling: pkg/registry/autoscaling/rest
     (
         "horizontalpodautoscalers",
         "autoscaling",
         "horizontalpodautoscalers",
     ),
-    ("networkpolicies", "networking.k8s.io", "networkpolicies"),
+    // batch: pkg/registry/batch/rest
+    ("cronjobs", "batch", "cronjobs"),
+    ("jobs", "batch", "jobs"),
+    // certificates.k8s.io: pkg/registry/certificates/rest
+    (
+        "certificatesigningrequests",
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+    ),
+    (
+        "clustertrustbundles",
+        "certificates.k8s.io",
+        "clustertrustbundles",
+    ),
+    (
+        "podcertificaterequests",
+        "certificates.k8s.io",
+        "podcertificaterequests",
+    ),
+    // coordination.k8s.io: pkg/registry/coordination/rest
+    ("leasecandidates", "coordination.k8s.io", "leasecandidates"),
+    ("leases", "coordination.k8s.io", "leases"),
+    // discovery.k8s.io: pkg/registry/discovery/rest
+    ("endpointslices", "discovery.k8s.io", "endpointslices"),
+    // flowcontrol.apiserver.k8s.io: pkg/registry/flowcontrol/rest
+    ("flowschemas", "flowcontrol.apiserver.k8s.io", "flowschemas"),
+    (
+        "prioritylevelconfigurations",
+        "flowcontrol.apiserver.k8s.io",
+        "prioritylevelconfigurations",
+    ),
+    // internal.apiserver.k8s.io: pkg/registry/apiserverinternal/rest
+    (
+        "storageversions",
+        "internal.apiserver.k8s.io",
+        "storageversions",
+    ),
+    // networking.k8s.io: pkg/registry/networking/rest
     ("ingressclasses", "networking.k8s.io", "ingressclasses"),
     ("ipaddresses", "networking.k8s.io", "ipaddresses"),
+    ("networkpolicies", "networking.k8s.io", "networkpolicies"),
     ("servicecidrs", "networking.k8s.io", "servicecidrs"),
+    // node.k8s.io: pkg/registry/node/rest
+    ("runtimeclasses", "node.k8s.io", "runtimeclasses"),
+    // policy: pkg/registry/policy/rest
     ("poddisruptionbudgets", "policy", "poddisruptionbudgets"),
-    ("roles", "rbac.authorization.k8s.io", "roles"),
-    ("rolebindings", "rbac.authorization.k8s.io", "rolebindings"),
-    ("clusterroles", "rbac.authorization.k8s.io", "clusterroles"),
+    // rbac.authorization.k8s.io: pkg/registry/rbac/rest
     (
         "clusterrolebindings",
         "rbac.authorization.k8s.io",
         "clusterrolebindings",
     ),
-    ("storageclasses", "storage.k8s.io", "storageclasses"),
-    ("volumeattachments", "storage.k8s.io", "volumeattachments"),
+    ("clusterroles", "rbac.authorization.k8s.io", "clusterroles"),
+    ("rolebindings", "rbac.authorization.k8s.io", "rolebindings"),
+    ("roles", "rbac.authorization.k8s.io", "roles"),
+    // resource.k8s.io: pkg/registry/resource/rest
+    ("deviceclasses", "resource.k8s.io", "deviceclasses"),
+    ("devicetaintrules", "resource.k8s.io", "devicetaintrules"),
+    ("resourceclaims", "resource.k8s.io", "resourceclaims"),
+    (
+        "resourceclaimtemplates",
+        "resource.k8s.io",
+        "resourceclaimtemplates",
+    ),
+    (
+        "resourcepoolstatusrequests",
+        "resource.k8s.io",
+        "resourcepoolstatusrequests",
+    ),
+    ("resourceslices", "resource.k8s.io", "resourceslices"),
+    // scheduling.k8s.io: pkg/registry/scheduling/rest
+    ("podgroups", "scheduling.k8s.io", "podgroups"),
+    ("priorityclasses", "scheduling.k8s.io", "priorityclasses"),
+    ("workloads", "scheduling.k8s.io", "workloads"),
+    // storage.k8s.io: pkg/registry/storage/rest
     ("csidrivers", "storage.k8s.io", "csidrivers"),
     ("csinodes", "storage.k8s.io", "csinodes"),
     (
@@ -92,46 +195,19 @@ const BUILTIN_PATHS: &[(&str, &str, &str)] = &[
         "storage.k8s.io",
         "csistoragecapacities",
     ),
+    ("storageclasses", "storage.k8s.io", "storageclasses"),
+    ("volumeattachments", "storage.k8s.io", "volumeattachments"),
     (
         "volumeattributesclasses",
         "storage.k8s.io",
         "volumeattributesclasses",
     ),
+    // storagemigration.k8s.io: pkg/registry/storagemigration/rest
     (
-        "mutatingwebhookconfigurations",
-        "admissionregistration.k8s.io",
-        "mutatingwebhookconfigurations",
+        "storageversionmigrations",
+        "storagemigration.k8s.io",
+        "storageversionmigrations",
     ),
-    (
-        "validatingwebhookconfigurations",
-        "admissionregistration.k8s.io",
-        "validatingwebhookconfigurations",
-    ),
-    (
-        "validatingadmissionpolicies",
-        "admissionregistration.k8s.io",
-        "validatingadmissionpolicies",
-    ),
-    (
-        "validatingadmissionpolicybindings",
-        "admissionregistration.k8s.io",
-        "validatingadmissionpolicybindings",
-    ),
-    ("priorityclasses", "scheduling.k8s.io", "priorityclasses"),
-    ("leases", "coordination.k8s.io", "leases"),
-    (
-        "certificatesigningrequests",
-        "certificates.k8s.io",
-        "certificatesigningrequests",
-    ),
-    ("endpointslices", "discovery.k8s.io", "endpointslices"),
-    ("flowschemas", "flowcontrol.apiserver.k8s.io", "flowschemas"),
-    (
-        "prioritylevelconfigurations",
-        "flowcontrol.apiserver.k8s.io",
-        "prioritylevelconfigurations",
-    ),
-    ("runtimeclasses", "node.k8s.io", "runtimeclasses"),
 ];
 
 /// A Kubernetes object's etcd key, split into its parts.
@@ -264,6 +340,153 @@ mod tests {
         assert_eq!(p("/other/secrets/a/b"), None);
         assert_eq!(p("/registry/secrets"), None);
         assert_eq!(p("compact_rev_key"), None);
+    }
+
+    /// Every built-in resource kube-apiserver stores (Kubernetes 1.35 with its alpha
+    /// APIs; `kubectl api-resources` minus the virtual ones such as tokenreviews),
+    /// written independently of `BUILTIN_PATHS`: group, resource, namespaced.
+    const BUILTIN: &[(&str, &str, bool)] = &[
+        ("", "configmaps", true),
+        ("", "endpoints", true),
+        ("", "events", true),
+        ("", "limitranges", true),
+        ("", "namespaces", false),
+        ("", "nodes", false),
+        ("", "persistentvolumeclaims", true),
+        ("", "persistentvolumes", false),
+        ("", "pods", true),
+        ("", "podtemplates", true),
+        ("", "replicationcontrollers", true),
+        ("", "resourcequotas", true),
+        ("", "secrets", true),
+        ("", "serviceaccounts", true),
+        ("", "services", true),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingadmissionpolicies",
+            false,
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingadmissionpolicybindings",
+            false,
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            false,
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies",
+            false,
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings",
+            false,
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            false,
+        ),
+        ("apiextensions.k8s.io", "customresourcedefinitions", false),
+        ("apiregistration.k8s.io", "apiservices", false),
+        ("apps", "controllerrevisions", true),
+        ("apps", "daemonsets", true),
+        ("apps", "deployments", true),
+        ("apps", "replicasets", true),
+        ("apps", "statefulsets", true),
+        ("autoscaling", "horizontalpodautoscalers", true),
+        ("batch", "cronjobs", true),
+        ("batch", "jobs", true),
+        ("certificates.k8s.io", "certificatesigningrequests", false),
+        ("certificates.k8s.io", "clustertrustbundles", false),
+        ("certificates.k8s.io", "podcertificaterequests", true),
+        ("coordination.k8s.io", "leasecandidates", true),
+        ("coordination.k8s.io", "leases", true),
+        ("discovery.k8s.io", "endpointslices", true),
+        ("flowcontrol.apiserver.k8s.io", "flowschemas", false),
+        (
+            "flowcontrol.apiserver.k8s.io",
+            "prioritylevelconfigurations",
+            false,
+        ),
+        ("internal.apiserver.k8s.io", "storageversions", false),
+        ("networking.k8s.io", "ingressclasses", false),
+        ("networking.k8s.io", "ingresses", true),
+        ("networking.k8s.io", "ipaddresses", false),
+        ("networking.k8s.io", "networkpolicies", true),
+        ("networking.k8s.io", "servicecidrs", false),
+        ("node.k8s.io", "runtimeclasses", false),
+        ("policy", "poddisruptionbudgets", true),
+        ("rbac.authorization.k8s.io", "clusterrolebindings", false),
+        ("rbac.authorization.k8s.io", "clusterroles", false),
+        ("rbac.authorization.k8s.io", "rolebindings", true),
+        ("rbac.authorization.k8s.io", "roles", true),
+        ("resource.k8s.io", "deviceclasses", false),
+        ("resource.k8s.io", "devicetaintrules", false),
+        ("resource.k8s.io", "resourceclaims", true),
+        ("resource.k8s.io", "resourceclaimtemplates", true),
+        ("resource.k8s.io", "resourcepoolstatusrequests", false),
+        ("resource.k8s.io", "resourceslices", false),
+        ("scheduling.k8s.io", "podgroups", true),
+        ("scheduling.k8s.io", "priorityclasses", false),
+        ("scheduling.k8s.io", "workloads", true),
+        ("storage.k8s.io", "csidrivers", false),
+        ("storage.k8s.io", "csinodes", false),
+        ("storage.k8s.io", "csistoragecapacities", true),
+        ("storage.k8s.io", "storageclasses", false),
+        ("storage.k8s.io", "volumeattachments", false),
+        ("storage.k8s.io", "volumeattributesclasses", false),
+        ("storagemigration.k8s.io", "storageversionmigrations", false),
+    ];
+
+    /// Where kube-apiserver stores `gr` (after the prefix), from upstream's rules:
+    /// `SpecialDefaultResourcePrefixes`, the group path of the two aggregated
+    /// servers, and otherwise the bare resource name.
+    fn upstream_path(group: &str, resource: &str) -> String {
+        match (group, resource) {
+            ("", "replicationcontrollers") => "controllers".into(),
+            ("", "endpoints") => "services/endpoints".into(),
+            ("", "nodes") => "minions".into(),
+            ("", "services") => "services/specs".into(),
+            ("networking.k8s.io", "ingresses") => "ingress".into(),
+            ("apiextensions.k8s.io" | "apiregistration.k8s.io", r) => format!("{group}/{r}"),
+            (_, r) => r.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_builtin_resource_maps_to_its_group() {
+        for (group, resource, namespaced) in BUILTIN {
+            let path = upstream_path(group, resource);
+            let key = if *namespaced {
+                format!("/registry/{path}/ns1/obj")
+            } else {
+                format!("/registry/{path}/obj")
+            };
+            let o = parse_object_key(key.as_bytes(), "/registry")
+                .unwrap_or_else(|| panic!("{key} does not parse"));
+            assert_eq!(o.resource, GroupResource::new(group, resource), "{key}");
+            assert_eq!(o.name, "obj", "{key}");
+            assert_eq!(o.namespace, namespaced.then_some("ns1"), "{key}");
+            let core = core_storage_path(&o.resource);
+            if group.is_empty() {
+                assert_eq!(core.as_deref(), Some(path.as_str()), "{key}");
+            } else {
+                assert_eq!(core, None, "{key}");
+            }
+        }
+        // The table names nothing the list does not: a typo there is caught here.
+        for (path, group, resource) in BUILTIN_PATHS {
+            assert!(
+                BUILTIN.iter().any(|(g, r, _)| g == group && r == resource),
+                "{path} → {group}/{resource} is not a built-in resource"
+            );
+            assert_eq!(upstream_path(group, resource), *path);
+        }
     }
 
     #[test]

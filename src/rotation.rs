@@ -43,6 +43,7 @@ use crate::config::{
 use crate::etcd_key::GroupResource;
 use crate::fsutil::{write_private, WriteFileError};
 use crate::key::{Fingerprint, SecretKey};
+use crate::snapshot::HashCheck;
 use crate::transformer::Transformers;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -351,7 +352,8 @@ fn item_stage(cfg: &EncryptionConfiguration, i: usize) -> ItemStage {
 /// Whether key name `a` is newer than `b`, as far as the names tell (module docs).
 pub fn newer(a: &str, b: &str) -> Option<bool> {
     match (name_stamp(a), name_stamp(b)) {
-        (Some(x), Some(y)) if x != y => Some(x > y),
+        (Some(x), Some(y)) if x.0 != y.0 => Some(x.0 > y.0),
+        (Some((_, Some(x))), Some((_, Some(y)))) if x != y => Some(x > y),
         (Some(_), Some(_)) => None,
         (Some(_), None) => Some(true),
         (None, Some(_)) => Some(false),
@@ -363,9 +365,10 @@ pub fn newer(a: &str, b: &str) -> Option<bool> {
     }
 }
 
-/// The timestamp of a default key name `key-YYYYMMDDTHHMMSSZ` (with an optional
-/// `-N` suffix), as a sortable string.
-fn name_stamp(name: &str) -> Option<&str> {
+/// The timestamp of a default key name `key-YYYYMMDDTHHMMSSZ` (a sortable string), and
+/// its sequence number: 1 without a suffix, `N` with the `-N` that [`prepare`] adds when
+/// the name is taken, `None` for any other suffix.
+fn name_stamp(name: &str) -> Option<(&str, Option<u64>)> {
     let rest = name.strip_prefix(DEFAULT_KEY_PREFIX)?;
     let stamp = rest.get(..16)?;
     let b = stamp.as_bytes();
@@ -373,7 +376,17 @@ fn name_stamp(name: &str) -> Option<&str> {
         && b[8] == b'T'
         && b[9..15].iter().all(u8::is_ascii_digit)
         && b[15] == b'Z';
-    ok.then_some(rest)
+    if !ok {
+        return None;
+    }
+    let seq = match &rest[16..] {
+        "" => Some(1),
+        suffix => suffix
+            .strip_prefix('-')
+            .filter(|n| !n.is_empty() && n.len() <= 18 && n.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|n| n.parse().ok()),
+    };
+    Some((stamp, seq))
 }
 
 fn split_number(name: &str) -> Option<(&str, u64)> {
@@ -641,18 +654,46 @@ pub enum RotationError {
         examples: Vec<String>,
     },
     /// The scan could not read everything, so it proves nothing.
-    #[error("refused: {count} object(s) of {} under {provider} cannot be read with this config (unknown key or undecryptable), so the scan cannot prove that {target} is unused; find the key that wrote them (`atrest audit --config FILE` with the same --endpoints or --snapshot), add it back, and retry; the file was not changed{}", .resources.join(", "), fmt_examples(.examples, *.count))]
+    #[error("refused: {count} object(s) of {} cannot be read with this config (a key it lacks, undecryptable, or plaintext where it has no identity), so the scan cannot prove that {target} is unused; if the scan is of this cluster, find the key that wrote them (`atrest audit --config FILE` with the same --endpoints or --snapshot), add it back to the rule of their resource, rewrite them, and retry; otherwise scan this cluster's etcd (check --etcd-prefix); the file was not changed{}", .resources.join(", "), fmt_examples(.examples, *.count))]
     ProofIncomplete {
         /// What was to be retired.
         target: String,
-        /// The provider whose objects are unreadable.
-        provider: &'static str,
-        /// Resources checked.
+        /// The resources of the unreadable objects listed.
         resources: Vec<String>,
         /// How many objects.
         count: u64,
         /// The first object keys.
         examples: Vec<String>,
+    },
+    /// The scan saw no object of a resource the item encrypts.
+    #[error("refused: the scan saw no object of {resource} ({objects} object(s) in all), which {item} encrypts, so it proves nothing about {target}; {SCAN_ADVICE}; if the cluster really has no {resource}, create one through kube-apiserver (it is written with the current key) or remove {resource} from the rule, then retry; the file was not changed")]
+    ScanMissesResource {
+        /// What was to be retired.
+        target: String,
+        /// Item label.
+        item: String,
+        /// The resource, as the item lists it.
+        resource: String,
+        /// Objects the scan saw in all.
+        objects: u64,
+    },
+    /// The scan saw no object under the item's write key.
+    #[error("refused: the scan saw no object written with {writer}, which {item} writes with, so it is not a scan of this cluster's data since that key was promoted and proves nothing about {target}; {SCAN_ADVICE}, then retry; the file was not changed")]
+    ScanMissesWriter {
+        /// What was to be retired.
+        target: String,
+        /// Item label.
+        item: String,
+        /// The write key.
+        writer: String,
+    },
+    /// A snapshot whose hash was not verified.
+    #[error("refused: {} cannot prove that a key is unused: {why}; take a snapshot with `etcdctl snapshot save FILE` after the rewrite (or scan the live etcd with --endpoints), and retry; the file was not changed", .path.display())]
+    UnverifiedSnapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Why it is not a proof.
+        why: &'static str,
     },
     /// The edited config would be refused by kube-apiserver.
     #[error("the edited config would be invalid, so it was not written:\n  {}", .findings.join("\n  "))]
@@ -700,6 +741,9 @@ impl RotationError {
     }
 }
 
+/// How to get a scan that proves something (in refusals).
+const SCAN_ADVICE: &str = "check that --etcd-prefix is kube-apiserver's --etcd-prefix (default /registry; only keys under it are scanned), that the etcd or snapshot is this cluster's, and that a snapshot was taken (`etcdctl snapshot save`) after the key was promoted and every object rewritten, or scan the live etcd with --endpoints";
+
 fn list(keys: &[KeyId]) -> String {
     keys.iter()
         .map(|k| k.to_string())
@@ -733,7 +777,8 @@ pub struct PrepareOptions {
     /// Provider of the new key; `None`: the current write provider's kind (aescbc when
     /// encryption is not enabled yet).
     pub provider: Option<KeyedProvider>,
-    /// Name of the new key; `None`: `key-YYYYMMDDTHHMMSSZ` from `now`.
+    /// Name of the new key; `None`: `key-YYYYMMDDTHHMMSSZ` from `now` (with `-N` added
+    /// when the config already has that name).
     pub key_name: Option<String>,
     /// Items to touch.
     pub scope: Scope,
@@ -763,10 +808,10 @@ pub fn prepare_with_key(
     now: SystemTime,
     secret: SecretKey,
 ) -> Result<(EncryptionConfiguration, Change), RotationError> {
-    let name = opts
-        .key_name
-        .clone()
-        .unwrap_or_else(|| default_key_name(now));
+    let name = match &opts.key_name {
+        Some(n) => n.clone(),
+        None => free_default_name(cfg, now),
+    };
     if name.is_empty()
         || !name
             .chars()
@@ -774,21 +819,8 @@ pub fn prepare_with_key(
     {
         return Err(RotationError::BadName { name });
     }
-    for (i, item) in cfg.resources.iter().enumerate() {
-        for p in &item.providers {
-            let taken = match p {
-                ProviderConfig::Kms(k) => k.name == name,
-                other => other
-                    .keys()
-                    .is_some_and(|ks| ks.keys.iter().any(|k| k.name == name)),
-            };
-            if taken {
-                return Err(RotationError::NameTaken {
-                    name,
-                    item: format!("{} {}", item_label(cfg, i), p.kind_name()),
-                });
-            }
-        }
+    if let Some(item) = name_user(cfg, &name) {
+        return Err(RotationError::NameTaken { name, item });
     }
     let targets = targets(cfg, &opts.scope)?;
     for &i in &targets {
@@ -873,6 +905,38 @@ pub fn prepare_with_key(
         }
     }
     Ok((out, change))
+}
+
+/// Where `name` is already used as a key or KMS plugin name, if anywhere.
+fn name_user(cfg: &EncryptionConfiguration, name: &str) -> Option<String> {
+    for (i, item) in cfg.resources.iter().enumerate() {
+        for p in &item.providers {
+            let taken = match p {
+                ProviderConfig::Kms(k) => k.name == name,
+                other => other
+                    .keys()
+                    .is_some_and(|ks| ks.keys.iter().any(|k| k.name == name)),
+            };
+            if taken {
+                return Some(format!("{} {}", item_label(cfg, i), p.kind_name()));
+            }
+        }
+    }
+    None
+}
+
+/// The default name of a key prepared at `now` that `cfg` does not use yet:
+/// `key-YYYYMMDDTHHMMSSZ`, or with `-2`, `-3`, ... when an earlier run in the same
+/// second took it (names stay ordered: see [`newer`]).
+fn free_default_name(cfg: &EncryptionConfiguration, now: SystemTime) -> String {
+    let base = default_key_name(now);
+    let mut name = base.clone();
+    let mut n = 1u64;
+    while name_user(cfg, &name).is_some() {
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+    name
 }
 
 /// Make the prepared key the writer (step 2 of the procedure).
@@ -1055,6 +1119,79 @@ impl fmt::Display for RetireTarget {
     }
 }
 
+/// Objects found by one test of a scan: how many, the first keys, their resources.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectList {
+    /// How many objects.
+    pub count: u64,
+    /// The first [`MAX_EXAMPLES`] etcd keys.
+    pub examples: Vec<String>,
+    /// Their resources (`secrets`, `resourceclaims.resource.k8s.io`), each once.
+    pub resources: Vec<String>,
+}
+
+impl ObjectList {
+    fn add(&mut self, key: &str, resource: &str) {
+        self.count += 1;
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(key.to_string());
+        }
+        if !self.resources.iter().any(|r| r == resource) {
+            self.resources.push(resource.to_string());
+        }
+    }
+
+    fn merge(&mut self, other: ObjectList) {
+        self.count += other.count;
+        let room = MAX_EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(other.examples.into_iter().take(room));
+        for r in other.resources {
+            if !self.resources.contains(&r) {
+                self.resources.push(r);
+            }
+        }
+    }
+}
+
+/// The whole prefix of the values a keyed provider's key writes:
+/// `k8s:enc:<provider>:v1:<name>:` (kubernetes
+/// `staging/src/k8s.io/apiserver/pkg/server/options/encryptionconfig/config.go`).
+/// kube-apiserver offers a value to every key whose whole prefix the value starts with
+/// (`value/transformer.go`, `prefixTransformers.TransformFromStorage`), so a value under
+/// `old:1` is also offered to a key named `old`: both count it.
+fn key_prefix(provider: &ProviderConfig, name: &str) -> Option<Vec<u8>> {
+    let base: &[u8] = match provider {
+        ProviderConfig::AesCbc(_) => crate::envelope::AESCBC_PREFIX,
+        ProviderConfig::AesGcm(_) => crate::envelope::AESGCM_PREFIX,
+        ProviderConfig::Secretbox(_) => crate::envelope::SECRETBOX_PREFIX,
+        ProviderConfig::Identity | ProviderConfig::Kms(_) => return None,
+    };
+    let mut p = base.to_vec();
+    p.extend_from_slice(name.as_bytes());
+    p.push(b':');
+    Some(p)
+}
+
+/// Every keyed provider key of `cfg`, once per provider and name, with its prefix.
+fn configured_prefixes(cfg: &EncryptionConfiguration) -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut v: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+    for item in &cfg.resources {
+        for p in &item.providers {
+            let Some(ks) = p.keys() else { continue };
+            for k in &ks.keys {
+                let kind = p.kind_name();
+                if v.iter().any(|(pk, n, _)| *pk == kind && *n == k.name) {
+                    continue;
+                }
+                if let Some(prefix) = key_prefix(p, &k.name) {
+                    v.push((kind, k.name.clone(), prefix));
+                }
+            }
+        }
+    }
+    v
+}
+
 /// Which objects use which key: the proof `retire` needs, from a full scan.
 ///
 /// Built from audit reports made with the config being edited, so "uses key K" means
@@ -1066,6 +1203,9 @@ pub struct KeyUsage {
     pub summary: Summary,
     /// The first [`MAX_EXAMPLES`] object keys per (resource, provider, key name).
     pub examples: BTreeMap<(String, &'static str, Option<String>), Vec<String>>,
+    /// Objects of any resource whose stored value starts with the whole prefix of a
+    /// configured key (see [`key_prefix`]), by (provider, key name).
+    pub under_key: BTreeMap<(&'static str, String), ObjectList>,
     /// The first [`MAX_EXAMPLES`] objects whose data is at risk: under a key the config
     /// lacks, undecryptable, or plaintext the config cannot read.
     pub at_risk: Vec<ObjectReport>,
@@ -1080,9 +1220,18 @@ impl KeyUsage {
         ts: &Transformers,
         objects: impl IntoIterator<Item = StoredObject<'a>>,
     ) -> KeyUsage {
+        let prefixes = configured_prefixes(ts.config());
         let mut u = KeyUsage::default();
         for obj in objects {
             if let Some(r) = auditor.classify(&obj) {
+                for (kind, name, prefix) in &prefixes {
+                    if obj.value.starts_with(prefix) {
+                        u.under_key
+                            .entry((*kind, name.clone()))
+                            .or_default()
+                            .add(&r.key, &r.resource);
+                    }
+                }
                 let gr = GroupResource::parse(&r.resource);
                 let reads_plaintext = ts.for_resource(&gr).0.reads_plaintext();
                 u.add(r, reads_plaintext);
@@ -1093,7 +1242,7 @@ impl KeyUsage {
 
     /// Count one report; `reads_plaintext`: whether the object's resource chain has
     /// `identity` (a plaintext object without it is at risk).
-    pub fn add(&mut self, r: ObjectReport, reads_plaintext: bool) {
+    fn add(&mut self, r: ObjectReport, reads_plaintext: bool) {
         self.summary.add(&r);
         let ex = self
             .examples
@@ -1119,6 +1268,9 @@ impl KeyUsage {
             let ex = self.examples.entry(k).or_default();
             let room = MAX_EXAMPLES.saturating_sub(ex.len());
             ex.extend(v.into_iter().take(room));
+        }
+        for (k, v) in other.under_key {
+            self.under_key.entry(k).or_default().merge(v);
         }
         let room = MAX_EXAMPLES.saturating_sub(self.at_risk.len());
         self.at_risk.extend(other.at_risk.into_iter().take(room));
@@ -1153,16 +1305,91 @@ impl KeyUsage {
         (count, keys, resources)
     }
 
-    /// Objects of the resources of `items` under `provider`/`key` (any status).
-    pub fn objects_under(
+    /// Objects of any resource stored under the whole prefix of `provider` key `name`
+    /// (`aescbc`, `aesgcm` or `secretbox`).
+    pub fn objects_under(&self, provider: &str, name: &str) -> u64 {
+        self.under_key
+            .iter()
+            .find(|((p, n), _)| *p == provider && n == name)
+            .map_or(0, |(_, o)| o.count)
+    }
+
+    /// Refuse while any object is at risk: such a scan does not show the data the
+    /// config was written for, so it proves nothing about a key.
+    fn check_readable(&self, target: &str) -> Result<(), RotationError> {
+        if self.at_risk_total == 0 {
+            return Ok(());
+        }
+        let mut resources: Vec<String> = Vec::new();
+        for r in &self.at_risk {
+            if !resources.contains(&r.resource) {
+                resources.push(r.resource.clone());
+            }
+        }
+        Err(RotationError::ProofIncomplete {
+            target: target.to_string(),
+            resources,
+            count: self.at_risk_total,
+            examples: self.at_risk.iter().map(|r| r.key.clone()).collect(),
+        })
+    }
+
+    /// Refuse unless the scan saw the data it is meant to prove something about: in
+    /// every item in `items` that writes encrypted, at least one object of each
+    /// resource it lists (of some resource it governs, for a wildcard), and at least one
+    /// object written with its current write key. A wrong `--etcd-prefix`, another
+    /// cluster's data or a snapshot older than the write key fail here.
+    fn check_coverage(
         &self,
         cfg: &EncryptionConfiguration,
         items: &[usize],
-        provider: &str,
-        key: Option<&str>,
-    ) -> u64 {
-        self.matching(cfg, items, |p, k, _| p == provider && k == key)
-            .0
+        target: &str,
+    ) -> Result<(), RotationError> {
+        for &i in items {
+            let Some(item) = cfg.resources.get(i) else {
+                continue;
+            };
+            if matches!(
+                item.providers.first(),
+                None | Some(ProviderConfig::Identity)
+            ) {
+                continue;
+            }
+            for r in &item.resources {
+                let seen = if r.contains('*') {
+                    self.summary
+                        .by_resource
+                        .iter()
+                        .any(|(res, n)| *n > 0 && relevant(cfg, res, &[i]))
+                } else {
+                    let name = GroupResource::parse(r).to_string();
+                    self.summary.by_resource.get(&name).is_some_and(|n| *n > 0)
+                };
+                if !seen {
+                    return Err(RotationError::ScanMissesResource {
+                        target: target.to_string(),
+                        item: item_label(cfg, i),
+                        resource: r.clone(),
+                        objects: self.summary.objects,
+                    });
+                }
+            }
+            let written = self.summary.cells.iter().any(|((res, prov, _, st), n)| {
+                *n > 0 && *st == Status::Current && *prov != "identity" && relevant(cfg, res, &[i])
+            });
+            if !written {
+                let writer = keys_of(&item.providers, 0)
+                    .into_iter()
+                    .next()
+                    .map_or_else(|| "its write key".to_string(), |k| k.to_string());
+                return Err(RotationError::ScanMissesWriter {
+                    target: target.to_string(),
+                    item: item_label(cfg, i),
+                    writer,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1174,12 +1401,31 @@ fn relevant(cfg: &EncryptionConfiguration, resource: &str, items: &[usize]) -> b
     found
 }
 
+/// Refuse a snapshot whose sha256 trailer was not verified: only a snapshot that
+/// `etcdctl snapshot save` wrote whole, with its hash checked, is a complete scan.
+pub fn check_snapshot(path: &Path, hash: HashCheck) -> Result<(), RotationError> {
+    let why = match hash {
+        HashCheck::Verified => return Ok(()),
+        HashCheck::NoTrailer => "it has no sha256 trailer (a member's db file, or a copy cut short), so nothing shows it is whole and consistent",
+        HashCheck::Skipped | HashCheck::Pending => "its sha256 trailer was not checked (--skip-hash-check)",
+    };
+    Err(RotationError::UnverifiedSnapshot {
+        path: path.to_path_buf(),
+        why,
+    })
+}
+
 /// Remove a key, or `identity`, once `usage` proves that no object needs it (step 4).
 ///
-/// `usage` must come from a full scan classified with `cfg`. Refused when any object of
-/// the resources the affected items cover is under the key (or, for `identity`, stored as
-/// plaintext), when objects under the same provider cannot be read (the proof would be
-/// incomplete), and when the key is the writer. A provider goes with its last key.
+/// `usage` must come from a complete scan (a live etcd at one revision, or a snapshot
+/// that passes [`check_snapshot`]) classified with `cfg`. Refused when the key writes;
+/// when any object is at risk (a key the config lacks, undecryptable, plaintext the
+/// config cannot read); when any object of any resource is stored under the key's whole
+/// prefix `k8s:enc:<provider>:v1:<name>:` (for `identity`: any plaintext object of the
+/// resources the affected items cover); and when the scan did not see the data it
+/// proves something about: in each affected item that writes encrypted, an object of
+/// every resource it lists and an object under its write key. A provider goes with its
+/// last key.
 pub fn retire(
     cfg: &EncryptionConfiguration,
     target: &RetireTarget,
@@ -1221,15 +1467,18 @@ fn retire_identity(
             None => RotationError::NoIdentity,
         });
     }
+    let target = "identity (plaintext objects)";
+    usage.check_readable(target)?;
     let (count, examples, resources) = usage.matching(cfg, &items, |p, _, _| p == "identity");
     if count > 0 {
         return Err(RotationError::InUse {
-            target: "identity (plaintext objects)".to_string(),
+            target: target.to_string(),
             resources,
             count,
             examples,
         });
     }
+    usage.check_coverage(cfg, &items, target)?;
     let mut out = cfg.clone();
     let mut change = Change::default();
     for &i in &items {
@@ -1287,32 +1536,25 @@ fn retire_key(
     }
     let items: Vec<usize> = {
         let mut v: Vec<usize> = found.iter().map(|(i, _)| *i).collect();
+        v.sort_unstable();
         v.dedup();
         v
     };
     let target = found[0].1.to_string();
-    let (count, examples, resources) =
-        usage.matching(cfg, &items, |p, k, _| p == kind && k == Some(name));
-    if count > 0 {
+    usage.check_readable(&target)?;
+    if let Some(under) = usage
+        .under_key
+        .get(&(kind, name.to_string()))
+        .filter(|o| o.count > 0)
+    {
         return Err(RotationError::InUse {
             target,
-            resources,
-            count,
-            examples,
+            resources: under.resources.clone(),
+            count: under.count,
+            examples: under.examples.clone(),
         });
     }
-    let (count, examples, resources) = usage.matching(cfg, &items, |p, _, st| {
-        p == kind && matches!(st, Status::UnknownKey | Status::Undecryptable)
-    });
-    if count > 0 {
-        return Err(RotationError::ProofIncomplete {
-            target,
-            provider: kind,
-            resources,
-            count,
-            examples,
-        });
-    }
+    usage.check_coverage(cfg, &items, &target)?;
 
     let mut out = cfg.clone();
     let mut change = Change::default();
@@ -1349,7 +1591,8 @@ pub struct KeyStatus {
     pub key: KeyId,
     /// `true` when it writes in some target item.
     pub writer: bool,
-    /// Objects under it in the resources of the items that have it (`None`: no scan).
+    /// Objects under it (`None`: no scan): for a keyed provider, objects of any resource
+    /// stored under its whole prefix; for kms, objects of the items that have it.
     pub objects: Option<u64>,
 }
 
@@ -1427,6 +1670,9 @@ pub fn status(
                 continue;
             }
             let objects = usage.map(|u| {
+                if k.provider != "kms" {
+                    return u.objects_under(k.provider, &k.name);
+                }
                 let holders: Vec<usize> = items
                     .iter()
                     .map(|s| s.item)
@@ -1436,23 +1682,13 @@ pub fn status(
                             .any(|x| x.provider == k.provider && x.name == k.name)
                     })
                     .collect();
-                let prov = if k.provider == "kms" {
-                    None
-                } else {
-                    Some(k.provider)
-                };
-                match prov {
-                    Some(p) => u.objects_under(cfg, &holders, p, Some(&k.name)),
-                    None => {
-                        u.matching(cfg, &holders, |p, kn, _| {
-                            p.starts_with("kms")
-                                && kn.is_some_and(|kn| {
-                                    kn == k.name || kn.starts_with(&format!("{}/", k.name))
-                                })
+                u.matching(cfg, &holders, |p, kn, _| {
+                    p.starts_with("kms")
+                        && kn.is_some_and(|kn| {
+                            kn == k.name || kn.starts_with(&format!("{}/", k.name))
                         })
-                        .0
-                    }
-                }
+                })
+                .0
             });
             keys.push(KeyStatus {
                 key: k,
@@ -1689,6 +1925,15 @@ mod tests {
         assert_eq!(newer("alpha", "beta"), None);
         assert_eq!(newer("a1", "b2"), None);
         assert_eq!(newer("key1", "key1"), None);
+        let t = "key-20251129T070640Z";
+        assert_eq!(newer(&format!("{t}-2"), t), Some(true));
+        assert_eq!(newer(&format!("{t}-10"), &format!("{t}-2")), Some(true));
+        assert_eq!(newer(t, &format!("{t}-3")), Some(false));
+        assert_eq!(newer(&format!("{t}-blue"), t), None);
+        assert_eq!(
+            newer(&format!("{t}-2"), "key-20251129T070641Z"),
+            Some(false)
+        );
     }
 
     #[test]

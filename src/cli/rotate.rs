@@ -14,7 +14,7 @@ use atrest::rotation::{
     self, Change, ItemStage, KeyUsage, KeyedProvider, NextStep, PrepareOptions, RetireTarget,
     RotationError, Scope, StatusReport,
 };
-use atrest::snapshot::{Snapshot, SnapshotOptions};
+use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
 use atrest::transformer::Transformers;
 use clap::{Subcommand, ValueEnum};
 use rayon::prelude::*;
@@ -112,8 +112,11 @@ Examples:
   # A key name used by two providers
   atrest rotate retire --config enc.yaml --key aescbc/key1 --snapshot after-rewrite.db
 
-There is no way to skip the scan: a key is removed only when no object of the
-resources it covers uses it, and no object of its provider is unreadable.";
+There is no way to skip the proof. A key is removed only when a complete scan (the
+live etcd at one revision, or a snapshot whose sha256 trailer verifies) shows that no
+object of any resource is stored under the key's prefix k8s:enc:PROVIDER:v1:NAME:, that
+no object is unreadable with the config, and that it saw the data: an object of every
+resource the key's items encrypt and an object under their current write key.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -244,6 +247,8 @@ struct Scan {
     flags: SourceFlags,
     revision: i64,
     usage: KeyUsage,
+    /// The sha256 check of a snapshot; `None` for a live etcd.
+    hash: Option<HashCheck>,
 }
 
 /// Objects are classified in parallel, this many at a time.
@@ -298,6 +303,7 @@ fn scan(src: &Source, ts: &Transformers, prefix: &str) -> Result<Scan, Failure> 
                 flags: SourceFlags::new(src, prefix),
                 revision: view.revision,
                 usage,
+                hash: Some(snap.hash_check()),
             })
         }
         Source::Live { conn, page_size } => {
@@ -331,6 +337,7 @@ fn scan(src: &Source, ts: &Transformers, prefix: &str) -> Result<Scan, Failure> 
                 flags: SourceFlags::new(src, prefix),
                 revision,
                 usage,
+                hash: None,
             })
         }
     }
@@ -542,6 +549,9 @@ fn retire(a: RetireArgs) -> CmdResult {
     let ts = Transformers::new(&loaded.config)
         .map_err(|e| Failure::usage(format!("{}: {e}", a.edit.config.display())))?;
     let scanned = scan(&src, &ts, &a.source.etcd_prefix)?;
+    if let (Source::Snapshot { path, .. }, Some(hash)) = (&src, scanned.hash) {
+        rotation::check_snapshot(path, hash).map_err(refused)?;
+    }
     let (new, change) = rotation::retire(&loaded.config, &a.key, &scanned.usage, &a.edit.scope())
         .map_err(refused)?;
     let next = format!(
