@@ -146,5 +146,6 @@ etcd35_test() { # $1 = test target, $2.. = exact test names (none: all)
 etcd35_test snapshot_sample regenerated_sample_matches_its_expectations deep_scan_finds_plaintext_left_in_free_pages
 etcd35_test bolt regenerated_fixtures_match_the_etcd_that_wrote_them
 etcd35_test live_etcd
+etcd35_test etcd_auth
 etcd35_test rotate rotation_end_to_end_on_real_etcd retire_on_live_etcd_refuses_until_rewritten
 echo "==> all passed (etcd $("$etcd34" --version | sed -n 's/^etcd Version: //p') and $ETCD35_VERSION)"
