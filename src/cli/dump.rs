@@ -6,6 +6,7 @@ use super::{load_config, CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, StoredObject};
 use atrest::dump::{recover, ListFormat, ListWriter};
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
+use atrest::kube::ExpectedObject;
 use atrest::mvcc::LiveView;
 use atrest::transformer::Transformers;
 use clap::ValueEnum;
@@ -159,7 +160,8 @@ fn dump(
                     mod_revision: e.kv.mod_revision,
                 };
                 let per_file = a.out_dir.is_some();
-                let result = recover(ts, &ok.resource, &obj, a.clean)
+                let expected = ExpectedObject::from_key(e.key, &a.etcd_prefix)?;
+                let result = recover(ts, &ok.resource, &expected, &obj, a.clean)
                     .map_err(|e| e.to_string())
                     .and_then(|v| serialize(&v, list_format, per_file));
                 Some(Recovered {
