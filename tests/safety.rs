@@ -276,3 +276,169 @@ fn malformed_plaintext_is_never_rewritten() {
         }
     });
 }
+
+fn owner_mode(p: &std::path::Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // A file we create is owned by our effective uid.
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().metadata().unwrap().uid() == 0
+}
+
+/// Issue 9, case 7: `rotate` keeps the owner, group and mode of the config it
+/// replaces, and gives them to the `.bak` too (a kube-apiserver that does not run
+/// as root must still read both).
+#[test]
+fn rotate_keeps_config_owner_group_and_mode() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root to chown the fixture to another user");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), "enc.yaml", &secrets_config(&[("key1", 1)]));
+    std::os::unix::fs::chown(&cfg, Some(1234), Some(2345)).unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let (code, out, err) = atrest(&args(&[
+        "rotate",
+        "prepare",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--key-name",
+        "key2",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(std::fs::read_to_string(&cfg).unwrap().contains("key2"));
+    assert_eq!(owner_mode(&cfg), (1234, 2345, 0o640), "the config");
+    let baks: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".bak"))
+        .collect();
+    assert_eq!(baks.len(), 1, "{baks:?}");
+    assert_eq!(owner_mode(&baks[0]), (1234, 2345, 0o640), "the .bak");
+    assert!(!std::fs::read_to_string(&baks[0]).unwrap().contains("key2"));
+}
+
+/// Issue 9, case 9: `generate --output LINK --force` writes the link's target and
+/// keeps the link (as rotate does), keeping the target's owner and mode.
+#[test]
+fn generate_force_writes_through_a_symlink() {
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("real.yaml");
+    std::fs::write(&real, "old").unwrap();
+    std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let link = d.path().join("enc.yaml");
+    std::os::unix::fs::symlink("real.yaml", &link).unwrap();
+    let (code, _, err) = atrest(&args(&["generate", "--output", link.to_str().unwrap()]));
+    assert_eq!(code, 2, "refuses without --force: {err}");
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "old");
+    let (code, _, err) = atrest(&args(&[
+        "generate",
+        "--output",
+        link.to_str().unwrap(),
+        "--force",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&real)
+        .unwrap()
+        .contains("kind: EncryptionConfiguration"));
+    assert_eq!(owner_mode(&real).2, 0o640);
+}
+
+/// Issue 9, case 8: `dump --out-dir` creates directories 0700, refuses existing
+/// ones that are group/world-writable or another user's (saying how to fix it),
+/// and never follows a symlink inside the tree.
+#[test]
+fn dump_out_dir_refuses_loose_directories_and_links() {
+    const SNAP: &str = "testdata/sample/snapshot.db";
+    const CONFIG: &str = "testdata/sample/encryption-config.yaml";
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let elsewhere = d.path().join("elsewhere");
+    std::fs::create_dir_all(out.join("secrets/default")).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for p in [&out, &out.join("secrets")] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    }
+    std::fs::set_permissions(
+        out.join("secrets/default"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("secrets/prod")).unwrap();
+    let dump = || {
+        atrest(&args(&[
+            "dump",
+            "--snapshot",
+            SNAP,
+            "--config",
+            CONFIG,
+            "--out-dir",
+            out.to_str().unwrap(),
+        ]))
+    };
+    let (code, _, err) = dump();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("chmod go-w"), "{err}");
+    assert!(err.contains("does not follow symlinks"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(out.join("secrets/default"))
+            .unwrap()
+            .count(),
+        0,
+        "wrote into a world-writable directory"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "followed a symlink"
+    );
+    // Namespaces that were not there are created 0700 and written.
+    let f = out.join("secrets/kube-system/bootstrap-token-abcdef.yaml");
+    assert_eq!(owner_mode(&f).2, 0o600);
+    assert_eq!(owner_mode(&out.join("secrets/kube-system")).2, 0o700);
+
+    // A directory of another user is refused too.
+    if running_as_root() {
+        std::fs::set_permissions(
+            out.join("secrets/default"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        std::os::unix::fs::chown(out.join("secrets/default"), Some(1234), Some(1234)).unwrap();
+        let (code, _, err) = dump();
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("owned by uid 1234"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(out.join("secrets/default"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+    // The root itself, when world-writable: nothing is written at all.
+    let loose = d.path().join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let (code, _, err) = atrest(&args(&[
+        "dump",
+        "--snapshot",
+        SNAP,
+        "--config",
+        CONFIG,
+        "--out-dir",
+        loose.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("chmod go-w"), "{err}");
+    assert_eq!(std::fs::read_dir(&loose).unwrap().count(), 0);
+}
