@@ -442,3 +442,42 @@ fn dump_out_dir_refuses_loose_directories_and_links() {
     assert!(err.contains("chmod go-w"), "{err}");
     assert_eq!(std::fs::read_dir(&loose).unwrap().count(), 0);
 }
+
+/// Issue 9, case 12: a running member's `db` may be truncated by etcd while we
+/// read it; a mapped file that shrinks raises SIGBUS (the test process would
+/// die). Such files are read into memory, so reading goes on from the copy; a
+/// snapshot file (with its sha256 trailer) is still read as before.
+#[test]
+fn truncating_a_member_db_while_reading_does_not_fault() {
+    use atrest::snapshot::{Snapshot, SnapshotOptions};
+    let d = tempfile::tempdir().unwrap();
+    let member = d.path().join("member/snap/db");
+    std::fs::create_dir_all(member.parent().unwrap()).unwrap();
+    std::fs::copy("testdata/bolt/member.db", &member).unwrap();
+    let plain_copy = d.path().join("copy-of-db");
+    std::fs::copy("testdata/bolt/member.db", &plain_copy).unwrap();
+    for path in [&member, &plain_copy] {
+        let snap = Snapshot::open(path, SnapshotOptions::default()).unwrap();
+        // etcd shrinks the file (defrag) while we still read it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let view = atrest::mvcc::LiveView::build(snap.bolt(), None).unwrap();
+        let bytes: usize = view.entries.iter().map(|e| e.kv.value.len()).sum();
+        assert!(view.entries.len() > 10 && bytes > 0, "{}", path.display());
+    }
+    // A snapshot file keeps working as before (mapped: nothing writes it).
+    let snap = Snapshot::open(
+        std::path::Path::new("testdata/sample/snapshot.db"),
+        SnapshotOptions::default(),
+    )
+    .unwrap();
+    assert!(snap.has_hash_trailer());
+    assert!(!atrest::mvcc::LiveView::build(snap.bolt(), None)
+        .unwrap()
+        .entries
+        .is_empty());
+}
