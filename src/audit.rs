@@ -7,8 +7,9 @@
 //! `plaintext` or `encrypted`. The JSON field names here are an interface that
 //! scripts use: keep them.
 
-use crate::envelope::{kms, looks_like_object, DecryptError, Envelope, ProviderKind};
+use crate::envelope::{kms, DecryptError, Envelope, ProviderKind};
 use crate::etcd_key::{parse_object_key, GroupResource};
+use crate::kube::{verify_object, ExpectedObject};
 use crate::transformer::{AttemptError, ReadError, ReadMode, Transformers};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -159,7 +160,11 @@ impl<'t> Auditor<'t> {
                 ProviderKind::Identity => (Status::Plaintext, None),
                 _ => (Status::Encrypted, None),
             },
-            Some(ts) => classify_with(ts, &ok.resource, obj, &env),
+            Some(ts) => {
+                // `select` parsed this key under the prefix, so this cannot be None.
+                let expected = ExpectedObject::from_key(obj.key, &self.options.prefix)?;
+                classify_with(ts, &ok.resource, obj, &env, &expected)
+            }
         };
         Some(ObjectReport {
             key: String::from_utf8_lossy(obj.key).into_owned(),
@@ -180,17 +185,20 @@ fn classify_with(
     gr: &GroupResource,
     obj: &StoredObject<'_>,
     env: &Envelope<'_>,
+    expected: &ExpectedObject<'_>,
 ) -> (Status, Option<String>) {
     let (t, covered) = ts.for_resource(gr);
     let writes_identity = t.write_key().provider == ProviderKind::Identity;
     if env.provider == ProviderKind::Identity {
-        if !looks_like_object(obj.value) {
+        // The same test checked-mode reads apply: the whole object decodes and
+        // is the one the key names.
+        if let Err(e) = verify_object(obj.value, expected) {
             let what = if obj.value.is_empty() {
-                "empty value"
+                "empty value".to_string()
             } else {
-                "not a Kubernetes object (truncated or garbage)"
+                format!("stored unencrypted, but {e}")
             };
-            return (Status::Malformed, Some(what.to_string()));
+            return (Status::Malformed, Some(what));
         }
         if writes_identity {
             return (Status::Current, None);
@@ -205,7 +213,7 @@ fn classify_with(
         };
         return (Status::Plaintext, Some(detail));
     }
-    match t.read(obj.value, obj.key, ReadMode::Checked) {
+    match t.read(obj.value, obj.key, ReadMode::Checked(*expected)) {
         Ok(r) if r.stale => (
             Status::Stale,
             Some(format!("read with {}, but {} writes {}: rewrite it", r.by, gr, t.write_key())),
@@ -306,7 +314,9 @@ mod tests {
     use crate::config::EncryptionConfiguration;
     use crate::transformer::Transformer;
 
-    const OBJ: &[u8] = b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret";
+    /// `v1 Secret ns/a` as kube-apiserver stores it (protobuf).
+    const OBJ: &[u8] =
+        b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x09\x0a\x07\x0a\x01a\x1a\x02ns";
 
     fn cfg(yaml_providers: &str) -> EncryptionConfiguration {
         EncryptionConfiguration::from_yaml_str(&format!(

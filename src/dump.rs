@@ -7,8 +7,9 @@
 //! many objects there are) or one file per object.
 
 use crate::audit::StoredObject;
+use crate::envelope::{Envelope, ProviderKind};
 use crate::etcd_key::GroupResource;
-use crate::kube::{self, KubeError, ManifestOptions};
+use crate::kube::{self, ExpectedObject, KubeError, ManifestOptions};
 use crate::transformer::{ReadError, ReadMode, Transformers};
 use serde_json::Value;
 use std::io::{self, Write};
@@ -28,22 +29,27 @@ pub enum RecoverError {
 }
 
 /// Decrypt and decode one stored object into a manifest.
+/// `expected` is what the object's etcd key names ([`ExpectedObject::from_key`]):
+/// a value that is not that object, in full, is not recovered.
 pub fn recover(
     ts: &Transformers,
     gr: &GroupResource,
+    expected: &ExpectedObject<'_>,
     obj: &StoredObject<'_>,
     clean: bool,
 ) -> Result<Value, RecoverError> {
     let (t, _) = ts.for_resource(gr);
-    let read = t.read(obj.value, obj.key, ReadMode::Checked)?;
-    if !read.looks_like_object {
-        let what = if obj.value.is_empty() {
-            "empty value".to_string()
-        } else {
-            format!("{} bytes of something else", obj.value.len())
-        };
-        return Err(RecoverError::Malformed(what));
+    if Envelope::parse(obj.value).provider == ProviderKind::Identity {
+        if let Err(e) = kube::verify_object(obj.value, expected) {
+            let what = if obj.value.is_empty() {
+                "empty value".to_string()
+            } else {
+                e.to_string()
+            };
+            return Err(RecoverError::Malformed(what));
+        }
     }
+    let read = t.read(obj.value, obj.key, ReadMode::Checked(*expected))?;
     let opts = ManifestOptions {
         resource_version: Some(obj.mod_revision),
         clean,

@@ -38,12 +38,24 @@ impl SecretKey {
     /// canonical padding; we do the same.
     pub fn from_base64(text: &str) -> Result<Self, KeyDecodeError> {
         // Go's decoder skips '\r' and '\n' anywhere in the input, and nothing else.
-        let clean: Zeroizing<Vec<u8>> =
-            Zeroizing::new(text.bytes().filter(|&b| b != b'\r' && b != b'\n').collect());
-        let mut out = Zeroizing::new(Vec::with_capacity(clean.len() * 3 / 4 + 3));
-        base64::engine::general_purpose::STANDARD
-            .decode_vec(&*clean, &mut out)
-            .map_err(|e| KeyDecodeError::Base64(describe_b64_error(&e)))?;
+        // Both buffers are sized once up front and never grow: a growing Vec
+        // would leave reallocated copies of the key in freed memory.
+        let mut clean: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(text.len()));
+        clean.extend(text.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+        let mut out = Zeroizing::new(vec![0u8; clean.len().div_ceil(4) * 3]);
+        let n = base64::engine::general_purpose::STANDARD
+            .decode_slice(&*clean, &mut out[..])
+            .map_err(|e| match e {
+                base64::DecodeSliceError::DecodeError(e) => {
+                    KeyDecodeError::Base64(describe_b64_error(&e))
+                }
+                // Cannot happen: the buffer holds the largest possible output.
+                base64::DecodeSliceError::OutputSliceTooSmall => {
+                    KeyDecodeError::Base64("decoded key larger than expected".to_string())
+                }
+            })?;
+        // Shortening keeps the allocation: nothing is copied.
+        out.truncate(n);
         Ok(SecretKey(out))
     }
 

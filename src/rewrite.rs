@@ -26,6 +26,7 @@ use crate::etcd::{
     MAX_TXN_BYTES, MAX_TXN_OPS,
 };
 use crate::etcd_key::{core_storage_path, GroupResource};
+use crate::kube::ExpectedObject;
 use crate::transformer::{ReadMode, Transformers};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -211,13 +212,18 @@ fn prepare(auditor: &Auditor<'_>, ts: &Transformers, kv: &KeyValue) -> Prepared 
         Status::Plaintext | Status::Stale => {}
         _ => return Prepared::Fail(report),
     }
-    let Some(ok) = auditor.select(&kv.key) else {
+    let (Some(ok), Some(expected)) = (
+        auditor.select(&kv.key),
+        ExpectedObject::from_key(&kv.key, &auditor.options().prefix),
+    ) else {
         return Prepared::Outside;
     };
     let (t, _) = ts.for_resource(&ok.resource);
+    // `classify` verified the object (whole, and the one its key names) before
+    // calling it plaintext or stale; the read below applies the same test again.
     let plain = match report.status {
         Status::Plaintext => std::borrow::Cow::Borrowed(kv.value.as_slice()),
-        _ => match t.read(&kv.value, &kv.key, ReadMode::Checked) {
+        _ => match t.read(&kv.value, &kv.key, ReadMode::Checked(expected)) {
             Ok(r) => r.plaintext,
             Err(e) => {
                 report.detail = Some(format!("cannot decrypt to rewrite it: {e}"));

@@ -6,7 +6,8 @@
 //! transformation ([`prepare`], [`promote`], [`retire`]) that refuses an unsafe edit with
 //! a [`RotationError`] saying what to do instead, [`KeyUsage`] is the proof (from a full
 //! scan) that a key is no longer used, and [`write_config`] writes the result the safe way
-//! (validated, `.bak` of the previous file, atomic, mode 0600, same YAML/JSON form).
+//! (validated, `.bak` of the previous file, atomic, keeping the file's owner, group and
+//! mode, same YAML/JSON form).
 //!
 //! # Which resource items rotate
 //! The *target* items are those selected by the [`Scope`] (all items by default) whose
@@ -41,7 +42,7 @@ use crate::config::{
     Severity,
 };
 use crate::etcd_key::GroupResource;
-use crate::fsutil::{write_private, WriteFileError};
+use crate::fsutil::{write_private, write_private_like, WriteFileError};
 use crate::key::{Fingerprint, SecretKey};
 use crate::snapshot::HashCheck;
 use crate::transformer::Transformers;
@@ -1845,9 +1846,9 @@ pub struct Written {
 }
 
 /// Write `new` over the file `loaded` came from: validate it, refuse if the file changed
-/// since it was read, copy the previous file to `FILE.<UTC timestamp>.bak` (mode 0600,
-/// never overwriting: `.1.bak`, `.2.bak`, ... on collision), then write atomically with
-/// mode 0600 in the same YAML or JSON form.
+/// since it was read, copy the previous file to `FILE.<UTC timestamp>.bak` (never
+/// overwriting: `.1.bak`, `.2.bak`, ... on collision), then write atomically in the
+/// same YAML or JSON form. Both keep the owner, group and mode of the file.
 pub fn write_config(
     loaded: &LoadedConfig,
     new: &EncryptionConfiguration,
@@ -1882,7 +1883,7 @@ fn write_backup(path: &Path, data: &[u8], now: SystemTime) -> Result<PathBuf, Ro
         } else {
             PathBuf::from(format!("{base}.{stamp}.{n}.bak"))
         };
-        match write_private(&candidate, data, false) {
+        match write_private_like(&candidate, data, path) {
             Ok(()) => return Ok(candidate),
             Err(WriteFileError::Exists(_)) => continue,
             Err(e) => return Err(e.into()),

@@ -4,8 +4,14 @@
 //! the trailer when `size % 512 == 32` (`etcd-io/etcd` `etcdutl/snapshot/v3_snapshot.go`,
 //! `Restore`/`saveDB`: bolt files are whole pages, so a bare db is a multiple of 512).
 //! A `member/snap/db` copied from a data directory has no trailer.
+//!
+//! Snapshot files (with a trailer) are memory-mapped: nothing writes them, and
+//! mapping is the fast way through a multi-gigabyte backup. A file without a
+//! trailer, or named `db` in a `snap` directory, may be a running member's
+//! database, which etcd can truncate at any time; a mapped file that shrinks
+//! raises SIGBUS, so such files are read into memory instead.
 
-use crate::bolt::{map_read_only, BoltError, BoltFile, MetaProblem};
+use crate::bolt::{map_read_only, read_whole, BoltError, BoltFile, MetaProblem};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -53,6 +59,22 @@ pub enum SnapshotError {
     },
 }
 
+/// Whether `path` looks like `etcdctl snapshot save` output, safe to map: it
+/// has the sha256 trailer's size and is not a member's `snap/db`. Anything else
+/// may be a live database (see the module docs).
+fn is_snapshot_file(path: &Path) -> bool {
+    let member_db = path.file_name().is_some_and(|n| n == "db")
+        && path
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "snap");
+    let has_trailer = std::fs::metadata(path).is_ok_and(|m| {
+        m.is_file()
+            && usize::try_from(m.len()).is_ok_and(|n| n % HASH_TRAILER_MODULUS == HASH_TRAILER_LEN)
+    });
+    has_trailer && !member_db
+}
+
 /// State of the sha256 trailer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HashCheck {
@@ -79,6 +101,10 @@ pub struct Snapshot {
 impl Snapshot {
     /// Open `path` read-only, verifying the sha256 trailer if there is one.
     pub fn open(path: &Path, options: SnapshotOptions) -> Result<Snapshot, SnapshotError> {
+        if !is_snapshot_file(path) {
+            let bytes = read_whole(path).map_err(|e| classify(path, e))?;
+            return Snapshot::from_bytes(path, bytes, options);
+        }
         let mmap = map_read_only(path).map_err(|e| classify(path, e))?;
         let (bolt_len, hash) = verify_trailer(path, &mmap, options)?;
         let trailer = trailer_of(&mmap, hash);

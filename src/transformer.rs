@@ -11,8 +11,10 @@
 //!
 //! Two read modes: [`ReadMode::Apiserver`] returns exactly what kube-apiserver
 //! would, even garbage from a wrong aescbc key whose padding happens to be valid;
-//! [`ReadMode::Checked`] accepts a decryption only when it looks like a stored
-//! Kubernetes object and otherwise tries the remaining matching keys.
+//! [`ReadMode::Checked`] accepts a value only when it decodes in full as the
+//! Kubernetes object its etcd key names ([`crate::kube::verify_object`]) and
+//! otherwise tries the remaining matching keys. Checked mode is what every
+//! decision that writes or reports uses (audit, rewrite, dump).
 
 use crate::config::{EncryptionConfiguration, KeyConfig, ProviderConfig};
 use crate::envelope::aescbc::AesCbc;
@@ -24,6 +26,7 @@ use crate::envelope::{
 };
 use crate::etcd_key::GroupResource;
 use crate::key::Fingerprint;
+use crate::kube::{verify_object, ExpectedObject, VerifyError};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
@@ -31,11 +34,12 @@ use std::sync::{Arc, RwLock};
 
 /// How a read decides that a decryption succeeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadMode {
+pub enum ReadMode<'k> {
     /// Exactly kube-apiserver's behaviour: the first key that decrypts wins.
     Apiserver,
-    /// Trust a decryption only when it looks like a Kubernetes object.
-    Checked,
+    /// Trust a value only when it decodes in full as the object its etcd key
+    /// names (a wrong aescbc key, or a truncated value, does not).
+    Checked(ExpectedObject<'k>),
 }
 
 /// Which provider and key read or wrote a value.
@@ -91,9 +95,13 @@ pub enum AttemptError {
     /// The provider rejected the data.
     #[error(transparent)]
     Decrypt(#[from] DecryptError),
-    /// Checked mode: decryption "worked" but the result is not a Kubernetes object.
-    #[error("decrypted to something that is not a Kubernetes object (wrong key?)")]
-    NotAnObject,
+    /// Checked mode: decryption "worked" but the result is not the object the
+    /// etcd key names.
+    #[error("decrypted, but the result is not the stored object ({0}); the key is probably wrong (right name, other secret?)")]
+    NotTheObject(VerifyError),
+    /// Checked mode: stored unencrypted, but not the object the etcd key names.
+    #[error("stored unencrypted, but not a Kubernetes object this key can hold: {0}")]
+    Malformed(VerifyError),
 }
 
 /// A value no provider of the resource could read.
@@ -305,13 +313,22 @@ impl Transformer {
         &self,
         stored: &'a [u8],
         etcd_key: &[u8],
-        mode: ReadMode,
+        mode: ReadMode<'_>,
     ) -> Result<Read<'a>, ReadError> {
         let mut attempts = Vec::new();
         for (pi, p) in self.providers.iter().enumerate() {
             match p {
                 Provider::Identity => {
                     if let Ok(plain) = identity::read(stored) {
+                        if let ReadMode::Checked(expected) = &mode {
+                            if let Err(e) = verify_object(plain, expected) {
+                                attempts.push(Attempt {
+                                    by: identity_ref(pi),
+                                    error: AttemptError::Malformed(e),
+                                });
+                                continue;
+                            }
+                        }
                         return Ok(Read {
                             looks_like_object: looks_like_object(plain),
                             plaintext: Cow::Borrowed(plain),
@@ -336,12 +353,14 @@ impl Transformer {
                         match res {
                             Ok(plain) => {
                                 let obj = looks_like_object(&plain);
-                                if mode == ReadMode::Checked && !obj {
-                                    attempts.push(Attempt {
-                                        by: k.by.clone(),
-                                        error: AttemptError::NotAnObject,
-                                    });
-                                    continue;
+                                if let ReadMode::Checked(expected) = &mode {
+                                    if let Err(e) = verify_object(&plain, expected) {
+                                        attempts.push(Attempt {
+                                            by: k.by.clone(),
+                                            error: AttemptError::NotTheObject(e),
+                                        });
+                                        continue;
+                                    }
                                 }
                                 return Ok(Read {
                                     plaintext: Cow::Owned(plain),
@@ -556,8 +575,14 @@ mod tests {
         ProviderConfig::AesCbc(KeysConfig { keys })
     }
 
-    const OBJ: &[u8] = b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret";
+    /// `v1 Secret default/db` as kube-apiserver stores it (protobuf).
+    const OBJ: &[u8] =
+        b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret\x12\x0f\x0a\x0d\x0a\x02db\x1a\x07default";
     const EK: &[u8] = b"/registry/secrets/default/db";
+
+    fn checked() -> ReadMode<'static> {
+        ReadMode::Checked(ExpectedObject::from_key(EK, "/registry").unwrap())
+    }
 
     #[test]
     fn write_uses_first_key_and_read_is_not_stale() {
@@ -583,10 +608,10 @@ mod tests {
         ])
         .unwrap();
         let stored = old.write(OBJ, EK).unwrap();
-        let r = new.read(&stored, EK, ReadMode::Checked).unwrap();
+        let r = new.read(&stored, EK, checked()).unwrap();
         assert!(r.stale);
         assert_eq!(r.by.key_index, 1);
-        let r = new.read(OBJ, EK, ReadMode::Checked).unwrap();
+        let r = new.read(OBJ, EK, checked()).unwrap();
         assert!(r.stale, "plaintext read by a later identity is stale");
         assert_eq!(r.by.provider, ProviderKind::Identity);
     }
@@ -625,7 +650,7 @@ mod tests {
             Transformer::from_providers(&[cbc(vec![key("k", 8, 32)]), cbc(vec![key("k", 9, 32)])])
                 .unwrap();
         let stored = writer.write(OBJ, EK).unwrap();
-        let r = t.read(&stored, EK, ReadMode::Checked).unwrap();
+        let r = t.read(&stored, EK, checked()).unwrap();
         assert_eq!(r.by.provider_index, 1);
         assert!(r.stale);
     }
@@ -635,13 +660,13 @@ mod tests {
         let writer = Transformer::from_providers(&[cbc(vec![key("old", 1, 32)])]).unwrap();
         let t = Transformer::from_providers(&[cbc(vec![key("new", 2, 32)])]).unwrap();
         let stored = writer.write(OBJ, EK).unwrap();
-        let e = t.read(&stored, EK, ReadMode::Checked).unwrap_err();
+        let e = t.read(&stored, EK, checked()).unwrap_err();
         assert!(
             matches!(&e, ReadError::NoMatchingProvider { found: ProviderKind::AesCbc, key_name: Some(n), .. } if n == "old"),
             "{e:?}"
         );
         assert!(e.to_string().contains("`old`"), "{e}");
-        let e = t.read(OBJ, EK, ReadMode::Checked).unwrap_err();
+        let e = t.read(OBJ, EK, checked()).unwrap_err();
         assert!(e.to_string().contains("identity"), "{e}");
     }
 
@@ -674,7 +699,9 @@ mod tests {
         let both = Transformer::from_providers(&[cbc(vec![wrong]), cbc(vec![right])]).unwrap();
         let mut found = None;
         for i in 0..20_000u32 {
+            // Vary the object in a field runtime.Unknown does not define (skipped).
             let mut obj = OBJ.to_vec();
+            obj.extend_from_slice(&[0x2a, 4]);
             obj.extend_from_slice(&i.to_le_bytes());
             let stored = w.write(&obj, EK).unwrap();
             if wrong_only.read(&stored, EK, ReadMode::Apiserver).is_ok() {
@@ -689,15 +716,11 @@ mod tests {
             "apiserver mode takes the first key that decrypts"
         );
         assert_ne!(&*r.plaintext, &obj[..]);
-        let r = both.read(&stored, EK, ReadMode::Checked).unwrap();
+        let r = both.read(&stored, EK, checked()).unwrap();
         assert_eq!(&*r.plaintext, &obj[..]);
         assert_eq!(r.by.provider_index, 1);
-        let e = wrong_only.read(&stored, EK, ReadMode::Checked).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("not a Kubernetes object (wrong key?)"),
-            "{e}"
-        );
+        let e = wrong_only.read(&stored, EK, checked()).unwrap_err();
+        assert!(e.to_string().contains("the key is probably wrong"), "{e}");
     }
 
     #[test]
@@ -711,7 +734,7 @@ mod tests {
         })])
         .unwrap();
         let e = t
-            .read(b"k8s:enc:kms:v2:vault:\x0a\x01x", EK, ReadMode::Checked)
+            .read(b"k8s:enc:kms:v2:vault:\x0a\x01x", EK, checked())
             .unwrap_err();
         assert!(e.to_string().contains("KMS v2"), "{e}");
         assert!(matches!(t.write(OBJ, EK), Err(WriteError::Kms(_))));

@@ -52,8 +52,10 @@ proptest! {
         let prefixes: [&[u8]; 5] = [b"", b"k8s:enc:aescbc:v1:a:", b"k8s:enc:aesgcm:v1:g:", b"k8s:enc:secretbox:v1:s:", b"k8s:enc:"];
         let mut stored = prefixes[prefix].to_vec();
         stored.extend_from_slice(&data);
-        for mode in [ReadMode::Apiserver, ReadMode::Checked] {
-            let _ = t.read(&stored, b"/registry/secrets/a/b", mode);
+        let key: &[u8] = b"/registry/secrets/a/b";
+        let expected = atrest::kube::ExpectedObject::from_key(key, "/registry").unwrap();
+        for mode in [ReadMode::Apiserver, ReadMode::Checked(expected)] {
+            let _ = t.read(&stored, key, mode);
         }
     }
 

@@ -660,6 +660,11 @@ fn run(args: &[&str]) -> Out {
     }
 }
 
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -702,6 +707,8 @@ fn cli_edits_keep_the_form_back_up_and_never_print_keys() {
         )]),
     )
     .unwrap();
+    // Edits keep the file's mode (and owner and group), and give them to the backup.
+    set_mode(&y, 0o640);
     let before = fs::read(&y).unwrap();
     let o = run(&[
         "rotate",
@@ -732,7 +739,7 @@ fn cli_edits_keep_the_form_back_up_and_never_print_keys() {
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let after = fs::read_to_string(&y).unwrap();
     assert!(after.starts_with("apiVersion:"), "still YAML: {after}");
-    assert_eq!(mode(&y), 0o600);
+    assert_eq!(mode(&y), 0o640);
     let baks = backups(d.path());
     assert_eq!(baks.len(), 1);
     assert_eq!(
@@ -740,7 +747,7 @@ fn cli_edits_keep_the_form_back_up_and_never_print_keys() {
         before,
         "the backup is the previous file"
     );
-    assert_eq!(mode(&baks[0]), 0o600);
+    assert_eq!(mode(&baks[0]), 0o640);
     assert!(
         baks[0].to_string_lossy().contains("enc.yaml.20"),
         "{baks:?}"
@@ -778,6 +785,7 @@ fn cli_edits_keep_the_form_back_up_and_never_print_keys() {
         r#"{"apiVersion":"apiserver.config.k8s.io/v1","kind":"EncryptionConfiguration","resources":[{"resources":["secrets"],"providers":[{"identity":{}}]}]}"#,
     )
     .unwrap();
+    set_mode(&j, 0o600);
     let o = run(&[
         "rotate",
         "prepare",
@@ -1166,11 +1174,21 @@ fn rotation_end_to_end_on_real_etcd() {
         etcd.put(k, v);
     }
     let cm_type = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
-    etcd.put(CONFIGMAP, &[b"k8s\0".to_vec(), field(1, &cm_type)].concat());
+    let cm_meta = [field(1, b"settings"), field(3, b"default")].concat();
+    etcd.put(
+        CONFIGMAP,
+        &[
+            b"k8s\0".to_vec(),
+            field(1, &cm_type),
+            field(2, &field(1, &cm_meta)),
+        ]
+        .concat(),
+    );
 
     // Encryption not enabled: the config writes identity for Secrets.
     let config = d.path().join("encryption-config.yaml");
     fs::write(&config, cfg_text(&[("secrets", ID)])).unwrap();
+    set_mode(&config, 0o600);
     fs::copy(&config, d.path().join("step0.yaml")).unwrap();
     let mut s = Steps {
         dir: d.path().to_path_buf(),

@@ -175,12 +175,12 @@ impl std::fmt::Debug for BoltFile {
 impl BoltFile {
     /// Open a bolt file read-only. No lock is taken and nothing is ever written.
     ///
-    /// The file is memory-mapped; if another process (a running etcd) rewrites
-    /// it meanwhile, reads may see damage and report errors.
+    /// The file is read into memory, not mapped: a bare bolt file is typically a
+    /// member's `db`, which a running etcd may truncate or rewrite, and a mapped
+    /// file that shrinks kills the reader with SIGBUS (see [`map_read_only`]). A
+    /// read that races a writer may see damage, which is reported as an error.
     pub fn open(path: &Path) -> Result<BoltFile, BoltError> {
-        let mmap = map_read_only(path)?;
-        let len = mmap.len();
-        BoltFile::from_backing(Backing::Mmap(mmap), len)
+        BoltFile::from_bytes(read_whole(path)?)
     }
 
     /// Open a bolt file held in memory.
@@ -364,14 +364,37 @@ pub(crate) fn map_read_only(path: &Path) -> Result<memmap2::Mmap, BoltError> {
     if len == 0 {
         return Err(BoltError::Empty);
     }
-    // SAFETY: the map is read-only and private to this process's view; all reads
-    // are bounds-checked against its length. A concurrent writer can change the
-    // bytes (not the length) under us, which at worst yields wrong data or a
-    // reported error, the accepted trade-off of mapping database files.
+    // SAFETY: the map is read-only and every read is bounds-checked against the
+    // length it had when mapped. That is all a map can promise: the kernel does
+    // not keep the file from changing under us. Bytes changed by another process
+    // show through (wrong data, or damage the reader reports as an error); and if
+    // another process *truncates* the file, touching a page past its new end
+    // raises SIGBUS, which kills this process. So only files that nothing
+    // writes are mapped: `etcdctl snapshot save` output, recognised by its sha256
+    // trailer (`crate::snapshot`). A member's `db`, which a running etcd
+    // may truncate (compaction, defrag), is read into memory ([`read_whole`]).
     unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| BoltError::Map {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Read a whole file into memory (for files that may change while we read:
+/// a copy cannot fault, where a map of a shrinking file raises SIGBUS).
+pub(crate) fn read_whole(path: &Path) -> Result<Vec<u8>, BoltError> {
+    use std::io::Read;
+    let open_err = |source| BoltError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(open_err)?;
+    let len = file.metadata().map_err(open_err)?.len();
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(open_err)?;
+    if bytes.is_empty() {
+        return Err(BoltError::Empty);
+    }
+    Ok(bytes)
 }
 
 /// Label a page for error messages when it is used where `kind` is expected.

@@ -6,12 +6,14 @@ use super::{load_config, CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, StoredObject};
 use atrest::dump::{recover, ListFormat, ListWriter};
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
+use atrest::fsutil::PrivateTree;
+use atrest::kube::ExpectedObject;
 use atrest::mvcc::LiveView;
 use atrest::transformer::Transformers;
 use clap::ValueEnum;
 use rayon::prelude::*;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -122,12 +124,14 @@ fn dump(
     list_format: ListFormat,
     gate: &mut GatedWriter<'_, std::io::StdoutLock<'static>>,
 ) -> CmdResult {
-    if let Some(dir) = &a.out_dir {
-        // Files are written one by one: wait for the snapshot's hash check first.
-        gate.open().map_err(Failure::output)?;
-        atrest::fsutil::create_private_dir(dir)
-            .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
-    }
+    let tree = match &a.out_dir {
+        Some(dir) => {
+            // Files are written one by one: wait for the snapshot's hash check first.
+            gate.open().map_err(Failure::output)?;
+            Some(PrivateTree::open(dir).map_err(Failure::usage)?)
+        }
+        None => None,
+    };
     let mut list = match a.out_dir {
         None => Some(
             ListWriter::new(
@@ -159,7 +163,8 @@ fn dump(
                     mod_revision: e.kv.mod_revision,
                 };
                 let per_file = a.out_dir.is_some();
-                let result = recover(ts, &ok.resource, &obj, a.clean)
+                let expected = ExpectedObject::from_key(e.key, &a.etcd_prefix)?;
+                let result = recover(ts, &ok.resource, &expected, &obj, a.clean)
                     .map_err(|e| e.to_string())
                     .and_then(|v| serialize(&v, list_format, per_file));
                 Some(Recovered {
@@ -179,11 +184,11 @@ fn dump(
                     {
                         partial.insert(r.resource.to_string());
                     }
-                    match (&mut list, &a.out_dir) {
+                    match (&mut list, &tree) {
                         (Some(l), _) => l.push_serialized(&bytes).map_err(Failure::output)?,
-                        (None, Some(dir)) => {
+                        (None, Some(tree)) => {
                             if let Err(msg) = write_object_file(
-                                dir,
+                                tree,
                                 &r.resource,
                                 r.namespace.as_deref(),
                                 &r.name,
@@ -233,7 +238,7 @@ fn dump(
 }
 
 fn write_object_file(
-    dir: &Path,
+    tree: &PrivateTree,
     gr: &GroupResource,
     namespace: Option<&str>,
     name: &str,
@@ -251,17 +256,13 @@ fn write_object_file(
             namespace.unwrap_or("")
         ));
     }
-    let mut path = dir.to_path_buf();
-    for p in &parts {
-        path.push(p);
-    }
-    atrest::fsutil::create_private_dir(&path).map_err(|e| e.to_string())?;
     let ext = match format {
         DumpFormat::Yaml => "yaml",
         DumpFormat::Json => "json",
     };
-    path.push(format!("{name}.{ext}"));
-    atrest::fsutil::write_private(&path, item, true).map_err(|e| e.to_string())
+    tree.write_file(&parts, &format!("{name}.{ext}"), item)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// One object as a List item, or as a whole file of its own.

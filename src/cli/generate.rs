@@ -41,7 +41,9 @@ pub struct Args {
     /// Resources to encrypt, comma-separated (e.g. secrets,configmaps or '*.*').
     #[arg(long, value_delimiter = ',', default_value = "secrets")]
     resources: Vec<String>,
-    /// Write the config to FILE (atomically, mode 0600) instead of stdout.
+    /// Write the config to FILE (atomically, mode 0600) instead of stdout. With
+    /// --force, a file replaced keeps its owner, group and mode, and a symlink is
+    /// written through to its target.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// With --output, replace an existing file.
@@ -109,8 +111,12 @@ pub fn run(a: Args) -> CmdResult {
                 Some(k) => k.keys[0].secret.fingerprint().to_string(),
                 None => String::new(),
             };
+            // A replaced file (or a symlink's target) keeps its owner and mode.
+            let mode = std::fs::metadata(path)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                .unwrap_or(0o600);
             eprintln!(
-                "wrote {} (mode 0600): {} key `{}`, fingerprint {fp}",
+                "wrote {} (mode {mode:04o}): {} key `{}`, fingerprint {fp}",
                 path.display(),
                 cfg.resources[0].providers[0].kind_name(),
                 a.key_name

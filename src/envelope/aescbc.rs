@@ -48,11 +48,21 @@ pub enum Backend {
     Vaes,
 }
 
-#[derive(Clone)]
 enum Accel {
     None,
     #[cfg(target_arch = "x86_64")]
     X86(Box<aescbc_x86::RoundKeys>),
+}
+
+impl Clone for Accel {
+    fn clone(&self) -> Self {
+        match self {
+            Accel::None => Accel::None,
+            // Copied heap to heap: no copy of the schedule on the stack.
+            #[cfg(target_arch = "x86_64")]
+            Accel::X86(rk) => Accel::X86(rk.boxed_copy()),
+        }
+    }
 }
 
 /// One aescbc key with its AES key schedules computed once.
@@ -88,7 +98,8 @@ impl AesCbc {
         #[cfg(target_arch = "x86_64")]
         let accel = match aescbc_x86::Level::detect().and_then(|l| aescbc_x86::RoundKeys::new(k, l))
         {
-            Some(rk) => Accel::X86(Box::new(rk)),
+            // Expanded in place on the heap (see `RoundKeys`).
+            Some(rk) => Accel::X86(rk),
             None => Accel::None,
         };
         #[cfg(not(target_arch = "x86_64"))]
@@ -123,7 +134,7 @@ impl AesCbc {
                     aescbc_x86::Level::AesNi
                 };
                 match &self.accel {
-                    Accel::X86(rk) => Accel::X86(Box::new(rk.with_level(level)?)),
+                    Accel::X86(rk) => Accel::X86(rk.with_level(level)?),
                     Accel::None => return None,
                 }
             }

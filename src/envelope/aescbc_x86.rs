@@ -57,7 +57,10 @@ impl Level {
 }
 
 /// Expanded AES round keys for both directions, wiped on drop. Never printed.
-#[derive(Clone)]
+///
+/// Only ever made on the heap ([`RoundKeys::new`] returns a `Box` filled in
+/// place, and there is no `Clone`): a value moved out of a stack frame would
+/// leave an unwiped copy of the schedule behind.
 pub(crate) struct RoundKeys {
     /// 10, 12 or 14.
     rounds: usize,
@@ -79,27 +82,40 @@ impl Drop for RoundKeys {
 impl RoundKeys {
     /// Expand a 16, 24 or 32-byte key for `level`. Returns `None` for another
     /// key size or when the CPU does not support `level`.
-    pub(crate) fn new(key: &[u8], level: Level) -> Option<RoundKeys> {
+    pub(crate) fn new(key: &[u8], level: Level) -> Option<Box<RoundKeys>> {
         if !matches!(key.len(), 16 | 24 | 32) || !level.supported() {
             return None;
         }
-        let mut rk = RoundKeys {
-            rounds: key.len() / 4 + 6,
-            enc: [[0; BLOCK]; MAX_ROUNDS + 1],
-            dec: [[0; BLOCK]; MAX_ROUNDS + 1],
-            level,
-        };
+        let mut rk = Self::zeroed(key.len() / 4 + 6, level);
         // SAFETY: `level.supported()` above checked that the CPU has AES-NI and SSE2.
         unsafe { expand(key, &mut rk) };
         Some(rk)
     }
 
+    /// All-zero keys on the heap, to be filled in place.
+    fn zeroed(rounds: usize, level: Level) -> Box<RoundKeys> {
+        Box::new(RoundKeys {
+            rounds,
+            enc: [[0; BLOCK]; MAX_ROUNDS + 1],
+            dec: [[0; BLOCK]; MAX_ROUNDS + 1],
+            level,
+        })
+    }
+
+    /// A copy on the heap, made in place.
+    pub(crate) fn boxed_copy(&self) -> Box<RoundKeys> {
+        let mut rk = Self::zeroed(self.rounds, self.level);
+        rk.enc.copy_from_slice(&self.enc);
+        rk.dec.copy_from_slice(&self.dec);
+        rk
+    }
+
     /// The same round keys run at another level, if the CPU supports it.
-    pub(crate) fn with_level(&self, level: Level) -> Option<RoundKeys> {
+    pub(crate) fn with_level(&self, level: Level) -> Option<Box<RoundKeys>> {
         if !level.supported() {
             return None;
         }
-        let mut rk = self.clone();
+        let mut rk = self.boxed_copy();
         rk.level = level;
         Some(rk)
     }
@@ -226,6 +242,18 @@ unsafe fn expand(key: &[u8], rk: &mut RoundKeys) {
     rk.dec[nr] = rk.enc[0];
 }
 
+/// Overwrite round keys copied into locals (registers spilled to the stack)
+/// before the frame is left; volatile so the stores are not optimised away.
+#[inline(always)]
+unsafe fn wipe_regs<T: Copy>(regs: &mut [T]) {
+    for r in regs.iter_mut() {
+        // SAFETY: `r` is a valid, aligned place; all-zero bytes are a valid
+        // value of the SIMD register types this is used with.
+        core::ptr::write_volatile(r, core::mem::zeroed());
+    }
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+}
+
 #[inline(always)]
 unsafe fn load128(p: *const u8) -> __m128i {
     _mm_loadu_si128(p.cast())
@@ -296,6 +324,8 @@ unsafe fn decrypt_vaes<const NR: usize>(
     if i < n {
         one(i, load128(cp.add((i - 1) * BLOCK)));
     }
+    wipe_regs(&mut k);
+    wipe_regs(&mut k1);
 }
 
 /// AES-NI CBC encryption of `n` blocks from `src` to `dst`, round keys in
@@ -328,6 +358,7 @@ unsafe fn encrypt_aesni<const NR: usize>(
         _mm_storeu_si128(d.cast(), x);
         prev = x;
     }
+    wipe_regs(&mut k);
     let mut out = [0u8; BLOCK];
     _mm_storeu_si128(out.as_mut_ptr().cast(), prev);
     out

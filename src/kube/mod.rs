@@ -15,6 +15,7 @@
 mod manifest;
 mod meta;
 mod secret;
+mod verify;
 pub(crate) mod wire;
 
 use serde::Deserialize;
@@ -23,6 +24,7 @@ use serde_json::{Map, Value};
 pub use manifest::{clean, list_manifest, to_yaml, CLEAN_METADATA_FIELDS, MAX_YAML_DEPTH};
 pub use meta::{format_rfc3339, ManagedFieldsEntry, ObjectMeta, OwnerReference, PROTOBUF_MAGIC};
 pub use secret::{ConfigMap, Secret};
+pub use verify::{verify_object, ExpectedObject, VerifyError};
 
 pub use crate::envelope::CBOR_MAGIC;
 

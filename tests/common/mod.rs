@@ -10,6 +10,7 @@
 
 use atrest::config::EncryptionConfiguration;
 use atrest::etcd::{ConnectOptions, Etcd, ReadAt};
+use atrest::kube::ExpectedObject;
 use atrest::transformer::{ReadMode, Transformer};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -388,9 +389,11 @@ pub fn secret_key(i: usize) -> String {
 /// A Secret as kube-apiserver stores it in JSON form (content `body`).
 pub fn secret_json(key: &str, body: &str) -> Vec<u8> {
     use base64::Engine;
-    let name = key.rsplit('/').next().unwrap_or("x");
+    let mut parts = key.rsplit('/');
+    let name = parts.next().unwrap_or("x");
+    let namespace = parts.next().unwrap_or("default");
     format!(
-        "{{\"kind\":\"Secret\",\"apiVersion\":\"v1\",\"metadata\":{{\"name\":\"{name}\"}},\"data\":{{\"v\":\"{}\"}}}}",
+        "{{\"kind\":\"Secret\",\"apiVersion\":\"v1\",\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"{namespace}\"}},\"data\":{{\"v\":\"{}\"}}}}",
         base64::engine::general_purpose::STANDARD.encode(body)
     )
     .into_bytes()
@@ -436,8 +439,9 @@ pub async fn read_secrets(
     );
     while let Some(p) = pages.next_page().await.unwrap() {
         for kv in p.kvs {
+            let expected = ExpectedObject::from_key(&kv.key, "/registry").unwrap();
             let r = t
-                .read(&kv.value, &kv.key, ReadMode::Checked)
+                .read(&kv.value, &kv.key, ReadMode::Checked(expected))
                 .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&kv.key)));
             out.insert(
                 String::from_utf8(kv.key).unwrap(),
