@@ -161,6 +161,13 @@ impl<'t> Auditor<'t> {
                 _ => (Status::Encrypted, None),
             },
             Some(ts) => {
+                // A configured name with `:` in it (`old:1`) is matched by its
+                // whole prefix, as kube-apiserver matches it, not cut at the `:`.
+                if let Some(name) = configured_key_name(ts, &ok.resource, obj.value) {
+                    if env.provider != ProviderKind::KmsV2 {
+                        key_name = Some(name.to_string());
+                    }
+                }
                 // `select` parsed this key under the prefix, so this cannot be None.
                 let expected = ExpectedObject::from_key(obj.key, &self.options.prefix)?;
                 classify_with(ts, &ok.resource, obj, &env, &expected)
@@ -178,6 +185,26 @@ impl<'t> Auditor<'t> {
             detail,
         })
     }
+}
+
+/// The longest key name configured for `gr` whose whole prefix
+/// (`k8s:enc:<provider>:v1:<name>:`) starts `value`.
+fn configured_key_name(
+    ts: &Transformers,
+    gr: &GroupResource,
+    value: &[u8],
+) -> Option<std::sync::Arc<str>> {
+    let (t, _) = ts.for_resource(gr);
+    t.keys()
+        .into_iter()
+        .filter_map(|k| {
+            let prefix = k.provider.prefix()?;
+            let name = k.key_name?;
+            let rest = value.strip_prefix(prefix)?;
+            let after = rest.strip_prefix(name.as_bytes())?;
+            after.starts_with(b":").then_some(name)
+        })
+        .max_by_key(|n| n.len())
 }
 
 fn classify_with(
@@ -347,6 +374,28 @@ mod tests {
             .unwrap()
             .write(OBJ, key)
             .unwrap()
+    }
+
+    /// A key named `old:1` is reported as `old:1`, not cut at its `:`, and a
+    /// shorter configured name that is a prefix of it does not win.
+    #[test]
+    fn key_names_with_colons_are_matched_whole() {
+        let c = cfg("      - aescbc: {keys: [{name: old, secret: AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=}, {name: 'old:1', secret: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=}]}\n");
+        let writer = cfg("      - aescbc: {keys: [{name: 'old:1', secret: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=}]}\n");
+        let key = b"/registry/secrets/ns/a";
+        let value = encrypt(&writer, key);
+        assert!(value.starts_with(b"k8s:enc:aescbc:v1:old:1:"));
+        let ts = Transformers::new(&c).unwrap();
+        let a = Auditor::new(Some(&ts), AuditOptions::default());
+        let r = a
+            .classify(&StoredObject {
+                key,
+                value: &value,
+                mod_revision: 5,
+            })
+            .unwrap();
+        assert_eq!(r.key_name.as_deref(), Some("old:1"));
+        assert_eq!(r.status, Status::Stale);
     }
 
     #[test]

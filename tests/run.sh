@@ -147,5 +147,6 @@ etcd35_test snapshot_sample regenerated_sample_matches_its_expectations deep_sca
 etcd35_test bolt regenerated_fixtures_match_the_etcd_that_wrote_them
 etcd35_test live_etcd
 etcd35_test etcd_auth
-etcd35_test rotate rotation_end_to_end_on_real_etcd retire_on_live_etcd_refuses_until_rewritten
+etcd35_test rotate rotation_end_to_end_on_real_etcd retire_on_live_etcd_refuses_until_rewritten retire_proof_cannot_be_fooled_on_real_etcd
+etcd35_test safety key_drift_is_undecryptable_and_never_rewritten malformed_plaintext_is_never_rewritten
 echo "==> all passed (etcd $("$etcd34" --version | sed -n 's/^etcd Version: //p') and $ETCD35_VERSION)"
