@@ -210,6 +210,60 @@ const BUILTIN_PATHS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The core-group (`""`) resources kube-apiserver stores in etcd
+/// (`pkg/registry/core/rest/storage_core.go`).
+pub const CORE_RESOURCES: &[&str] = &[
+    "configmaps",
+    "endpoints",
+    "events",
+    "limitranges",
+    "namespaces",
+    "nodes",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "pods",
+    "podtemplates",
+    "replicationcontrollers",
+    "resourcequotas",
+    "secrets",
+    "serviceaccounts",
+    "services",
+];
+
+/// Why a resource name given on the command line names nothing kube-apiserver
+/// stores.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceNameError {
+    /// A groupless name of a resource that lives in another API group.
+    #[error("`{given}` names the core API group, which has no such resource; kube-apiserver's resource is `{suggest}` (give it with its group, as EncryptionConfiguration does)")]
+    MissingGroup {
+        /// The name as given.
+        given: String,
+        /// `<resource>.<group>`.
+        suggest: String,
+    },
+}
+
+/// Check a resource name as an EncryptionConfiguration or `--resource` gives
+/// it: a groupless name must be a core resource, not one of another group's
+/// built-ins (`resourceclaims` is `resourceclaims.resource.k8s.io`). Names of
+/// other groups (CRDs included) are accepted as they are.
+pub fn check_resource_name(gr: &GroupResource) -> Result<(), ResourceNameError> {
+    if !gr.group.is_empty() || CORE_RESOURCES.contains(&gr.resource.as_str()) {
+        return Ok(());
+    }
+    match BUILTIN_PATHS
+        .iter()
+        .find(|(_, group, res)| !group.is_empty() && *res == gr.resource)
+    {
+        Some((_, group, res)) => Err(ResourceNameError::MissingGroup {
+            given: gr.resource.clone(),
+            suggest: format!("{res}.{group}"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A Kubernetes object's etcd key, split into its parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectKey<'a> {
@@ -296,6 +350,22 @@ mod tests {
                 o.name.to_string(),
             )
         })
+    }
+
+    #[test]
+    fn groupless_names_of_other_groups_are_refused() {
+        assert!(check_resource_name(&GroupResource::parse("secrets")).is_ok());
+        assert!(check_resource_name(&GroupResource::parse("widgets.example.com")).is_ok());
+        assert!(
+            check_resource_name(&GroupResource::parse("resourceclaims.resource.k8s.io")).is_ok()
+        );
+        let e = check_resource_name(&GroupResource::parse("resourceclaims")).unwrap_err();
+        assert!(
+            e.to_string().contains("`resourceclaims.resource.k8s.io`"),
+            "{e}"
+        );
+        let e = check_resource_name(&GroupResource::parse("deployments")).unwrap_err();
+        assert!(e.to_string().contains("`deployments.apps`"), "{e}");
     }
 
     #[test]

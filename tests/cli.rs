@@ -592,3 +592,29 @@ fn values_from_regular_files_small_and_large() {
         assert!(out.stdout == plain, "openssl disagrees at len {len}");
     }
 }
+
+/// `rewrite --resource resourceclaims` names the core group, which has no such
+/// resource: refused with the name to use, before any connection is made (it
+/// used to match nothing and report success).
+#[test]
+fn rewrite_refuses_a_groupless_name_of_another_groups_resource() {
+    let out = atrest()
+        .args([
+            "rewrite",
+            "--endpoints",
+            "127.0.0.1:1",
+            "--config",
+            "testdata/sample/encryption-config.yaml",
+            "--resource",
+            "secrets,resourceclaims",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("resourceclaims.resource.k8s.io"), "{err}");
+    assert!(
+        !err.contains("unreachable"),
+        "checked before connecting: {err}"
+    );
+}

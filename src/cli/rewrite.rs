@@ -105,7 +105,12 @@ pub fn run(a: Args) -> CmdResult {
         } else if a.resource.is_empty() {
             configured_resources(ts.config())
         } else {
-            resource_filter(&a.resource)
+            let list = resource_filter(&a.resource);
+            for gr in list.iter().flatten() {
+                atrest::etcd_key::check_resource_name(gr)
+                    .map_err(|e| Failure::usage(format!("--resource: {e}")))?;
+            }
+            list
         },
         dry_run: a.dry_run,
         batch: a.batch as usize,
