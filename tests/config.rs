@@ -735,7 +735,13 @@ fn lints_warn_without_failing() {
         "resources[2].providers[0].kms.apiVersion",
         "KMS v1 is deprecated",
     );
-    assert_eq!(warnings(&f).len(), 7, "{f:#?}");
+    assert_finding(
+        &f,
+        w,
+        "resources[1].resources[1]",
+        "kube-apiserver's resource is `resourceclaims.resource.k8s.io`",
+    );
+    assert_eq!(warnings(&f).len(), 8, "{f:#?}");
 }
 
 #[test]

@@ -400,6 +400,18 @@ fn check_kms(k: &KmsConfig, path: &str, earlier_names: &HashSet<&str>, out: &mut
 
 /// Lints for one resource item: provider order, missing identity, key names.
 fn lint_item(item: &super::model::ResourceConfig, p: &str, out: &mut Out) {
+    for (i, name) in item.resources.iter().enumerate() {
+        if name.contains('*') {
+            continue;
+        }
+        let gr = crate::etcd_key::GroupResource::parse(name);
+        if let Err(e) = crate::etcd_key::check_resource_name(&gr) {
+            out.warn(
+                format!("{}.resources[{i}]", p.trim_end_matches(".providers")),
+                format!("{e}: this rule matches nothing, and those objects are written with the rules after it"),
+            );
+        }
+    }
     if let Some(first) = item.providers.first() {
         if matches!(first, ProviderConfig::Identity) && item.providers.len() > 1 {
             out.warn(
