@@ -1,73 +1,125 @@
 #!/usr/bin/env bash
-# Snapshot audit and dump throughput and memory, on a snapshot made by a real etcd.
+# Snapshot audit and dump: throughput and peak memory, optionally against a Go
+# baseline, on a snapshot made by a real etcd.
 #
 #   bash benches/snapshot.sh [COUNT] [SIZE]      (default: 100000 Secrets of 2048 bytes)
+#   PEER=DIR bash benches/snapshot.sh            (also run the Go baseline in DIR)
 #
-# Starts a throw-away etcd on loopback, loads COUNT aescbc-encrypted Secrets (plus
-# the protobuf envelope, about SIZE bytes of data each) with examples/bulk_load.rs,
-# saves a snapshot, then times, best of 3:
-#   atrest audit --snapshot S --config C -o json > /dev/null   (every object decrypted)
+# Starts a throw-away etcd on loopback, loads COUNT aescbc-encrypted Secrets (the
+# protobuf envelope around about SIZE bytes of data each) with
+# examples/bulk_load.rs and saves a snapshot (`etcdctl snapshot save`, so it has
+# the sha256 trailer, which atrest verifies on every run below). Then it runs,
+# RUNS times (default 5), alternating so that background load hits both sides alike:
+#   atrest audit --snapshot S --config C -o json > /dev/null
 #   atrest dump  --snapshot S --config C -o json > /dev/null
-# and reports objects/s, peak RSS (which includes the memory-mapped snapshot's
-# resident pages) and peak heap (RssAnon from /proc, sampled every 10 ms).
-# Both audit and dump exit 1 on this data only if something needs action; the
-# generated Secrets are all current, so exit 0 is expected.
+# and, with PEER, the baseline's `audit`/`dump ... -workers 2`. It prints the
+# median wall time, objects/s, the largest peak RSS (which includes the mapped
+# snapshot's resident pages), the ratio baseline/atrest, and whether peak RSS
+# stays within the snapshot size + 256 MiB.
+#
+# Environment:
+#   PEER        directory of the Go baseline: `$PEER/build.sh` builds `$PEER/bin/snappeer`
+#               (or PEER_BIN: an already built baseline binary). Without either,
+#               only atrest is measured.
+#   RUNS        runs per command (default 5).
+#   SNAPSHOT    reuse this snapshot (with CONFIG, its EncryptionConfiguration)
+#               instead of loading an etcd.
+#   KEEP=1      keep the work directory (snapshot and config) and print its path.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 count="${1:-100000}"
 size="${2:-2048}"
-# shellcheck source=../testdata/lib/etcd.sh
-. "$root/testdata/lib/etcd.sh"
-ensure_etcd
+runs="${RUNS:-5}"
 
-work="$(mktemp -d)"
-trap 'stop_etcd; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+work="$(mktemp -d "${TMPDIR:-/tmp}/atrest-bench.XXXXXX")"
+cleanup() {
+    if [ -n "${ETCD_PID:-}" ]; then stop_etcd; fi
+    if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
 cd "$root"
 cargo build --quiet --release --bin atrest --example bulk_load
-atrest="$root/target/release/atrest"
-loader="$root/target/release/examples/bulk_load"
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+atrest="$target_dir/release/atrest"
+loader="$target_dir/release/examples/bulk_load"
 
-start_etcd "$work"
-# A larger backend quota so 100k x 2 KiB fits comfortably (default 2 GiB is enough).
-"$atrest" generate --output "$work/enc.yaml" >/dev/null 2>&1
-"$loader" --endpoint "$ETCD_ENDPOINT" --config "$work/enc.yaml" --count "$count" --size "$size"
-ctl snapshot save "$work/snap.db" >/dev/null 2>&1
-stop_etcd
-snap_mb=$(( $(stat -c %s "$work/snap.db") / 1048576 ))
-echo "snapshot: $count Secrets, ${snap_mb} MiB"
+peer=""
+if [ -n "${PEER_BIN:-}" ]; then
+    peer="$PEER_BIN"
+elif [ -n "${PEER:-}" ]; then
+    bash "$PEER/build.sh" --no-vet >&2
+    peer="$PEER/bin/snappeer"
+fi
+[ -z "$peer" ] || [ -x "$peer" ] || { echo "snapshot.sh: baseline $peer is not executable" >&2; exit 2; }
 
-# Peak anonymous memory (heap) of a command, sampled from /proc every 10 ms.
-peak_anon() {
-    local pid peak=0 cur
-    "$@" >/dev/null 2>&1 &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null; do
-        cur=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-        [ -n "$cur" ] && [ "$cur" -gt "$peak" ] && peak=$cur
-        sleep 0.01
-    done
-    wait "$pid" || true
-    echo $((peak / 1024))
+if [ -n "${SNAPSHOT:-}" ]; then
+    [ -n "${CONFIG:-}" ] || { echo "snapshot.sh: SNAPSHOT needs CONFIG" >&2; exit 2; }
+    snap="$SNAPSHOT"
+    cfg="$CONFIG"
+else
+    # shellcheck source=../testdata/lib/etcd.sh
+    . "$root/testdata/lib/etcd.sh"
+    ensure_etcd
+    start_etcd "$work"
+    "$atrest" generate --output "$work/enc.yaml" >/dev/null 2>&1
+    "$loader" --endpoint "$ETCD_ENDPOINT" --config "$work/enc.yaml" --count "$count" --size "$size"
+    ctl snapshot save "$work/snap.db" >/dev/null 2>&1
+    stop_etcd
+    snap="$work/snap.db"
+    cfg="$work/enc.yaml"
+fi
+snap_bytes=$(stat -c %s "$snap")
+echo "snapshot: $snap_bytes bytes ($((snap_bytes / 1048576)) MiB), $count Secrets loaded"
+# Objects the audit covers (live keys under /registry), for objects/s.
+objects=$("$atrest" audit --snapshot "$snap" --config "$cfg" -o json \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["objects"])')
+echo "objects audited: $objects"
+cat "$snap" >/dev/null # warm the page cache
+
+# run NAME CMD...: one timed run appended to $work/NAME ("seconds max_rss_kib").
+run() {
+    local name="$1" rc=0
+    shift
+    /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "snapshot.sh: $* exited $rc:" >&2
+        head -5 "$work/err" >&2
+        exit 1
+    fi
+    cat "$work/t" >>"$work/$name"
 }
 
-best_of_3() {
-    local best=999999 t
-    for _ in 1 2 3; do
-        /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>&1 || true
-        t=$(cut -d' ' -f1 "$work/time")
-        best=$(python3 -c "print(min($best, $t))")
+for _ in $(seq 1 "$runs"); do
+    for cmd in audit dump; do
+        run "atrest-$cmd" "$atrest" "$cmd" --snapshot "$snap" --config "$cfg" -o json
+        if [ -n "$peer" ]; then
+            run "peer-$cmd" "$peer" "$cmd" --snapshot "$snap" --config "$cfg" -workers 2
+        fi
     done
-    echo "$best"
-}
+done
 
-printf '\n%-34s %10s %14s %12s %14s\n' "command" "seconds" "objects/s" "peak RSS" "peak heap"
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+limit_kib=$(( snap_bytes / 1024 + 256 * 1024 ))
+printf '\n%-22s %9s %12s %13s %9s %10s\n' "command ($runs runs)" "median s" "objects/s" "max peak RSS" "RSS ok" "vs Go"
 for cmd in audit dump; do
-    secs=$(best_of_3 "$atrest" "$cmd" --snapshot "$work/snap.db" --config "$work/enc.yaml" -o json)
-    rss=$(cut -d' ' -f2 "$work/time")
-    heap=$(peak_anon "$atrest" "$cmd" --snapshot "$work/snap.db" --config "$work/enc.yaml" -o json)
-    rate=$(python3 -c "print(int($count / max($secs, 0.001)))")
-    printf '%-34s %10s %14s %9s MiB %11s MiB\n' "atrest $cmd -o json" "$secs" "$rate" "$((rss / 1024))" "$heap"
+    a=$(cut -d' ' -f1 "$work/atrest-$cmd" | median)
+    rss=$(cut -d' ' -f2 "$work/atrest-$cmd" | sort -n | tail -1)
+    ok=$([ "$rss" -le "$limit_kib" ] && echo yes || echo NO)
+    ratio="-"
+    if [ -n "$peer" ]; then
+        g=$(cut -d' ' -f1 "$work/peer-$cmd" | median)
+        ratio=$(awk -v g="$g" -v a="$a" 'BEGIN { printf "%.2fx", g / (a > 0 ? a : 0.001) }')
+    fi
+    printf '%-22s %9s %12s %9s MiB %9s %10s\n' "atrest $cmd -o json" "$a" \
+        "$(awk -v n="$objects" -v s="$a" 'BEGIN { printf "%d", n / (s > 0 ? s : 0.001) }')" \
+        "$((rss / 1024))" "$ok" "$ratio"
+    if [ -n "$peer" ]; then
+        g=$(cut -d' ' -f1 "$work/peer-$cmd" | median)
+        grss=$(cut -d' ' -f2 "$work/peer-$cmd" | sort -n | tail -1)
+        printf '%-22s %9s %12s %9s MiB\n' "baseline $cmd" "$g" \
+            "$(awk -v n="$objects" -v s="$g" 'BEGIN { printf "%d", n / (s > 0 ? s : 0.001) }')" "$((grss / 1024))"
+    fi
 done
 echo
-echo "targets: audit >= 200000 objects/s, dump >= 100000 objects/s, heap < 256 MiB"
+echo "goals: audit >= 2.5x and dump >= 3x the baseline; peak RSS <= snapshot + 256 MiB ($((limit_kib / 1024)) MiB)"

@@ -10,7 +10,7 @@
 use crate::envelope::{kms, DecryptError, Envelope, ProviderKind};
 use crate::etcd_key::{parse_object_key, GroupResource};
 use crate::kube::{verify_object, ExpectedObject};
-use crate::transformer::{AttemptError, ReadError, ReadMode, Transformers};
+use crate::transformer::{AttemptError, ReadError, ReadMode, Transformer, Transformers};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -95,6 +95,43 @@ pub struct ObjectReport {
     pub detail: Option<String>,
 }
 
+impl ObjectReport {
+    /// Whether this object is a finding: with a config, anything that needs
+    /// action; without one, only what is certain without keys, a plaintext Secret.
+    pub fn is_finding(&self, with_config: bool) -> bool {
+        if with_config {
+            self.status.needs_action()
+        } else {
+            self.status == Status::Plaintext && self.resource == "secrets"
+        }
+    }
+
+    /// Append this report as one line of JSON, byte for byte what
+    /// `serde_json::to_writer` writes for it.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::json::{write_i64, write_opt_str, write_str};
+        out.extend_from_slice(b"{\"key\":");
+        write_str(out, &self.key);
+        out.extend_from_slice(b",\"resource\":");
+        write_str(out, &self.resource);
+        out.extend_from_slice(b",\"namespace\":");
+        write_opt_str(out, self.namespace.as_deref());
+        out.extend_from_slice(b",\"name\":");
+        write_str(out, &self.name);
+        out.extend_from_slice(b",\"mod_revision\":");
+        write_i64(out, self.mod_revision);
+        out.extend_from_slice(b",\"provider\":");
+        write_str(out, self.provider);
+        out.extend_from_slice(b",\"key_name\":");
+        write_opt_str(out, self.key_name.as_deref());
+        out.extend_from_slice(b",\"status\":");
+        write_str(out, self.status.name());
+        out.extend_from_slice(b",\"detail\":");
+        write_opt_str(out, self.detail.as_deref());
+        out.push(b'}');
+    }
+}
+
 /// What to audit.
 #[derive(Clone, Debug)]
 pub struct AuditOptions {
@@ -126,6 +163,11 @@ impl<'t> Auditor<'t> {
             transformers,
             options,
         }
+    }
+
+    /// Whether objects are classified with a config (decrypted) or without.
+    pub fn has_config(&self) -> bool {
+        self.transformers.is_some()
     }
 
     /// The options.
@@ -163,14 +205,15 @@ impl<'t> Auditor<'t> {
             Some(ts) => {
                 // A configured name with `:` in it (`old:1`) is matched by its
                 // whole prefix, as kube-apiserver matches it, not cut at the `:`.
-                if let Some(name) = configured_key_name(ts, &ok.resource, obj.value) {
-                    if env.provider != ProviderKind::KmsV2 {
+                let (t, covered) = ts.for_resource(&ok.resource);
+                if env.provider != ProviderKind::KmsV2 {
+                    if let Some(name) = configured_key_name(&t, obj.value) {
                         key_name = Some(name.to_string());
                     }
                 }
                 // `select` parsed this key under the prefix, so this cannot be None.
-                let expected = ExpectedObject::from_key(obj.key, &self.options.prefix)?;
-                classify_with(ts, &ok.resource, obj, &env, &expected)
+                let expected = ExpectedObject::from_object_key(obj.key, &self.options.prefix, &ok)?;
+                classify_with(&t, covered, &ok.resource, obj, &env, &expected)
             }
         };
         Some(ObjectReport {
@@ -187,34 +230,33 @@ impl<'t> Auditor<'t> {
     }
 }
 
-/// The longest key name configured for `gr` whose whole prefix
-/// (`k8s:enc:<provider>:v1:<name>:`) starts `value`.
-fn configured_key_name(
-    ts: &Transformers,
-    gr: &GroupResource,
-    value: &[u8],
-) -> Option<std::sync::Arc<str>> {
-    let (t, _) = ts.for_resource(gr);
-    t.keys()
-        .into_iter()
-        .filter_map(|k| {
-            let prefix = k.provider.prefix()?;
-            let name = k.key_name?;
-            let rest = value.strip_prefix(prefix)?;
-            let after = rest.strip_prefix(name.as_bytes())?;
-            after.starts_with(b":").then_some(name)
-        })
-        .max_by_key(|n| n.len())
+/// The longest key name configured in `t` whose whole prefix
+/// (`k8s:enc:<provider>:v1:<name>:`) starts `value` (the last of equals).
+fn configured_key_name(t: &Transformer, value: &[u8]) -> Option<std::sync::Arc<str>> {
+    let mut found: Option<std::sync::Arc<str>> = None;
+    t.for_each_key(|k| {
+        let (Some(prefix), Some(name)) = (k.provider.prefix(), k.key_name.as_ref()) else {
+            return;
+        };
+        let matches = value
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix(name.as_bytes()))
+            .is_some_and(|after| after.starts_with(b":"));
+        if matches && found.as_ref().is_none_or(|f| name.len() >= f.len()) {
+            found = Some(std::sync::Arc::clone(name));
+        }
+    });
+    found
 }
 
 fn classify_with(
-    ts: &Transformers,
+    t: &Transformer,
+    covered: bool,
     gr: &GroupResource,
     obj: &StoredObject<'_>,
     env: &Envelope<'_>,
     expected: &ExpectedObject<'_>,
 ) -> (Status, Option<String>) {
-    let (t, covered) = ts.for_resource(gr);
     let writes_identity = t.write_key().provider == ProviderKind::Identity;
     if env.provider == ProviderKind::Identity {
         // The same test checked-mode reads apply: the whole object decodes and
@@ -339,7 +381,6 @@ impl Summary {
 mod tests {
     use super::*;
     use crate::config::EncryptionConfiguration;
-    use crate::transformer::Transformer;
 
     /// `v1 Secret ns/a` as kube-apiserver stores it (protobuf).
     const OBJ: &[u8] =
@@ -484,6 +525,21 @@ mod tests {
                 mod_revision: 1
             })
             .is_none());
+        let mut line = Vec::new();
+        r.write_json(&mut line);
+        assert_eq!(line, serde_json::to_vec(&r).unwrap());
+        let odd = ObjectReport {
+            key: "/registry/secrets/a\"b/c\\d\n".into(),
+            namespace: None,
+            key_name: Some("k:1".into()),
+            detail: Some("tab\there \u{1} é".into()),
+            mod_revision: -3,
+            status: Status::UnknownKey,
+            ..r.clone()
+        };
+        line.clear();
+        odd.write_json(&mut line);
+        assert_eq!(line, serde_json::to_vec(&odd).unwrap());
         let mut s = Summary::default();
         s.add(&r);
         assert!(!s.needs_action(false));

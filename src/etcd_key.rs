@@ -287,6 +287,12 @@ pub fn parse_object_key<'a>(key: &'a [u8], prefix: &str) -> Option<ObjectKey<'a>
     let mut resource = None;
     let mut tail = rest;
     for (path, group, res) in BUILTIN_PATHS {
+        // Cheap tests first: most keys match none of these paths.
+        if rest.as_bytes().get(path.len()) != Some(&b'/')
+            || rest.as_bytes().first() != path.as_bytes().first()
+        {
+            continue;
+        }
         if let Some(t) = rest.strip_prefix(path).and_then(|t| t.strip_prefix('/')) {
             resource = Some(GroupResource::new(group, res));
             tail = t;

@@ -17,6 +17,7 @@
 use crate::bolt::{BoltError, BoltFile, BucketIter, Entry};
 use crate::snapshot::hex;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 
 /// Bucket holding every revision (`schema.Key`).
 pub const KEY_BUCKET: &[u8] = b"key";
@@ -391,6 +392,72 @@ pub fn meta_info(file: &BoltFile) -> Result<MetaInfo, MvccError> {
     Ok(info)
 }
 
+/// Hashes etcd keys for the index of live keys: a word-at-a-time multiply-rotate
+/// hash (far cheaper than SipHash on keys of tens of bytes) with a per-process
+/// random seed, and a final mix so that every bit of the result depends on every
+/// byte. The keys come from a file, not from an attacker on the network; the seed
+/// still keeps a crafted file from choosing colliding keys in advance.
+#[derive(Clone, Copy)]
+struct KeyHashSeed(u64);
+
+impl KeyHashSeed {
+    fn new() -> Self {
+        KeyHashSeed(std::collections::hash_map::RandomState::new().hash_one(0u64))
+    }
+}
+
+impl BuildHasher for KeyHashSeed {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0)
+    }
+}
+
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // murmur3's fmix64.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
 /// The live value of one key in a [`LiveView`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveEntry<'a> {
@@ -429,7 +496,8 @@ impl<'a> LiveView<'a> {
             }
         }
         let limit = at.unwrap_or(i64::MAX);
-        let mut latest: HashMap<&'a [u8], MvccRecord<'a>> = HashMap::new();
+        let mut latest: HashMap<&'a [u8], MvccRecord<'a>, KeyHashSeed> =
+            HashMap::with_hasher(KeyHashSeed::new());
         let mut last_main = 0;
         let mut raw = records(file)?;
         while let Some(item) = raw.next_raw() {

@@ -276,6 +276,18 @@ impl Transformer {
             .any(|p| matches!(p, Provider::Identity))
     }
 
+    /// Call `f` with every provider/key of the chain, in order (without the
+    /// copies [`Transformer::keys`] makes).
+    pub fn for_each_key(&self, mut f: impl FnMut(&KeyRef)) {
+        for (i, p) in self.providers.iter().enumerate() {
+            match p {
+                Provider::Identity => f(&identity_ref(i)),
+                Provider::Keyed { keys, .. } => keys.iter().for_each(|k| f(&k.by)),
+                Provider::Kms { by, .. } => f(by),
+            }
+        }
+    }
+
     /// Every provider/key of the chain, in order.
     pub fn keys(&self) -> Vec<KeyRef> {
         let mut v = Vec::new();

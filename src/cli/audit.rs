@@ -5,16 +5,15 @@ use super::etcd::EtcdArgs;
 use super::gate::GatedWriter;
 use super::output::OutputFormat;
 use super::{load_config, CmdResult, Failure};
-use atrest::audit::{AuditOptions, Auditor, ObjectReport, StoredObject, Summary};
+use atrest::audit::{AuditOptions, Auditor, ObjectReport, Summary};
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::hygiene;
-use atrest::mvcc::LiveView;
 use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
 use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
+use atrest::source::{live, ordered_map, Record, SnapshotSource};
 use atrest::transformer::Transformers;
-use rayon::prelude::*;
 use serde_json::json;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 pub const EXAMPLES: &str = "\
@@ -78,6 +77,10 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: OutputFormat,
+    /// Worker threads that decrypt and classify (0: one per CPU). The output is
+    /// the same whatever the number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
     #[command(flatten)]
     etcd: EtcdArgs,
 }
@@ -118,9 +121,6 @@ pub fn with_verified_stdout<R>(
     })
 }
 
-/// Objects are classified in parallel, this many at a time, then written in order.
-pub const CHUNK: usize = 4096;
-
 /// Build the chains of `--config`, if given.
 pub fn transformers(config: Option<&std::path::Path>) -> Result<Option<Transformers>, Failure> {
     match config {
@@ -157,12 +157,49 @@ pub fn run(a: Args) -> CmdResult {
     }
 }
 
-/// Classify a chunk of objects in parallel, in order.
-fn classify_chunk(auditor: &Auditor<'_>, objects: &[StoredObject<'_>]) -> Vec<ObjectReport> {
-    objects
-        .par_iter()
-        .filter_map(|o| auditor.classify(o))
-        .collect()
+/// Keys a page of a live audit is split into for the workers.
+const LIVE_CHUNK: usize = 256;
+
+/// The audit of one chunk of records, made on a worker thread: its counts, its
+/// objects as JSON text (`-o json`), and the reports the other formats keep
+/// (YAML: all; table: the findings).
+struct ChunkReport {
+    summary: Summary,
+    json: Vec<u8>,
+    kept: Vec<ObjectReport>,
+}
+
+impl ChunkReport {
+    fn classify(auditor: &Auditor<'_>, format: OutputFormat, records: &[Record<'_>]) -> Self {
+        let with_config = auditor.has_config();
+        let mut out = ChunkReport {
+            summary: Summary::default(),
+            json: Vec::new(),
+            kept: Vec::new(),
+        };
+        if format == OutputFormat::Json {
+            out.json.reserve(records.len() * 256);
+        }
+        for record in records {
+            let Some(r) = auditor.classify(&record.stored()) else {
+                continue;
+            };
+            out.summary.add(&r);
+            match format {
+                OutputFormat::Json => {
+                    out.json.extend_from_slice(b",\n    ");
+                    r.write_json(&mut out.json);
+                }
+                OutputFormat::Yaml => out.kept.push(r),
+                OutputFormat::Table => {
+                    if r.is_finding(with_config) {
+                        out.kept.push(r);
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 fn run_snapshot(a: Args) -> CmdResult {
@@ -171,8 +208,6 @@ fn run_snapshot(a: Args) -> CmdResult {
         return Err(Failure::usage("--snapshot FILE is missing"));
     };
     let snap = open_snapshot(&path, a.skip_hash_check)?;
-    let view = LiveView::build(snap.bolt(), a.revision)
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
     let auditor = Auditor::new(
         ts.as_ref(),
         AuditOptions {
@@ -180,38 +215,45 @@ fn run_snapshot(a: Args) -> CmdResult {
             resources: resource_filter(&a.resource),
         },
     );
-    let history = if a.history {
-        Some(
-            hygiene::superseded_plaintext(snap.bolt(), &view.entries, &auditor, ts.as_ref())
-                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
-        )
-    } else {
-        None
-    };
-    let deep = if a.deep {
-        Some(
-            hygiene::scan_free_pages(snap.bolt(), &a.etcd_prefix)
-                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?,
-        )
-    } else {
-        None
-    };
-    let source = path.display().to_string();
+    let label = path.display().to_string();
+    let damaged = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
+    let threads = threads(a.threads);
+    // The hash is checked while the keyspace is read and audited.
     with_verified_stdout(&snap, |gate| {
-        let progress = super::progress::Progress::new(view.entries.len() as u64, "auditing");
-        let mut report = Report::begin(&mut *gate, a.output, &source, view.revision, ts.is_some())?;
-        for chunk in view.entries.chunks(CHUNK) {
-            let objects: Vec<StoredObject<'_>> = chunk
-                .iter()
-                .map(|e| StoredObject {
-                    key: e.key,
-                    value: e.kv.value,
-                    mod_revision: e.kv.mod_revision,
-                })
-                .collect();
-            report.add(classify_chunk(&auditor, &objects))?;
-            progress.inc(chunk.len() as u64);
-        }
+        let source = SnapshotSource::open(snap.bolt(), a.revision).map_err(|e| damaged(&e))?;
+        let history = if a.history {
+            Some(
+                hygiene::superseded_plaintext(
+                    snap.bolt(),
+                    &source.view().entries,
+                    &auditor,
+                    ts.as_ref(),
+                )
+                .map_err(|e| damaged(&e))?,
+            )
+        } else {
+            None
+        };
+        let deep = if a.deep {
+            Some(hygiene::scan_free_pages(snap.bolt(), &a.etcd_prefix).map_err(|e| damaged(&e))?)
+        } else {
+            None
+        };
+        let progress = super::progress::Progress::new(source.len() as u64, "auditing");
+        let mut report = Report::begin(
+            &mut *gate,
+            a.output,
+            &label,
+            source.revision(),
+            ts.is_some(),
+        )?;
+        let format = report.format;
+        source.par_map(
+            threads,
+            &|n| progress.inc(n),
+            |records| ChunkReport::classify(&auditor, format, records),
+            |chunk| report.add_chunk(chunk),
+        )?;
         progress.finish();
         let result = report.finish(history.as_deref(), deep.as_deref());
         // Nothing is released before the snapshot's hash has been verified.
@@ -219,6 +261,15 @@ fn run_snapshot(a: Args) -> CmdResult {
         gate.flush().map_err(Failure::output)?;
         result
     })
+}
+
+/// `--threads`: 0 means one per CPU.
+pub fn threads(n: usize) -> usize {
+    if n == 0 {
+        atrest::source::default_threads()
+    } else {
+        n
+    }
 }
 
 fn run_live(a: Args) -> CmdResult {
@@ -243,15 +294,39 @@ fn run_live(a: Args) -> CmdResult {
         let ranges = scan_ranges(&a.etcd_prefix, resources.as_deref());
         let mut report =
             Report::begin(std::io::stdout(), a.output, &source, revision, ts.is_some())?;
-        super::etcd::scan_pages(
+        let format = report.format;
+        let threads = threads(a.threads);
+        let total = if std::io::stderr().is_terminal() {
+            live::count(&etcd, &ranges, revision)
+                .await
+                .map_err(Failure::usage)?
+        } else {
+            0
+        };
+        let progress = super::progress::Progress::new(total, "auditing");
+        live::scan(
             &etcd,
             ranges,
             revision,
             a.page_size,
-            "auditing",
-            |objects| report.add(classify_chunk(&auditor, objects)),
+            &|n| progress.inc(n),
+            |records| {
+                // A page is split into chunks classified in parallel, in order.
+                let chunks: Vec<&[Record<'_>]> = records.chunks(LIVE_CHUNK).collect();
+                ordered_map(
+                    chunks.len(),
+                    threads,
+                    |i| ChunkReport::classify(&auditor, format, chunks[i]),
+                    |chunk| report.add_chunk(chunk),
+                )
+            },
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            live::ScanError::Etcd(e) => Failure::usage(e),
+            live::ScanError::Consumer(f) => f,
+        })?;
+        progress.finish();
         report.finish(None, None)
     })
 }
@@ -301,31 +376,22 @@ impl<W: Write> Report<W> {
         })
     }
 
-    fn add(&mut self, reports: Vec<ObjectReport>) -> CmdResult {
-        for r in reports {
-            self.summary.add(&r);
-            match self.format {
-                OutputFormat::Json => {
-                    let sep = if self.first { "\n    " } else { ",\n    " };
+    /// Append a chunk classified by [`ChunkReport::classify`].
+    fn add_chunk(&mut self, chunk: ChunkReport) -> CmdResult {
+        self.summary.merge(chunk.summary);
+        match self.format {
+            OutputFormat::Json => {
+                // Every object in the chunk's text starts with `,\n    `; the
+                // first of the document has no comma.
+                let mut text = chunk.json.as_slice();
+                if self.first && !text.is_empty() {
+                    text = &text[1..];
                     self.first = false;
-                    self.out
-                        .write_all(sep.as_bytes())
-                        .map_err(Failure::output)?;
-                    serde_json::to_writer(&mut self.out, &r)
-                        .map_err(|e| Failure::output(e.into()))?;
                 }
-                OutputFormat::Yaml => self.all_reports.push(r),
-                OutputFormat::Table => {
-                    let finding = if self.with_config {
-                        r.status.needs_action()
-                    } else {
-                        r.status == atrest::audit::Status::Plaintext && r.resource == "secrets"
-                    };
-                    if finding {
-                        self.findings.push(r);
-                    }
-                }
+                self.out.write_all(text).map_err(Failure::output)?;
             }
+            OutputFormat::Yaml => self.all_reports.extend(chunk.kept),
+            OutputFormat::Table => self.findings.extend(chunk.kept),
         }
         Ok(())
     }

@@ -1,17 +1,16 @@
 //! `atrest dump`: decrypt objects of an etcd snapshot back into manifests.
 
-use super::audit::{open_snapshot, resource_filter, with_verified_stdout, CHUNK};
+use super::audit::{open_snapshot, resource_filter, threads, with_verified_stdout};
 use super::gate::GatedWriter;
 use super::{load_config, CmdResult, Failure};
-use atrest::audit::{AuditOptions, Auditor, StoredObject};
+use atrest::audit::{AuditOptions, Auditor};
 use atrest::dump::{recover, ListFormat, ListWriter};
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::fsutil::PrivateTree;
 use atrest::kube::ExpectedObject;
-use atrest::mvcc::LiveView;
+use atrest::source::{Record, SnapshotSource};
 use atrest::transformer::Transformers;
 use clap::ValueEnum;
-use rayon::prelude::*;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -78,6 +77,10 @@ pub struct Args {
     /// Read a backup whose sha256 trailer does not match, as far as it goes.
     #[arg(long)]
     skip_hash_check: bool,
+    /// Worker threads that decrypt and decode (0: one per CPU). The output is
+    /// the same whatever the number.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
 }
 
 struct Recovered {
@@ -98,8 +101,6 @@ pub fn run(a: Args) -> CmdResult {
     let ts = Transformers::new(&loaded.config)
         .map_err(|e| Failure::usage(format!("{}: {e}", a.config.display())))?;
     let snap = open_snapshot(&a.snapshot, a.skip_hash_check)?;
-    let view = LiveView::build(snap.bolt(), a.revision)
-        .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?;
     let auditor = Auditor::new(
         None,
         AuditOptions {
@@ -111,15 +112,18 @@ pub fn run(a: Args) -> CmdResult {
         DumpFormat::Yaml => ListFormat::Yaml,
         DumpFormat::Json => ListFormat::Json,
     };
+    // The hash is checked while the keyspace is read and recovered.
     with_verified_stdout(&snap, |gate| {
-        dump(&a, &ts, &view, &auditor, list_format, gate)
+        let source = SnapshotSource::open(snap.bolt(), a.revision)
+            .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?;
+        dump(&a, &ts, &source, &auditor, list_format, gate)
     })
 }
 
 fn dump(
     a: &Args,
     ts: &Transformers,
-    view: &LiveView<'_>,
+    source: &SnapshotSource<'_>,
     auditor: &Auditor<'_>,
     list_format: ListFormat,
     gate: &mut GatedWriter<'_, std::io::StdoutLock<'static>>,
@@ -142,40 +146,16 @@ fn dump(
         ),
         Some(_) => None,
     };
-    let progress = super::progress::Progress::new(view.entries.len() as u64, "recovering");
+    let progress = super::progress::Progress::new(source.len() as u64, "recovering");
     let (mut recovered, mut failed, mut partial) =
         (0usize, 0usize, std::collections::BTreeSet::new());
-    for chunk in view.entries.chunks(CHUNK) {
-        let results: Vec<Recovered> = chunk
-            .par_iter()
-            .filter_map(|e| {
-                let ok = auditor.select(e.key)?;
-                if a.namespace
-                    .as_deref()
-                    .is_some_and(|ns| ok.namespace != Some(ns))
-                    || a.name.as_deref().is_some_and(|n| ok.name != n)
-                {
-                    return None;
-                }
-                let obj = StoredObject {
-                    key: e.key,
-                    value: e.kv.value,
-                    mod_revision: e.kv.mod_revision,
-                };
-                let per_file = a.out_dir.is_some();
-                let expected = ExpectedObject::from_key(e.key, &a.etcd_prefix)?;
-                let result = recover(ts, &ok.resource, &expected, &obj, a.clean)
-                    .map_err(|e| e.to_string())
-                    .and_then(|v| serialize(&v, list_format, per_file));
-                Some(Recovered {
-                    key: String::from_utf8_lossy(e.key).into_owned(),
-                    resource: ok.resource,
-                    namespace: ok.namespace.map(str::to_string),
-                    name: ok.name.to_string(),
-                    result,
-                })
-            })
-            .collect();
+    let work = |records: &[Record<'_>]| -> Vec<Recovered> {
+        records
+            .iter()
+            .filter_map(|rec| recover_one(a, ts, auditor, list_format, rec))
+            .collect()
+    };
+    source.par_map(threads(a.threads), &|n| progress.inc(n), work, |results| {
         for r in results {
             match r.result {
                 Ok(bytes) => {
@@ -210,8 +190,8 @@ fn dump(
                 }
             }
         }
-        progress.inc(chunk.len() as u64);
-    }
+        Ok::<(), Failure>(())
+    })?;
     progress.finish();
     if let Some(l) = list.take() {
         let mut out = l.finish().map_err(Failure::output)?;
@@ -235,6 +215,37 @@ fn dump(
         )));
     }
     Ok(())
+}
+
+/// Select, decrypt, decode and serialise one record (on a worker thread);
+/// `None` when the filters leave it out.
+fn recover_one(
+    a: &Args,
+    ts: &Transformers,
+    auditor: &Auditor<'_>,
+    list_format: ListFormat,
+    rec: &Record<'_>,
+) -> Option<Recovered> {
+    let ok = auditor.select(rec.key)?;
+    if a.namespace
+        .as_deref()
+        .is_some_and(|ns| ok.namespace != Some(ns))
+        || a.name.as_deref().is_some_and(|n| ok.name != n)
+    {
+        return None;
+    }
+    let per_file = a.out_dir.is_some();
+    let expected = ExpectedObject::from_object_key(rec.key, &a.etcd_prefix, &ok)?;
+    let result = recover(ts, &ok.resource, &expected, &rec.stored(), a.clean)
+        .map_err(|e| e.to_string())
+        .and_then(|v| serialize(&v, list_format, per_file));
+    Some(Recovered {
+        key: String::from_utf8_lossy(rec.key).into_owned(),
+        resource: ok.resource,
+        namespace: ok.namespace.map(str::to_string),
+        name: ok.name.to_string(),
+        result,
+    })
 }
 
 fn write_object_file(

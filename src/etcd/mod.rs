@@ -320,8 +320,12 @@ pub struct KeyValue {
     pub key: Vec<u8>,
     /// The stored value.
     pub value: Vec<u8>,
+    /// Revision of the key's creation (since its last delete).
+    pub create_revision: i64,
     /// Revision of the last write of the key.
     pub mod_revision: i64,
+    /// Writes since the key's creation.
+    pub version: i64,
     /// Lease the key is attached to (0: none).
     pub lease: i64,
 }
@@ -343,7 +347,9 @@ impl From<proto::KeyValue> for KeyValue {
         KeyValue {
             key: kv.key,
             value: kv.value,
+            create_revision: kv.create_revision,
             mod_revision: kv.mod_revision,
+            version: kv.version,
             lease: kv.lease,
         }
     }
@@ -1255,7 +1261,9 @@ mod tests {
         let kv = KeyValue {
             key: b"/registry/secrets/a/b".to_vec(),
             value: b"topsecret".to_vec(),
+            create_revision: 1,
             mod_revision: 1,
+            version: 1,
             lease: 0,
         };
         assert!(!format!("{kv:?}").contains("topsecret"));

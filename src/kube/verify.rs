@@ -48,6 +48,25 @@ impl<'a> ExpectedObject<'a> {
         })
     }
 
+    /// The expectation for an etcd key already split by
+    /// [`parse_object_key`] (`ok`) under `prefix`: the same as
+    /// [`ExpectedObject::from_key`] without splitting it again.
+    pub fn from_object_key(
+        etcd_key: &'a [u8],
+        prefix: &str,
+        ok: &crate::etcd_key::ObjectKey<'a>,
+    ) -> Option<Self> {
+        let key = std::str::from_utf8(etcd_key).ok()?;
+        let path = key
+            .strip_prefix(prefix.trim_end_matches('/'))?
+            .strip_prefix('/')?;
+        Some(ExpectedObject {
+            path,
+            namespace: ok.namespace,
+            name: ok.name,
+        })
+    }
+
     fn describe(&self) -> String {
         match self.namespace {
             Some(ns) => format!("namespace `{ns}`, name `{}`", self.name),

@@ -1,0 +1,87 @@
+//! JSON written straight into byte buffers, exactly as `serde_json` writes it
+//! (RFC 8259 strings: `"` and `\` escaped, control characters as `\b \f \n \r \t`
+//! or `\u00XX`, everything else, `/` and non-ASCII included, as is), so that
+//! reports built on worker threads need no intermediate value trees.
+
+/// Append `s` as a JSON string.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Append `s` as a JSON string, or `null`.
+pub fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Append an integer.
+pub fn write_i64(out: &mut Vec<u8>, n: i64) {
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{n}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut cases: Vec<String> = [
+            "",
+            "plain",
+            "/registry/secrets/ns/a",
+            "quote \" back \\ slash /",
+            "tab\tnl\ncr\rbs\u{8}ff\u{c}",
+            "nul\u{0} us\u{1f} del\u{7f}",
+            "non-ascii é ✓ \u{2028} \u{feff} 😀",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        cases.push((0u8..=0x7f).map(char::from).collect());
+        for s in cases {
+            let mut ours = Vec::new();
+            write_str(&mut ours, &s);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&s).unwrap(),
+                "{s:?}"
+            );
+        }
+        for n in [0, 1, -1, i64::MAX, i64::MIN] {
+            let mut ours = Vec::new();
+            write_i64(&mut ours, n);
+            assert_eq!(ours, serde_json::to_vec(&n).unwrap());
+        }
+    }
+}

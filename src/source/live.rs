@@ -1,0 +1,55 @@
+//! The live half of the source layer: key ranges of a running etcd, all read at
+//! one revision, in pages of `page_size` keys (etcd `RangeRequest` with
+//! `revision`, `limit`; `api/etcdserverpb/rpc.proto`), the next page fetched
+//! while the current one is handed over.
+
+use super::Record;
+use crate::etcd::{Etcd, EtcdError, ReadAt};
+
+/// Pages fetched ahead of the one being handed over.
+const PAGES_AHEAD: usize = 2;
+
+/// What went wrong scanning a live etcd: the read, or the consumer.
+#[derive(Debug)]
+pub enum ScanError<E> {
+    /// etcd could not be read.
+    Etcd(EtcdError),
+    /// The consumer of a page stopped the scan.
+    Consumer(E),
+}
+
+/// How many keys `ranges` hold at `revision` (for progress totals).
+pub async fn count(
+    etcd: &Etcd,
+    ranges: &[(Vec<u8>, Vec<u8>)],
+    revision: i64,
+) -> Result<u64, EtcdError> {
+    let mut total = 0;
+    for (start, end) in ranges {
+        total += etcd.count(start, end, revision).await?;
+    }
+    Ok(total)
+}
+
+/// Hand every key of `ranges` at `revision` to `on_chunk`, a page at a time,
+/// in key order within each range and ranges in the order given; `progress`
+/// is told how many records each page held.
+pub async fn scan<E>(
+    etcd: &Etcd,
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    revision: i64,
+    page_size: usize,
+    progress: super::Progress<'_>,
+    mut on_chunk: impl FnMut(&[Record<'_>]) -> Result<(), E>,
+) -> Result<(), ScanError<E>> {
+    for (start, end) in ranges {
+        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, PAGES_AHEAD);
+        while let Some(page) = pages.recv().await {
+            let page = page.map_err(ScanError::Etcd)?;
+            let records: Vec<Record<'_>> = page.kvs.iter().map(Record::from_etcd).collect();
+            on_chunk(&records).map_err(ScanError::Consumer)?;
+            progress(records.len() as u64);
+        }
+    }
+    Ok(())
+}

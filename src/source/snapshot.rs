@@ -1,0 +1,105 @@
+//! The snapshot half of the source layer: the live keys of an etcd bolt file at
+//! one revision (the latest, or one given), in key order ([`crate::mvcc::LiveView`]),
+//! handed over in chunks.
+
+use super::{ordered_map, Progress, Record};
+use crate::bolt::BoltFile;
+use crate::mvcc::{LiveEntry, LiveView, MvccError};
+
+/// Most records per chunk: large enough that handing a chunk to a worker costs
+/// nothing next to its work, small enough that the few chunks per thread in
+/// flight stay a few MiB.
+pub const CHUNK: usize = 1024;
+
+/// Records per chunk for `threads` workers: [`CHUNK`], or less on small
+/// keyspaces so that every worker gets several chunks.
+fn chunk_size(len: usize, threads: usize) -> usize {
+    (len / threads.max(1).saturating_mul(16)).clamp(1, CHUNK)
+}
+
+/// The keyspace of a snapshot at one revision.
+#[derive(Clone, Debug)]
+pub struct SnapshotSource<'f> {
+    view: LiveView<'f>,
+}
+
+impl<'f> SnapshotSource<'f> {
+    /// The live keys of `file` at revision `at` (`None`: the latest).
+    pub fn open(file: &'f BoltFile, at: Option<i64>) -> Result<Self, MvccError> {
+        Ok(SnapshotSource {
+            view: LiveView::build(file, at)?,
+        })
+    }
+
+    /// The revision read.
+    pub fn revision(&self) -> i64 {
+        self.view.revision
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.view.entries.len()
+    }
+
+    /// True when no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.view.entries.is_empty()
+    }
+
+    /// The view underneath (for history scans that compare revisions).
+    pub fn view(&self) -> &LiveView<'f> {
+        &self.view
+    }
+
+    /// Chunk `i` of `size` records.
+    fn chunk(&self, i: usize, size: usize) -> Vec<Record<'f>> {
+        let entries = &self.view.entries;
+        let start = i.saturating_mul(size).min(entries.len());
+        let end = start.saturating_add(size).min(entries.len());
+        entries[start..end]
+            .iter()
+            .map(|e: &LiveEntry<'f>| Record::from_kv(&e.kv))
+            .collect()
+    }
+
+    /// Hand every record to `on_chunk`, in key order, a chunk at a time.
+    pub fn scan<E>(
+        &self,
+        progress: Progress<'_>,
+        mut on_chunk: impl FnMut(&[Record<'f>]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for i in 0..self.len().div_ceil(CHUNK) {
+            let records = self.chunk(i, CHUNK);
+            on_chunk(&records)?;
+            progress(records.len() as u64);
+        }
+        Ok(())
+    }
+
+    /// Run `work` on every chunk on `threads` threads and hand the results to
+    /// `emit` in key order (see [`ordered_map`]). `progress` counts records as
+    /// their chunk's result is emitted.
+    pub fn par_map<T: Send, E>(
+        &self,
+        threads: usize,
+        progress: Progress<'_>,
+        work: impl Fn(&[Record<'f>]) -> T + Sync,
+        mut emit: impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let total = self.view.entries.len();
+        let size = chunk_size(total, threads);
+        let mut done = 0usize;
+        ordered_map(
+            total.div_ceil(size),
+            threads,
+            |i| work(&self.chunk(i, size)),
+            |t| {
+                emit(t)?;
+                let n = size.min(total - done);
+                done += n;
+                progress(n as u64);
+                Ok(())
+            },
+        )
+    }
+}
