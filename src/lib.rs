@@ -17,6 +17,7 @@ pub mod etcd_key;
 pub mod fsutil;
 mod grpc;
 pub mod hygiene;
+pub mod info;
 pub mod key;
 pub mod kube;
 pub mod mvcc;
