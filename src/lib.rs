@@ -5,7 +5,7 @@
 //! [`transformer`] classify and decrypt them with the keys of an
 //! [`config::EncryptionConfiguration`]; [`kube`] decodes the objects; [`audit`]
 //! reports, [`dump`] recovers them and
-//! [`rewrite`] re-encrypts them in place.
+//! [`rewrite`] re-encrypts them in place; [`info`] says what a snapshot holds.
 
 pub mod audit;
 pub mod bolt;
