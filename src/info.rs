@@ -138,15 +138,20 @@ pub struct InfoOptions<'a> {
 /// Why a file's info cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InfoError {
-    #[error("{path}: {source}. The file is not a readable etcd db; try another backup")]
+    #[error("{path}: {source}. The file is not a readable etcd db; try another backup.")]
     Mvcc {
         path: PathBuf,
         #[source]
         source: MvccError,
     },
+    #[error("{source} Its sha256 trailer does not match the contents either.")]
+    DamagedBackup {
+        #[source]
+        source: Box<InfoError>,
+    },
     #[error(
         "{path}: `{bucket}` bucket entry {key} is not what etcd writes there: {reason}. \
-         The file is damaged or not an etcd db; try another backup"
+         The file is damaged or not an etcd db; try another backup."
     )]
     BadEntry {
         path: PathBuf,
@@ -170,7 +175,16 @@ pub fn snapshot_info(snap: &Snapshot, options: InfoOptions<'_>) -> Result<Snapsh
         };
         (hash, info)
     });
-    let mut info = info?;
+    let hash_mismatch = matches!(hash, Err(SnapshotError::HashMismatch { .. }));
+    let mut info = match info {
+        Ok(info) => info,
+        Err(source) if hash_mismatch => {
+            return Err(InfoError::DamagedBackup {
+                source: Box::new(source),
+            })
+        }
+        Err(e) => return Err(e),
+    };
     info.hash = HashInfo {
         present: snap.has_hash_trailer(),
         ok: match hash {
@@ -359,24 +373,28 @@ fn member_id_from_key(key: &[u8]) -> Option<u64> {
 fn members(snap: &Snapshot) -> Result<Vec<MemberInfo>, InfoError> {
     let mut out = Vec::new();
     for (key, value) in bucket_values(snap, MEMBERS_BUCKET)? {
-        let bad = |reason: String| bad_entry(snap, MEMBERS_BUCKET, key, reason);
-        let key_id = member_id_from_key(key)
-            .ok_or_else(|| bad("the key is not a member id in hex".to_owned()))?;
-        let stored: StoredMember = serde_json::from_slice(value)
-            .map_err(|e| bad(format!("the value is not a member as JSON ({e})")))?;
-        // etcd reads the id from the value when it has one (`json.Unmarshal` over
-        // a Member whose ID came from the key).
-        let id = stored.id.unwrap_or(key_id);
-        out.push(MemberInfo {
-            id: format!("{id:x}"),
-            name: stored.name,
-            peer_urls: stored.peer_urls,
-            client_urls: stored.client_urls,
-            is_learner: stored.is_learner,
-        });
+        out.push(parse_member(key, value).map_err(|r| bad_entry(snap, MEMBERS_BUCKET, key, r))?);
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// One `members` entry, or why it is not one.
+fn parse_member(key: &[u8], value: &[u8]) -> Result<MemberInfo, String> {
+    let key_id =
+        member_id_from_key(key).ok_or_else(|| "the key is not a member id in hex".to_owned())?;
+    let stored: StoredMember = serde_json::from_slice(value)
+        .map_err(|e| format!("the value is not a member as JSON ({e})"))?;
+    // etcd reads the id from the value when it has one (`json.Unmarshal` over a
+    // Member whose ID came from the key).
+    let id = stored.id.unwrap_or(key_id);
+    Ok(MemberInfo {
+        id: format!("{id:x}"),
+        name: stored.name,
+        peer_urls: stored.peer_urls,
+        client_urls: stored.client_urls,
+        is_learner: stored.is_learner,
+    })
 }
 
 fn removed_members(snap: &Snapshot) -> Result<Vec<String>, InfoError> {
@@ -470,6 +488,42 @@ mod tests {
         assert_eq!(parse_version("3.6.0+build"), Some((3, 6)));
         for bad in ["", "3", "3.6", "3.6.0.1", "v3.6.0", "3.x.0", "3..0"] {
             assert_eq!(parse_version(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn members_parse_as_etcd_stores_them() {
+        // As etcd 3.4 wrote the member of testdata/bolt.
+        let m = parse_member(
+            b"effd465ea90d1a43",
+            br#"{"id":17293055516549651011,"peerURLs":["http://127.0.0.1:23217"],"name":"fixture","clientURLs":["http://127.0.0.1:23216"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            MemberInfo {
+                id: "effd465ea90d1a43".into(),
+                name: "fixture".into(),
+                peer_urls: vec!["http://127.0.0.1:23217".into()],
+                client_urls: vec!["http://127.0.0.1:23216".into()],
+                is_learner: false,
+            }
+        );
+        // A learner that has not published its name and client URLs yet.
+        let m = parse_member(b"a", br#"{"peerURLs":["http://p"],"isLearner":true}"#).unwrap();
+        assert_eq!(
+            (m.id.as_str(), m.name.as_str(), m.is_learner),
+            ("a", "", true)
+        );
+        assert!(m.client_urls.is_empty());
+        for (key, value, says) in [
+            (&b"zz"[..], &br#"{}"#[..], "not a member id"),
+            (b"a", b"not json", "not a member as JSON"),
+            (b"a", br#"{"id":"a"}"#, "not a member as JSON"),
+            (b"a", br#"{"peerURLs":"http://p"}"#, "not a member as JSON"),
+        ] {
+            let err = parse_member(key, value).unwrap_err();
+            assert!(err.contains(says), "{err}");
         }
     }
 

@@ -286,6 +286,23 @@ fn files_that_are_not_etcd_dbs_are_exit_2_naming_the_file() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(out.is_empty(), "{name}: nothing on stdout: {out}");
     }
+    // A damaged tree under a trailer that no longer matches: both are said.
+    let root = atrest::bolt::BoltFile::from_bytes(bytes[..bytes.len() - 32].to_vec())
+        .unwrap()
+        .meta()
+        .root as usize;
+    let mut damaged = bytes.clone();
+    damaged[root * 4096..root * 4096 + 8].fill(0xff);
+    let p = d.path().join("damaged.db");
+    fs::write(&p, &damaged).unwrap();
+    let (code, out, err) = atrest(&args(&["info", "--snapshot", p.to_str().unwrap()]));
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(
+        err.contains("damaged.db") && err.contains(&format!("page {root}")),
+        "{err}"
+    );
+    assert!(err.contains("sha256 trailer does not match"), "{err}");
+
     let (code, _, err) = atrest(&args(&["info", "--snapshot", "/nonexistent/snap.db"]));
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/snap.db"), "{err}");
