@@ -5,7 +5,7 @@
 //! [`transformer`] classify and decrypt them with the keys of an
 //! [`config::EncryptionConfiguration`]; [`kube`] decodes the objects; [`audit`]
 //! reports, [`dump`] recovers them and
-//! [`rewrite`] re-encrypts them in place.
+//! [`rewrite`] re-encrypts them in place; [`info`] says what a snapshot holds.
 
 pub mod audit;
 pub mod bolt;
@@ -17,6 +17,7 @@ pub mod etcd_key;
 pub mod fsutil;
 mod grpc;
 pub mod hygiene;
+pub mod info;
 pub mod key;
 pub mod kube;
 pub mod mvcc;

@@ -11,6 +11,7 @@ const SUBCOMMANDS: &[&str] = &[
     "encrypt",
     "decrypt",
     "audit",
+    "info",
     "dump",
     "rotate",
     "rewrite",

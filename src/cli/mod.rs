@@ -8,6 +8,7 @@ mod dump;
 mod etcd;
 mod gate;
 mod generate;
+mod info;
 mod output;
 mod progress;
 mod rewrite;
@@ -56,6 +57,9 @@ enum Command {
     /// Classify every object of an etcd snapshot or live etcd: plaintext, provider, key, readable or not.
     #[command(after_help = audit::EXAMPLES)]
     Audit(audit::Args),
+    /// What an etcd snapshot holds: storage version, revisions, members, leases, objects, pages, hash.
+    #[command(after_help = info::EXAMPLES)]
+    Info(info::Args),
     /// Decrypt objects from an etcd snapshot back into Kubernetes manifests (break-glass).
     #[command(after_help = dump::EXAMPLES)]
     Dump(dump::Args),
@@ -135,6 +139,7 @@ pub fn run() -> ExitCode {
         Command::Encrypt(a) => crypt::encrypt(a),
         Command::Decrypt(a) => crypt::decrypt(a),
         Command::Audit(a) => audit::run(a),
+        Command::Info(a) => info::run(a),
         Command::Dump(a) => dump::run(a),
         Command::Rotate(a) => rotate::run(a),
         Command::Rewrite(a) => rewrite::run(a),
