@@ -5,8 +5,10 @@
 //! [`transformer`] classify and decrypt them with the keys of an
 //! [`config::EncryptionConfiguration`]; [`kube`] decodes the objects; [`audit`]
 //! reports, [`dump`] recovers them and
-//! [`rewrite`] re-encrypts them in place.
+//! [`rewrite`] re-encrypts them in place. Keys that [`rotation`] retires go to a
+//! [`archive`]; [`keyring`] reads old backups with them.
 
+pub mod archive;
 pub mod audit;
 pub mod bolt;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod fsutil;
 mod grpc;
 pub mod hygiene;
 pub mod key;
+pub mod keyring;
 pub mod kube;
 pub mod mvcc;
 pub mod rewrite;
