@@ -9,6 +9,7 @@
 
 use crate::envelope::{kms, looks_like_object, DecryptError, Envelope, ProviderKind};
 use crate::etcd_key::{parse_object_key, GroupResource};
+use crate::keyring::ExtraKeys;
 use crate::transformer::{AttemptError, ReadError, ReadMode, Transformers};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -92,6 +93,10 @@ pub struct ObjectReport {
     pub status: Status,
     /// Why, for anything that needs action (null otherwise).
     pub detail: Option<String>,
+    /// The config or archive file whose key read the object when the primary
+    /// config could not (absent otherwise; see [`Auditor::with_extra_keys`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_with: Option<String>,
 }
 
 /// What to audit.
@@ -115,6 +120,7 @@ impl Default for AuditOptions {
 /// Classifies objects; share it across threads.
 pub struct Auditor<'t> {
     transformers: Option<&'t Transformers>,
+    extra: Option<&'t ExtraKeys>,
     options: AuditOptions,
 }
 
@@ -123,8 +129,17 @@ impl<'t> Auditor<'t> {
     pub fn new(transformers: Option<&'t Transformers>, options: AuditOptions) -> Self {
         Auditor {
             transformers,
+            extra: None,
             options,
         }
+    }
+
+    /// Also try `extra` keys (further configs, key archives) on objects the config
+    /// cannot read. Such an object is `stale`, never `current`, and its report names
+    /// the key and the file in `detail` and `read_with`.
+    pub fn with_extra_keys(mut self, extra: &'t ExtraKeys) -> Self {
+        self.extra = (!extra.is_empty()).then_some(extra);
+        self
     }
 
     /// The options.
@@ -154,13 +169,25 @@ impl<'t> Auditor<'t> {
                 key_name = Some(format!("{}/{id}", key_name.unwrap_or_default()));
             }
         }
-        let (status, detail) = match self.transformers {
+        let (mut status, mut detail) = match self.transformers {
             None => match env.provider {
                 ProviderKind::Identity => (Status::Plaintext, None),
                 _ => (Status::Encrypted, None),
             },
             Some(ts) => classify_with(ts, &ok.resource, obj, &env),
         };
+        let mut read_with = None;
+        if matches!(status, Status::UnknownKey | Status::Undecryptable) {
+            if let Some(r) = self.extra.and_then(|x| x.read(obj.value, obj.key)) {
+                status = Status::Stale;
+                detail = Some(format!(
+                    "read only with {}: the config cannot read it ({}); to restore it into the cluster, add that key back to the config as a further key after the writer, restart kube-apiserver and rewrite it",
+                    r.key,
+                    detail.unwrap_or_default()
+                ));
+                read_with = Some(r.key.file.display().to_string());
+            }
+        }
         Some(ObjectReport {
             key: String::from_utf8_lossy(obj.key).into_owned(),
             resource: ok.resource.to_string(),
@@ -171,6 +198,7 @@ impl<'t> Auditor<'t> {
             key_name,
             status,
             detail,
+            read_with,
         })
     }
 }

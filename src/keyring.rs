@@ -72,19 +72,10 @@ pub struct ExtraRead<'k> {
 }
 
 /// Keys from further configs and archives, in the order given (configs first).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ExtraKeys {
     keys: Vec<ExtraKey>,
     chain: Option<Transformer>,
-}
-
-impl Default for ExtraKeys {
-    fn default() -> Self {
-        ExtraKeys {
-            keys: Vec::new(),
-            chain: None,
-        }
-    }
 }
 
 /// A key file could not be turned into keys.
@@ -104,6 +95,25 @@ impl ExtraKeys {
     pub fn new(
         configs: &[(&Path, &EncryptionConfiguration)],
         archives: &[LoadedArchive],
+    ) -> Result<ExtraKeys, ExtraKeyError> {
+        Self::build(configs, archives, true)
+    }
+
+    /// Every key of `configs` and `archives`, also those that repeat a key of
+    /// another file (for listings; no chain is built).
+    pub fn catalog(
+        configs: &[(&Path, &EncryptionConfiguration)],
+        archives: &[LoadedArchive],
+    ) -> Vec<ExtraKey> {
+        Self::build(configs, archives, false)
+            .map(|k| k.keys)
+            .unwrap_or_default()
+    }
+
+    fn build(
+        configs: &[(&Path, &EncryptionConfiguration)],
+        archives: &[LoadedArchive],
+        dedup: bool,
     ) -> Result<ExtraKeys, ExtraKeyError> {
         let mut keys: Vec<ExtraKey> = Vec::new();
         let mut providers = Vec::new();
@@ -177,6 +187,9 @@ impl ExtraKeys {
                 );
             }
         }
+        if !dedup {
+            return Ok(ExtraKeys { keys, chain: None });
+        }
         // One provider per key, so the provider index of a read names the key.
         let mut chain_providers = Vec::with_capacity(providers.len());
         for (p, file) in providers {
@@ -229,6 +242,95 @@ impl ExtraKeys {
         };
         Some(ExtraRead { plaintext, key })
     }
+}
+
+/// What the objects of a backup need, for one provider and key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyNeed {
+    /// `aescbc`, `aesgcm`, `secretbox`, `kms`, `kms-v2`, `identity` or `unknown`.
+    pub provider: &'static str,
+    /// The key (KMS: plugin) name in the values' prefix; `None` for identity.
+    pub name: Option<String>,
+    /// Objects stored under it.
+    pub objects: u64,
+    /// Of those, objects a key at hand read.
+    pub read: u64,
+    /// The files whose keys read them, in the order first used.
+    pub files: Vec<PathBuf>,
+    /// The first objects no key at hand read.
+    pub unread_examples: Vec<String>,
+}
+
+impl KeyNeed {
+    /// `covered`, `missing` (no key of this name at hand), `unreadable` (a key of
+    /// this name is at hand but does not read every object), `plaintext`, or
+    /// `not-checked` (KMS: needs the plugin).
+    pub fn state(&self, at_hand: &ExtraKeys) -> &'static str {
+        match self.provider {
+            "identity" => "plaintext",
+            "kms" | "kms-v2" => "not-checked",
+            _ if self.read == self.objects => "covered",
+            p => match &self.name {
+                Some(n) if at_hand.has(p, n) => "unreadable",
+                _ => "missing",
+            },
+        }
+    }
+
+    /// Whether restoring the backup would lose these objects.
+    pub fn is_missing(&self, at_hand: &ExtraKeys) -> bool {
+        matches!(self.state(at_hand), "missing" | "unreadable")
+    }
+}
+
+/// Which keys `objects` (etcd key, stored value) need, and whether `at_hand` reads
+/// them: one [`KeyNeed`] per provider and key name, in order of first appearance.
+pub fn needs<'a>(
+    at_hand: &ExtraKeys,
+    objects: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Vec<KeyNeed> {
+    use crate::envelope::Envelope;
+    let mut out: Vec<KeyNeed> = Vec::new();
+    for (key, value) in objects {
+        let env = Envelope::parse(value);
+        let provider = env.provider.name();
+        let name = env.key_name_str();
+        let idx = match out
+            .iter()
+            .position(|n| n.provider == provider && n.name == name)
+        {
+            Some(i) => i,
+            None => {
+                out.push(KeyNeed {
+                    provider,
+                    name: name.clone(),
+                    ..KeyNeed::default()
+                });
+                out.len() - 1
+            }
+        };
+        let need = &mut out[idx];
+        need.objects += 1;
+        let keyed = matches!(provider, "aescbc" | "aesgcm" | "secretbox");
+        if !keyed {
+            continue;
+        }
+        match at_hand.read(value, key) {
+            Some(r) => {
+                need.read += 1;
+                if !need.files.contains(&r.key.file) {
+                    need.files.push(r.key.file.clone());
+                }
+            }
+            None => {
+                if need.unread_examples.len() < crate::rotation::MAX_EXAMPLES {
+                    need.unread_examples
+                        .push(String::from_utf8_lossy(key).into_owned());
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
