@@ -6,7 +6,10 @@
 //! [`config::EncryptionConfiguration`]; [`kube`] decodes the objects; [`audit`]
 //! reports, [`dump`] recovers them and
 //! [`rewrite`] re-encrypts them in place; [`info`] says what a snapshot holds.
+//! Keys that [`rotation`] retires go to an [`archive`]; [`keyring`] reads old
+//! backups with them.
 
+pub mod archive;
 pub mod audit;
 pub mod bolt;
 pub mod config;
@@ -19,6 +22,7 @@ mod grpc;
 pub mod hygiene;
 pub mod info;
 pub mod key;
+pub mod keyring;
 pub mod kube;
 pub mod mvcc;
 pub mod rewrite;

@@ -1252,7 +1252,10 @@ impl KeyUsage {
         if ex.len() < MAX_EXAMPLES {
             ex.push(r.key.clone());
         }
+        // An object only an extra key (archive, older config) reads is stale in an
+        // audit, but kube-apiserver with this config cannot read it.
         let risk = matches!(r.status, Status::UnknownKey | Status::Undecryptable)
+            || r.read_with.is_some()
             || (r.status == Status::Plaintext && !reads_plaintext);
         if risk {
             self.at_risk_total += 1;

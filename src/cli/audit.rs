@@ -55,8 +55,14 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
     page_size: usize,
     /// EncryptionConfiguration: decrypt every object and say whether it is current.
+    /// Repeat it to also read with the keys of older configs (tried after the first's,
+    /// read only: objects they read are `stale`, with `read_with` naming the file).
     #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    config: Vec<PathBuf>,
+    /// Key archive (`rotate retire --archive`) whose keys are tried after the
+    /// configs', read only (repeatable).
+    #[arg(long, value_name = "FILE", requires = "config")]
+    archive: Vec<PathBuf>,
     /// Only these resources, comma-separated (e.g. secrets,configmaps,deployments.apps).
     #[arg(long, value_name = "R,...", value_delimiter = ',')]
     resource: Vec<String>,
@@ -166,7 +172,7 @@ fn classify_chunk(auditor: &Auditor<'_>, objects: &[StoredObject<'_>]) -> Vec<Ob
 }
 
 fn run_snapshot(a: Args) -> CmdResult {
-    let ts = transformers(a.config.as_deref())?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive)?;
     let Some(path) = a.snapshot.clone() else {
         return Err(Failure::usage("--snapshot FILE is missing"));
     };
@@ -179,7 +185,8 @@ fn run_snapshot(a: Args) -> CmdResult {
             prefix: a.etcd_prefix.clone(),
             resources: resource_filter(&a.resource),
         },
-    );
+    )
+    .with_extra_keys(&extra);
     let history = if a.history {
         Some(
             hygiene::superseded_plaintext(snap.bolt(), &view.entries, &auditor, ts.as_ref())
@@ -222,7 +229,7 @@ fn run_snapshot(a: Args) -> CmdResult {
 }
 
 fn run_live(a: Args) -> CmdResult {
-    let ts = transformers(a.config.as_deref())?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive)?;
     let opts = a.etcd.options()?;
     let source = opts.endpoints_string();
     let resources = resource_filter(&a.resource);
@@ -232,7 +239,8 @@ fn run_live(a: Args) -> CmdResult {
             prefix: a.etcd_prefix.clone(),
             resources: resources.clone(),
         },
-    );
+    )
+    .with_extra_keys(&extra);
     let rt = super::etcd::runtime()?;
     rt.block_on(async {
         let etcd = super::etcd::connect(&opts).await?;

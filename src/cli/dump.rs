@@ -2,11 +2,12 @@
 
 use super::audit::{open_snapshot, resource_filter, with_verified_stdout, CHUNK};
 use super::gate::GatedWriter;
-use super::{load_config, CmdResult, Failure};
+use super::{CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, StoredObject};
-use atrest::dump::{recover, ListFormat, ListWriter};
+use atrest::dump::{recover_with_extra, ListFormat, ListWriter};
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::fsutil::PrivateTree;
+use atrest::keyring::ExtraKeys;
 use atrest::kube::ExpectedObject;
 use atrest::mvcc::LiveView;
 use atrest::transformer::Transformers;
@@ -22,6 +23,9 @@ Examples:
 
   # One Secret, as JSON
   atrest dump --snapshot backup.db --config enc.yaml --namespace prod --name db-password -o json
+
+  # A backup older than the last rotation: the retired keys come from the archive
+  atrest dump --snapshot backup-2026-01.db --config enc.yaml --archive /srv/backups/key-archive.yaml
 
   # Secrets and ConfigMaps as one file per object (files 0600, directories 0700)
   atrest dump --snapshot backup.db --config enc.yaml --resource secrets,configmaps --out-dir ./restore
@@ -43,9 +47,14 @@ pub struct Args {
     /// etcd snapshot (`etcdctl snapshot save`) or member db file to read.
     #[arg(long, value_name = "FILE")]
     snapshot: PathBuf,
-    /// EncryptionConfiguration with the keys that encrypted the data.
+    /// EncryptionConfiguration with the keys that encrypted the data; repeat it for
+    /// older configs, whose keys are tried after the first's.
+    #[arg(long, value_name = "FILE", required = true)]
+    config: Vec<PathBuf>,
+    /// Key archive (`rotate retire --archive`) whose keys are tried after the
+    /// configs' (repeatable): recovers objects of backups older than a rotation.
     #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    archive: Vec<PathBuf>,
     /// Resources to recover, comma-separated.
     #[arg(
         long,
@@ -86,6 +95,8 @@ struct Recovered {
     namespace: Option<String>,
     name: String,
     result: Result<Vec<u8>, String>,
+    /// The extra key (further config, archive) that read it.
+    read_with: Option<String>,
 }
 
 /// A path component taken from an etcd key: refuse anything that could escape DIR.
@@ -94,9 +105,10 @@ fn safe_component(s: &str) -> bool {
 }
 
 pub fn run(a: Args) -> CmdResult {
-    let loaded = load_config(&a.config)?;
-    let ts = Transformers::new(&loaded.config)
-        .map_err(|e| Failure::usage(format!("{}: {e}", a.config.display())))?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive)?;
+    let Some(ts) = ts else {
+        return Err(Failure::usage("--config FILE is required"));
+    };
     let snap = open_snapshot(&a.snapshot, a.skip_hash_check)?;
     let view = LiveView::build(snap.bolt(), a.revision)
         .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?;
@@ -112,13 +124,13 @@ pub fn run(a: Args) -> CmdResult {
         DumpFormat::Json => ListFormat::Json,
     };
     with_verified_stdout(&snap, |gate| {
-        dump(&a, &ts, &view, &auditor, list_format, gate)
+        dump(&a, (&ts, &extra), &view, &auditor, list_format, gate)
     })
 }
 
 fn dump(
     a: &Args,
-    ts: &Transformers,
+    (ts, extra): (&Transformers, &ExtraKeys),
     view: &LiveView<'_>,
     auditor: &Auditor<'_>,
     list_format: ListFormat,
@@ -145,6 +157,7 @@ fn dump(
     let progress = super::progress::Progress::new(view.entries.len() as u64, "recovering");
     let (mut recovered, mut failed, mut partial) =
         (0usize, 0usize, std::collections::BTreeSet::new());
+    let mut by_extra: std::collections::BTreeMap<String, usize> = Default::default();
     for chunk in view.entries.chunks(CHUNK) {
         let results: Vec<Recovered> = chunk
             .par_iter()
@@ -164,19 +177,27 @@ fn dump(
                 };
                 let per_file = a.out_dir.is_some();
                 let expected = ExpectedObject::from_key(e.key, &a.etcd_prefix)?;
-                let result = recover(ts, &ok.resource, &expected, &obj, a.clean)
+                let mut read_with = None;
+                let result = recover_with_extra(ts, extra, &ok.resource, &expected, &obj, a.clean)
                     .map_err(|e| e.to_string())
-                    .and_then(|v| serialize(&v, list_format, per_file));
+                    .and_then(|(v, by)| {
+                        read_with = by.map(|k| k.to_string());
+                        serialize(&v, list_format, per_file)
+                    });
                 Some(Recovered {
                     key: String::from_utf8_lossy(e.key).into_owned(),
                     resource: ok.resource,
                     namespace: ok.namespace.map(str::to_string),
                     name: ok.name.to_string(),
                     result,
+                    read_with,
                 })
             })
             .collect();
         for r in results {
+            if let (Some(k), Ok(_)) = (&r.read_with, &r.result) {
+                *by_extra.entry(k.clone()).or_default() += 1;
+            }
             match r.result {
                 Ok(bytes) => {
                     if !matches!(r.resource.resource.as_str(), "secrets" | "configmaps")
@@ -222,6 +243,9 @@ fn dump(
     gate.flush().map_err(Failure::output)?;
     for res in &partial {
         eprintln!("atrest: note: {res} objects are printed with apiVersion, kind and metadata only (atrest decodes Secret and ConfigMap in full, and JSON-stored objects as stored)");
+    }
+    for (k, n) in &by_extra {
+        eprintln!("atrest: {n} object(s) read with {k} (the first config cannot read them)");
     }
     if let Some(dir) = &a.out_dir {
         eprintln!(

@@ -9,6 +9,7 @@ mod etcd;
 mod gate;
 mod generate;
 mod info;
+mod keys;
 mod output;
 mod progress;
 mod rewrite;
@@ -53,7 +54,7 @@ enum Command {
     Encrypt(crypt::Args),
     /// Decrypt a stored value (stdin) to exactly the bytes kube-apiserver would read (stdout).
     #[command(after_help = crypt::DECRYPT_EXAMPLES)]
-    Decrypt(crypt::Args),
+    Decrypt(crypt::DecryptArgs),
     /// Classify every object of an etcd snapshot or live etcd: plaintext, provider, key, readable or not.
     #[command(after_help = audit::EXAMPLES)]
     Audit(audit::Args),
@@ -66,6 +67,9 @@ enum Command {
     /// Rotate keys across control-plane nodes: status, prepare, promote, retire.
     #[command(after_help = rotate::EXAMPLES)]
     Rotate(rotate::Args),
+    /// List the keys of configs and key archives; find the keys a backup needs.
+    #[command(after_help = keys::EXAMPLES)]
+    Keys(keys::Args),
     /// Re-encrypt plaintext and stale objects of a live etcd in place, under the config's write key.
     #[command(after_help = rewrite::EXAMPLES)]
     Rewrite(rewrite::Args),
@@ -143,6 +147,7 @@ pub fn run() -> ExitCode {
         Command::Dump(a) => dump::run(a),
         Command::Rotate(a) => rotate::run(a),
         Command::Rewrite(a) => rewrite::run(a),
+        Command::Keys(a) => keys::run(a),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
     };
