@@ -625,6 +625,16 @@ fn status_suggests_the_next_step() {
     let x = "/registry/secrets/a/x";
     let risky = usage(&clean, &[(x, sealed("aescbc", "key0", K3, x))]);
     assert_eq!(next(&clean, Some(&risky)), N::FixAtRisk);
+    // A scan that saw nothing (wrong prefix, another cluster) shows no object under
+    // key1 either, but retire would refuse it: status does not suggest the retire.
+    let empty = usage(&promoted, &[]);
+    match next(&promoted, Some(&empty)) {
+        N::ProofIncomplete { target, why } => {
+            assert_eq!(target, "key1");
+            assert!(why.contains("secrets"), "{why}");
+        }
+        other => panic!("expected ProofIncomplete, got {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------

@@ -839,6 +839,10 @@ fn next_command(
                 format!("no object of the scanned data uses {target} any more: remove it{archive_note}{password_note}"),
             )
         }
+        NextStep::ProofIncomplete { target, why } => (
+            None,
+            format!("no scanned object uses {target}, but retire would refuse this scan as proof: {why}"),
+        ),
         NextStep::Mixed => (
             None,
             "the resources[] items are at different stages: bring them to the same stage with --resource, or edit the file".to_string(),
