@@ -18,6 +18,7 @@ pub mod fsutil;
 mod grpc;
 pub mod hygiene;
 pub mod key;
+pub mod kms;
 pub mod kube;
 pub mod mvcc;
 pub mod rewrite;
