@@ -78,6 +78,8 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: OutputFormat,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
     #[command(flatten)]
     etcd: EtcdArgs,
 }
@@ -134,6 +136,20 @@ pub fn transformers(config: Option<&std::path::Path>) -> Result<Option<Transform
     }
 }
 
+/// Build the chains of `--config` with its KMS plugins (checked now), if given.
+fn transformers_kms(a: &Args) -> Result<Option<Transformers>, Failure> {
+    match a.config.as_deref() {
+        Some(p) => {
+            let loaded = load_config(p)?;
+            super::kms::transformers(&loaded.config, p, &a.kms_endpoint).map(Some)
+        }
+        None if !a.kms_endpoint.is_empty() => Err(Failure::usage(
+            "--kms-endpoint needs --config: the KMS providers come from the config",
+        )),
+        None => Ok(None),
+    }
+}
+
 pub fn run(a: Args) -> CmdResult {
     let flag_endpoints = a.etcd.endpoints.is_some();
     match (&a.snapshot, flag_endpoints) {
@@ -166,7 +182,7 @@ fn classify_chunk(auditor: &Auditor<'_>, objects: &[StoredObject<'_>]) -> Vec<Ob
 }
 
 fn run_snapshot(a: Args) -> CmdResult {
-    let ts = transformers(a.config.as_deref())?;
+    let ts = transformers_kms(&a)?;
     let Some(path) = a.snapshot.clone() else {
         return Err(Failure::usage("--snapshot FILE is missing"));
     };
@@ -209,7 +225,9 @@ fn run_snapshot(a: Args) -> CmdResult {
                     mod_revision: e.kv.mod_revision,
                 })
                 .collect();
-            report.add(classify_chunk(&auditor, &objects))?;
+            let reports = classify_chunk(&auditor, &objects);
+            super::kms::check(ts.as_ref())?;
+            report.add(reports)?;
             progress.inc(chunk.len() as u64);
         }
         progress.finish();
@@ -222,7 +240,7 @@ fn run_snapshot(a: Args) -> CmdResult {
 }
 
 fn run_live(a: Args) -> CmdResult {
-    let ts = transformers(a.config.as_deref())?;
+    let ts = transformers_kms(&a)?;
     let opts = a.etcd.options()?;
     let source = opts.endpoints_string();
     let resources = resource_filter(&a.resource);
@@ -249,7 +267,11 @@ fn run_live(a: Args) -> CmdResult {
             revision,
             a.page_size,
             "auditing",
-            |objects| report.add(classify_chunk(&auditor, objects)),
+            |objects| {
+                let reports = classify_chunk(&auditor, objects);
+                super::kms::check(ts.as_ref())?;
+                report.add(reports)
+            },
         )
         .await?;
         report.finish(None, None)

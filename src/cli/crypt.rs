@@ -42,6 +42,8 @@ pub struct Args {
     /// kube-apiserver's --etcd-prefix.
     #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
     etcd_prefix: String,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
 }
 
 fn resource_of(a: &Args) -> Result<GroupResource, Failure> {
@@ -122,8 +124,7 @@ fn read_stdin() -> Result<Input, Failure> {
 
 fn transformers(a: &Args) -> Result<Transformers, Failure> {
     let loaded = load_config(&a.config)?;
-    Transformers::new(&loaded.config)
-        .map_err(|e| Failure::usage(format!("{}: {e}", a.config.display())))
+    super::kms::transformers(&loaded.config, &a.config, &a.kms_endpoint)
 }
 
 pub fn encrypt(a: Args) -> CmdResult {
@@ -145,6 +146,9 @@ pub fn decrypt(a: Args) -> CmdResult {
     let read = t
         .read(&input, a.etcd_key.as_bytes(), ReadMode::Apiserver)
         .map_err(|e| {
+            if let Err(f) = super::kms::check(Some(&ts)) {
+                return f;
+            }
             let scope = if covered {
                 format!("{gr}")
             } else {

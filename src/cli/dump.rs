@@ -76,6 +76,8 @@ pub struct Args {
     /// Read a backup whose sha256 trailer does not match, as far as it goes.
     #[arg(long)]
     skip_hash_check: bool,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
 }
 
 struct Recovered {
@@ -93,8 +95,7 @@ fn safe_component(s: &str) -> bool {
 
 pub fn run(a: Args) -> CmdResult {
     let loaded = load_config(&a.config)?;
-    let ts = Transformers::new(&loaded.config)
-        .map_err(|e| Failure::usage(format!("{}: {e}", a.config.display())))?;
+    let ts = super::kms::transformers(&loaded.config, &a.config, &a.kms_endpoint)?;
     let snap = open_snapshot(&a.snapshot, a.skip_hash_check)?;
     let view = LiveView::build(snap.bolt(), a.revision)
         .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?;
@@ -171,6 +172,7 @@ fn dump(
                 })
             })
             .collect();
+        super::kms::check(Some(ts))?;
         for r in results {
             match r.result {
                 Ok(bytes) => {

@@ -8,6 +8,7 @@ mod dump;
 mod etcd;
 mod gate;
 mod generate;
+mod kms;
 mod output;
 mod progress;
 mod rewrite;

@@ -233,6 +233,16 @@ impl Plugin {
     }
 
     fn fetch_status(&self) -> Result<PluginStatus, KmsError> {
+        // A plugin that refuses Status is unusable as a whole, not per object.
+        self.fetch_status_once().map_err(|e| match e {
+            KmsError::Refused { code, message, .. } => {
+                self.unhealthy(format!("Status failed: {code}: {message}"))
+            }
+            e => e,
+        })
+    }
+
+    fn fetch_status_once(&self) -> Result<PluginStatus, KmsError> {
         match self.api {
             ApiVersion::V2 => {
                 let s: proto::StatusResponse =
