@@ -380,6 +380,25 @@ fn v2_audit_live_etcd_rotation() {
         "{detail}"
     );
 
+    // Break-glass: a snapshot of the cluster, recovered through the plugin.
+    let snap = dir.path().join("backup.db");
+    let st = common::etcdctl()
+        .args(["--endpoints", &cluster.endpoints(), "snapshot", "save"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let mut a = args(&["dump", "--snapshot", &snap.display().to_string(), "--config"]);
+    a.push(cfg.display().to_string());
+    a.extend(args(&["-o", "json"]));
+    let (code, out, err) = atrest(&a);
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), n);
+    assert_eq!(items[0]["metadata"]["name"], "s000");
+    assert_eq!(items[0]["data"]["v"], "dg==", "base64 of the Secret's value");
+
     // A value moved to another key fails GCM: undecryptable.
     rt.block_on(async {
         let etcd = common::connect(&cluster.options()).await;
