@@ -387,8 +387,17 @@ fn v2_audit_live_etcd_rotation() {
         .arg(&snap)
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
-    let mut a = args(&["dump", "--snapshot", &snap.display().to_string(), "--config"]);
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let mut a = args(&[
+        "dump",
+        "--snapshot",
+        &snap.display().to_string(),
+        "--config",
+    ]);
     a.push(cfg.display().to_string());
     a.extend(args(&["-o", "json"]));
     let (code, out, err) = atrest(&a);
@@ -397,7 +406,10 @@ fn v2_audit_live_etcd_rotation() {
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), n);
     assert_eq!(items[0]["metadata"]["name"], "s000");
-    assert_eq!(items[0]["data"]["v"], "dg==", "base64 of the Secret's value");
+    assert_eq!(
+        items[0]["data"]["v"], "dg==",
+        "base64 of the Secret's value"
+    );
 
     // A value moved to another key fails GCM: undecryptable.
     rt.block_on(async {
