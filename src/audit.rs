@@ -274,7 +274,10 @@ fn classify_with(
     match t.read(obj.value, obj.key, ReadMode::Checked(*expected)) {
         Ok(r) if r.stale => (
             Status::Stale,
-            Some(format!("read with {}, but {} writes {}: rewrite it", r.by, gr, t.write_key())),
+            Some(match (&r.stale_detail, r.by.provider_index) {
+                (Some(d), 0) => format!("read with {}: {d}: rewrite it", r.by),
+                _ => format!("read with {}, but {} writes {}: rewrite it", r.by, gr, t.write_key()),
+            }),
         ),
         Ok(_) => (Status::Current, None),
         Err(ReadError::NoMatchingProvider { .. }) if !covered => (

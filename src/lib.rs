@@ -23,6 +23,7 @@ pub mod hygiene;
 pub mod info;
 pub mod key;
 pub mod keyring;
+pub mod kms;
 pub mod kube;
 pub mod mvcc;
 pub mod rewrite;

@@ -84,6 +84,8 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: OutputFormat,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
     #[command(flatten)]
     etcd: EtcdArgs,
 }
@@ -140,6 +142,7 @@ pub fn transformers(config: Option<&std::path::Path>) -> Result<Option<Transform
     }
 }
 
+/// Build the chains of `--config` with its KMS plugins (checked now), if given.
 pub fn run(a: Args) -> CmdResult {
     let flag_endpoints = a.etcd.endpoints.is_some();
     match (&a.snapshot, flag_endpoints) {
@@ -172,7 +175,7 @@ fn classify_chunk(auditor: &Auditor<'_>, objects: &[StoredObject<'_>]) -> Vec<Ob
 }
 
 fn run_snapshot(a: Args) -> CmdResult {
-    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive)?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive, &a.kms_endpoint)?;
     let Some(path) = a.snapshot.clone() else {
         return Err(Failure::usage("--snapshot FILE is missing"));
     };
@@ -216,7 +219,9 @@ fn run_snapshot(a: Args) -> CmdResult {
                     mod_revision: e.kv.mod_revision,
                 })
                 .collect();
-            report.add(classify_chunk(&auditor, &objects))?;
+            let reports = classify_chunk(&auditor, &objects);
+            super::kms::check(ts.as_ref())?;
+            report.add(reports)?;
             progress.inc(chunk.len() as u64);
         }
         progress.finish();
@@ -229,7 +234,7 @@ fn run_snapshot(a: Args) -> CmdResult {
 }
 
 fn run_live(a: Args) -> CmdResult {
-    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive)?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive, &a.kms_endpoint)?;
     let opts = a.etcd.options()?;
     let source = opts.endpoints_string();
     let resources = resource_filter(&a.resource);
@@ -257,7 +262,11 @@ fn run_live(a: Args) -> CmdResult {
             revision,
             a.page_size,
             "auditing",
-            |objects| report.add(classify_chunk(&auditor, objects)),
+            |objects| {
+                let reports = classify_chunk(&auditor, objects);
+                super::kms::check(ts.as_ref())?;
+                report.add(reports)
+            },
         )
         .await?;
         report.finish(None, None)

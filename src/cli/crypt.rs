@@ -4,7 +4,7 @@
 use super::output::write_stdout;
 use super::{load_config, CmdResult, Failure};
 use atrest::etcd_key::{parse_object_key, GroupResource, DEFAULT_PREFIX};
-use atrest::transformer::{ReadMode, Transformers};
+use atrest::transformer::ReadMode;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -43,6 +43,8 @@ pub struct Args {
     /// kube-apiserver's --etcd-prefix.
     #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
     etcd_prefix: String,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
 }
 
 fn resource_of(a: &Args) -> Result<GroupResource, Failure> {
@@ -140,8 +142,7 @@ pub fn encrypt(a: Args) -> CmdResult {
         ));
     };
     let loaded = load_config(config)?;
-    let ts = Transformers::new(&loaded.config)
-        .map_err(|e| Failure::usage(format!("{}: {e}", config.display())))?;
+    let ts = super::kms::transformers(&loaded.config, config, &a.kms_endpoint)?;
     let (t, _) = ts.for_resource(&gr);
     let input = read_stdin()?;
     let out = t
@@ -153,7 +154,7 @@ pub fn encrypt(a: Args) -> CmdResult {
 pub fn decrypt(d: DecryptArgs) -> CmdResult {
     let a = &d.common;
     let gr = resource_of(a)?;
-    let (ts, extra) = super::keys::read_keys(&a.config, &d.archive)?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &d.archive, &a.kms_endpoint)?;
     let Some(ts) = ts else {
         return Err(Failure::usage("--config FILE is required"));
     };
@@ -161,6 +162,8 @@ pub fn decrypt(d: DecryptArgs) -> CmdResult {
     let input = read_stdin()?;
     let first = t.read(&input, a.etcd_key.as_bytes(), ReadMode::Apiserver);
     if first.is_err() {
+        // A plugin that became unusable stops the command (exit 2, naming it).
+        super::kms::check(Some(&ts))?;
         // Only after the config's own keys have failed, and checked: the extra keys
         // are not kube-apiserver's.
         if let Some(r) = extra.read(&input, a.etcd_key.as_bytes(), &a.etcd_prefix) {

@@ -87,6 +87,8 @@ pub struct Args {
     /// Read a backup whose sha256 trailer does not match, as far as it goes.
     #[arg(long)]
     skip_hash_check: bool,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
 }
 
 struct Recovered {
@@ -105,7 +107,7 @@ fn safe_component(s: &str) -> bool {
 }
 
 pub fn run(a: Args) -> CmdResult {
-    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive)?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive, &a.kms_endpoint)?;
     let Some(ts) = ts else {
         return Err(Failure::usage("--config FILE is required"));
     };
@@ -194,6 +196,7 @@ fn dump(
                 })
             })
             .collect();
+        super::kms::check(Some(ts))?;
         for r in results {
             if let (Some(k), Ok(_)) = (&r.read_with, &r.result) {
                 *by_extra.entry(k.clone()).or_default() += 1;

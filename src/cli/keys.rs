@@ -144,13 +144,16 @@ pub fn extra_keys(
 pub fn read_keys(
     configs: &[PathBuf],
     archives: &[PathBuf],
+    kms_endpoints: &[String],
 ) -> Result<(Option<Transformers>, ExtraKeys), Failure> {
+    if configs.is_empty() && !kms_endpoints.is_empty() {
+        return Err(Failure::usage(
+            "--kms-endpoint needs --config: the KMS providers come from the config",
+        ));
+    }
     let loaded = load_configs(configs)?;
     let ts = match (configs.first(), loaded.first()) {
-        (Some(p), Some(l)) => Some(
-            Transformers::new(&l.config)
-                .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
-        ),
+        (Some(p), Some(l)) => Some(super::kms::transformers(&l.config, p, kms_endpoints)?),
         _ => None,
     };
     Ok((ts, extra_keys(configs, &loaded, archives)?))

@@ -10,6 +10,7 @@ mod gate;
 mod generate;
 mod info;
 mod keys;
+mod kms;
 mod output;
 mod progress;
 mod rewrite;
