@@ -12,18 +12,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// `atrest SUBCOMMAND <connection flags> REST...`
-fn with(conn: &[String], more: &[&str]) -> Vec<String> {
-    let mut v = vec![more[0].to_string()];
-    v.extend(conn.iter().cloned());
-    v.extend(more[1..].iter().map(|s| s.to_string()));
-    v
-}
-
 /// The sample cluster (testdata/sample_cluster.py) written into a live etcd: the
 /// live audit reports what the writer recorded, as the snapshot audit does; rewrite
 /// fixes what it can, leaves the rest alone, and a second run writes nothing.

@@ -49,19 +49,25 @@ struct FileReport {
     archived: usize,
 }
 
-pub fn run(a: Args) -> CmdResult {
-    let mut reports = Vec::new();
-    let mut archives: Vec<FileReport> = Vec::new();
-    for path in &a.files {
-        let mut r = FileReport {
-            path: path.clone(),
+impl FileReport {
+    fn new(path: &std::path::Path) -> FileReport {
+        FileReport {
+            path: path.to_path_buf(),
             loaded: None,
             load_error: None,
             unreadable: false,
             errors: Vec::new(),
             warnings: Vec::new(),
             archived: 0,
-        };
+        }
+    }
+}
+
+pub fn run(a: Args) -> CmdResult {
+    let mut reports = Vec::new();
+    let mut archives: Vec<FileReport> = Vec::new();
+    for path in &a.files {
+        let mut r = FileReport::new(path);
         match EncryptionConfiguration::load(path) {
             Ok(l) => {
                 for f in l.config.validate() {
@@ -81,15 +87,7 @@ pub fn run(a: Args) -> CmdResult {
         reports.push(r);
     }
     for path in &a.archive {
-        let mut r = FileReport {
-            path: path.clone(),
-            loaded: None,
-            load_error: None,
-            unreadable: false,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            archived: 0,
-        };
+        let mut r = FileReport::new(path);
         match atrest::archive::KeyArchive::load(path) {
             Ok(l) => {
                 if let Some(w) = l.permission_warning() {
