@@ -9,6 +9,7 @@
 
 use crate::envelope::{kms, DecryptError, Envelope, ProviderKind};
 use crate::etcd_key::{parse_object_key, GroupResource};
+use crate::keyring::ExtraKeys;
 use crate::kube::{verify_object, ExpectedObject};
 use crate::transformer::{AttemptError, ReadError, ReadMode, Transformer, Transformers};
 use serde::Serialize;
@@ -93,6 +94,10 @@ pub struct ObjectReport {
     pub status: Status,
     /// Why, for anything that needs action (null otherwise).
     pub detail: Option<String>,
+    /// The config or archive file whose key read the object when the primary
+    /// config could not (absent otherwise; see [`Auditor::with_extra_keys`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_with: Option<String>,
 }
 
 impl ObjectReport {
@@ -128,6 +133,10 @@ impl ObjectReport {
         write_str(out, self.status.name());
         out.extend_from_slice(b",\"detail\":");
         write_opt_str(out, self.detail.as_deref());
+        if let Some(file) = &self.read_with {
+            out.extend_from_slice(b",\"read_with\":");
+            write_str(out, file);
+        }
         out.push(b'}');
     }
 }
@@ -153,6 +162,7 @@ impl Default for AuditOptions {
 /// Classifies objects; share it across threads.
 pub struct Auditor<'t> {
     transformers: Option<&'t Transformers>,
+    extra: Option<&'t ExtraKeys>,
     options: AuditOptions,
 }
 
@@ -161,6 +171,7 @@ impl<'t> Auditor<'t> {
     pub fn new(transformers: Option<&'t Transformers>, options: AuditOptions) -> Self {
         Auditor {
             transformers,
+            extra: None,
             options,
         }
     }
@@ -168,6 +179,14 @@ impl<'t> Auditor<'t> {
     /// Whether objects are classified with a config (decrypted) or without.
     pub fn has_config(&self) -> bool {
         self.transformers.is_some()
+    }
+
+    /// Also try `extra` keys (further configs, key archives) on objects the config
+    /// cannot read. Such an object is `stale`, never `current`, and its report names
+    /// the key and the file in `detail` and `read_with`.
+    pub fn with_extra_keys(mut self, extra: &'t ExtraKeys) -> Self {
+        self.extra = (!extra.is_empty()).then_some(extra);
+        self
     }
 
     /// The options.
@@ -197,7 +216,7 @@ impl<'t> Auditor<'t> {
                 key_name = Some(format!("{}/{id}", key_name.unwrap_or_default()));
             }
         }
-        let (status, detail) = match self.transformers {
+        let (mut status, mut detail) = match self.transformers {
             None => match env.provider {
                 ProviderKind::Identity => (Status::Plaintext, None),
                 _ => (Status::Encrypted, None),
@@ -216,6 +235,21 @@ impl<'t> Auditor<'t> {
                 classify_with(&t, covered, &ok.resource, obj, &env, &expected)
             }
         };
+        let mut read_with = None;
+        if matches!(status, Status::UnknownKey | Status::Undecryptable) {
+            if let Some(r) = self
+                .extra
+                .and_then(|x| x.read(obj.value, obj.key, &self.options.prefix))
+            {
+                status = Status::Stale;
+                detail = Some(format!(
+                    "read only with {}: the config cannot read it ({}); to restore it into the cluster, add that key back to the config as a further key after the writer, restart kube-apiserver and rewrite it",
+                    r.key,
+                    detail.unwrap_or_default()
+                ));
+                read_with = Some(r.key.file.display().to_string());
+            }
+        }
         Some(ObjectReport {
             key: String::from_utf8_lossy(obj.key).into_owned(),
             resource: ok.resource.to_string(),
@@ -226,6 +260,7 @@ impl<'t> Auditor<'t> {
             key_name,
             status,
             detail,
+            read_with,
         })
     }
 }
@@ -285,7 +320,10 @@ fn classify_with(
     match t.read(obj.value, obj.key, ReadMode::Checked(*expected)) {
         Ok(r) if r.stale => (
             Status::Stale,
-            Some(format!("read with {}, but {} writes {}: rewrite it", r.by, gr, t.write_key())),
+            Some(match (&r.stale_detail, r.by.provider_index) {
+                (Some(d), 0) => format!("read with {}: {d}: rewrite it", r.by),
+                _ => format!("read with {}, but {} writes {}: rewrite it", r.by, gr, t.write_key()),
+            }),
         ),
         Ok(_) => (Status::Current, None),
         Err(ReadError::NoMatchingProvider { .. }) if !covered => (
@@ -535,6 +573,7 @@ mod tests {
             detail: Some("tab\there \u{1} é".into()),
             mod_revision: -3,
             status: Status::UnknownKey,
+            read_with: Some("/etc/old \"keys\".yaml".into()),
             ..r.clone()
         };
         line.clear();

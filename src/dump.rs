@@ -9,6 +9,7 @@
 use crate::audit::StoredObject;
 use crate::envelope::{Envelope, ProviderKind};
 use crate::etcd_key::GroupResource;
+use crate::keyring::{ExtraKey, ExtraKeys};
 use crate::kube::{self, ExpectedObject, KubeError, ManifestOptions};
 use crate::transformer::{ReadError, ReadMode, Transformers};
 use serde_json::Value;
@@ -26,6 +27,32 @@ pub enum RecoverError {
     /// Decrypted, but the object could not be decoded.
     #[error("decrypted, but the object cannot be decoded: {0}")]
     Decode(#[from] KubeError),
+}
+
+/// [`recover`], and when the config cannot read the object, the `extra` keys
+/// (further configs, key archives); the second value is the extra key that read it.
+pub fn recover_with_extra<'k>(
+    ts: &Transformers,
+    extra: &'k ExtraKeys,
+    gr: &GroupResource,
+    expected: &ExpectedObject<'_>,
+    obj: &StoredObject<'_>,
+    clean: bool,
+) -> Result<(Value, Option<&'k ExtraKey>), RecoverError> {
+    match recover(ts, gr, expected, obj, clean) {
+        Ok(v) => Ok((v, None)),
+        Err(e @ (RecoverError::Read(_) | RecoverError::Decode(_))) => {
+            let Some(r) = extra.read_expecting(obj.value, obj.key, *expected) else {
+                return Err(e);
+            };
+            let opts = ManifestOptions {
+                resource_version: Some(obj.mod_revision),
+                clean,
+            };
+            Ok((kube::decode_manifest(&r.plaintext, &opts)?, Some(r.key)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Decrypt and decode one stored object into a manifest.

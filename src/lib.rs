@@ -5,8 +5,11 @@
 //! [`transformer`] classify and decrypt them with the keys of an
 //! [`config::EncryptionConfiguration`]; [`kube`] decodes the objects; [`audit`]
 //! reports, [`dump`] recovers them and
-//! [`rewrite`] re-encrypts them in place.
+//! [`rewrite`] re-encrypts them in place; [`info`] says what a snapshot holds.
+//! Keys that [`rotation`] retires go to an [`archive`]; [`keyring`] reads old
+//! backups with them.
 
+pub mod archive;
 pub mod audit;
 pub mod bolt;
 pub mod config;
@@ -17,8 +20,11 @@ pub mod etcd_key;
 pub mod fsutil;
 mod grpc;
 pub mod hygiene;
+pub mod info;
 pub mod json;
 pub mod key;
+pub mod keyring;
+pub mod kms;
 pub mod kube;
 pub mod mvcc;
 pub mod rewrite;

@@ -1252,7 +1252,10 @@ impl KeyUsage {
         if ex.len() < MAX_EXAMPLES {
             ex.push(r.key.clone());
         }
+        // An object only an extra key (archive, older config) reads is stale in an
+        // audit, but kube-apiserver with this config cannot read it.
         let risk = matches!(r.status, Status::UnknownKey | Status::Undecryptable)
+            || r.read_with.is_some()
             || (r.status == Status::Plaintext && !reads_plaintext);
         if risk {
             self.at_risk_total += 1;
@@ -1626,6 +1629,14 @@ pub enum NextStep {
         /// `NAME`, `PROVIDER/NAME` or `identity`.
         target: String,
     },
+    /// No object uses an old key, but the scan does not prove it (`retire` would
+    /// refuse it): get a scan that does.
+    ProofIncomplete {
+        /// The key a retire would remove.
+        target: String,
+        /// Why `retire` would refuse, with what to do.
+        why: String,
+    },
     /// Nothing to do; the next rotation starts with `prepare`.
     Done,
     /// The items are at different stages.
@@ -1700,7 +1711,19 @@ pub fn status(
     }
     let plaintext_objects = usage.map(|u| u.matching(cfg, &targets, |p, _, _| p == "identity").0);
 
-    let next = next_step(&items, stage, &keys, plaintext_objects, usage);
+    let mut next = next_step(&items, stage, &keys, plaintext_objects, usage);
+    // Suggest a retire only when `retire` itself would accept this scan as proof:
+    // otherwise say why the scan proves nothing yet.
+    if let (NextStep::Retire { target }, Some(u)) = (&next, usage) {
+        if let Ok(t) = target.parse::<RetireTarget>() {
+            if let Err(e) = retire(cfg, &t, u, scope) {
+                next = NextStep::ProofIncomplete {
+                    target: target.clone(),
+                    why: e.to_string(),
+                };
+            }
+        }
+    }
     Ok(StatusReport {
         items,
         stage,

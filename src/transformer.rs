@@ -26,6 +26,7 @@ use crate::envelope::{
 };
 use crate::etcd_key::GroupResource;
 use crate::key::Fingerprint;
+use crate::kms::{ApiVersion, KmsError, Plugin, Plugins};
 use crate::kube::{verify_object, ExpectedObject, VerifyError};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -78,6 +79,9 @@ pub struct Read<'a> {
     pub by: KeyRef,
     /// Whether the plaintext starts like a stored Kubernetes object.
     pub looks_like_object: bool,
+    /// Why a KMS value is stale although its provider writes (an old keyID,
+    /// an old DEK source type, or a v1 value written with AES-CBC).
+    pub stale_detail: Option<String>,
 }
 
 /// One failed attempt in a read.
@@ -102,6 +106,22 @@ pub enum AttemptError {
     /// Checked mode: stored unencrypted, but not the object the etcd key names.
     #[error("stored unencrypted, but not a Kubernetes object this key can hold: {0}")]
     Malformed(VerifyError),
+    /// The KMS value is not a valid envelope (upstream's validation).
+    #[error(transparent)]
+    KmsFormat(#[from] crate::envelope::kms::KmsFormatError),
+    /// The KMS plugin could not give the DEK.
+    #[error(transparent)]
+    Kms(#[from] KmsError),
+}
+
+impl AttemptError {
+    /// A KMS plugin error that stops the whole run (see [`KmsError::is_fatal`]).
+    pub fn fatal_kms(&self) -> Option<&KmsError> {
+        match self {
+            AttemptError::Kms(e) if e.is_fatal() => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// A value no provider of the resource could read.
@@ -198,6 +218,7 @@ enum Provider {
     Kms {
         prefix: Vec<u8>,
         by: KeyRef,
+        plugin: Option<Arc<Plugin>>,
     },
 }
 
@@ -216,7 +237,16 @@ impl Transformer {
     }
 
     /// Build the chain of one `resources[]` item (key schedules computed once).
+    /// KMS providers only recognise their values: see [`Transformer::with_kms`].
     pub fn from_providers(providers: &[ProviderConfig]) -> Result<Transformer, BuildError> {
+        Transformer::with_kms(providers, None)
+    }
+
+    /// Build the chain of one `resources[]` item, with KMS values read through `kms`.
+    pub fn with_kms(
+        providers: &[ProviderConfig],
+        plugins: Option<&Plugins>,
+    ) -> Result<Transformer, BuildError> {
         let mut out = Vec::with_capacity(providers.len());
         for (pi, p) in providers.iter().enumerate() {
             let built = match p {
@@ -231,7 +261,7 @@ impl Transformer {
                     Secretbox::new(s).map(Cipher::Secretbox)
                 })?,
                 ProviderConfig::Kms(kms) => {
-                    let v2 = kms.api_version.as_deref() == Some("v2");
+                    let v2 = ApiVersion::of(kms) == ApiVersion::V2;
                     let (kind, base) = if v2 {
                         (ProviderKind::KmsV2, KMS_V2_PREFIX)
                     } else {
@@ -240,8 +270,10 @@ impl Transformer {
                     let mut prefix = base.to_vec();
                     prefix.extend_from_slice(kms.name.as_bytes());
                     prefix.push(b':');
+                    let api = if v2 { ApiVersion::V2 } else { ApiVersion::V1 };
                     Provider::Kms {
                         prefix,
+                        plugin: plugins.and_then(|k| k.get(api, &kms.name)),
                         by: KeyRef {
                             provider: kind,
                             key_name: Some(Arc::from(kms.name.as_str())),
@@ -346,6 +378,7 @@ impl Transformer {
                             plaintext: Cow::Borrowed(plain),
                             stale: pi != 0,
                             by: identity_ref(pi),
+                            stale_detail: None,
                         });
                     }
                 }
@@ -379,6 +412,7 @@ impl Transformer {
                                     stale: pi != 0 || k.by.key_index != 0,
                                     by: k.by.clone(),
                                     looks_like_object: obj,
+                                    stale_detail: None,
                                 });
                             }
                             Err(e) => attempts.push(Attempt {
@@ -388,7 +422,45 @@ impl Transformer {
                         }
                     }
                 }
-                Provider::Kms { prefix, by } => {
+                Provider::Kms {
+                    prefix,
+                    by,
+                    plugin: Some(plugin),
+                } => {
+                    let Some(payload) = stored.strip_prefix(prefix.as_slice()) else {
+                        continue;
+                    };
+                    match read_kms(plugin, payload, etcd_key) {
+                        Ok((plain, detail)) => {
+                            let obj = looks_like_object(&plain);
+                            if let ReadMode::Checked(expected) = &mode {
+                                if let Err(e) = verify_object(&plain, expected) {
+                                    attempts.push(Attempt {
+                                        by: by.clone(),
+                                        error: AttemptError::NotTheObject(e),
+                                    });
+                                    continue;
+                                }
+                            }
+                            return Ok(Read {
+                                plaintext: Cow::Owned(plain),
+                                stale: pi != 0 || detail.is_some(),
+                                by: by.clone(),
+                                looks_like_object: obj,
+                                stale_detail: detail,
+                            });
+                        }
+                        Err(error) => attempts.push(Attempt {
+                            by: by.clone(),
+                            error,
+                        }),
+                    }
+                }
+                Provider::Kms {
+                    prefix,
+                    by,
+                    plugin: None,
+                } => {
                     if stored.starts_with(prefix) {
                         let which = if by.provider == ProviderKind::KmsV2 {
                             "KMS v2"
@@ -432,6 +504,53 @@ impl Transformer {
             }
         }
         parts.join("; ")
+    }
+}
+
+/// Read a KMS payload through its plugin: the plaintext, and why it is stale
+/// although its provider writes (`None` when it is current).
+///
+/// v2 (`kmsv2/envelope.go` `TransformFromStorage`): stale when the object's keyID
+/// or DEK source type differs from what the plugin writes now (its `Status`
+/// key_id; source type 1 since 1.29). v1 (`envelope.go`): stale when only the
+/// AES-CBC fallback reads it.
+fn read_kms(
+    plugin: &Plugin,
+    payload: &[u8],
+    etcd_key: &[u8],
+) -> Result<(Vec<u8>, Option<String>), AttemptError> {
+    use crate::envelope::kms::{split_v1, DekSourceType, EncryptedObject};
+    match plugin.api() {
+        ApiVersion::V2 => {
+            let obj = EncryptedObject::parse(payload)?;
+            let key = plugin.data_key_v2(&obj)?;
+            let plain = obj.open(&key, etcd_key)?;
+            let current = plugin.status()?.key_id.clone();
+            let detail = if obj.key_id != current.as_bytes() {
+                Some(format!(
+                    "written under keyID {:?}, but the plugin's current key_id is {current:?}",
+                    obj.key_id_str()
+                ))
+            } else if obj.source_type != DekSourceType::HkdfSha256XNonceAesGcmSeed {
+                Some(format!(
+                    "written with DEK source type {} (Kubernetes 1.27/1.28); current writers use {}",
+                    obj.source_type.name(),
+                    DekSourceType::HkdfSha256XNonceAesGcmSeed.name()
+                ))
+            } else {
+                None
+            };
+            Ok((plain, detail))
+        }
+        ApiVersion::V1 => {
+            let (dek, data) = split_v1(payload)?;
+            let key = plugin.data_key_v1(dek)?;
+            let (plain, cbc) = key.open_with_fallback(data, etcd_key)?;
+            let detail = cbc.then(|| {
+                "written with AES-CBC by a KMS v1 writer older than Kubernetes 1.25".to_string()
+            });
+            Ok((plain, detail))
+        }
     }
 }
 
@@ -488,6 +607,7 @@ fn keyed(
 #[derive(Debug)]
 pub struct Transformers {
     config: EncryptionConfiguration,
+    kms: Option<Arc<Plugins>>,
     default: Arc<Transformer>,
     /// Chains by the indices of the config items that apply (see
     /// [`EncryptionConfiguration::matching_items`]).
@@ -498,15 +618,24 @@ pub struct Transformers {
 impl Transformers {
     /// Check every key of the config and prepare the chains.
     pub fn new(config: &EncryptionConfiguration) -> Result<Transformers, BuildError> {
+        Transformers::with_kms(config, None)
+    }
+
+    /// [`Transformers::new`], with KMS values read through the plugins `kms`.
+    pub fn with_kms(
+        config: &EncryptionConfiguration,
+        kms: Option<Arc<Plugins>>,
+    ) -> Result<Transformers, BuildError> {
         let mut by_items = HashMap::new();
         for (i, item) in config.resources.iter().enumerate() {
             by_items.insert(
                 vec![i],
-                Arc::new(Transformer::from_providers(&item.providers)?),
+                Arc::new(Transformer::with_kms(&item.providers, kms.as_deref())?),
             );
         }
         Ok(Transformers {
             config: config.clone(),
+            kms,
             default: Arc::new(Transformer::identity()),
             by_items: RwLock::new(by_items),
             by_resource: RwLock::new(HashMap::new()),
@@ -516,6 +645,17 @@ impl Transformers {
     /// The config these chains were built from.
     pub fn config(&self) -> &EncryptionConfiguration {
         &self.config
+    }
+
+    /// The KMS plugins values are read through, if any.
+    pub fn kms(&self) -> Option<&Plugins> {
+        self.kms.as_deref()
+    }
+
+    /// The first fatal KMS plugin error of the run: a command must stop and
+    /// report it rather than any result that depends on the plugin.
+    pub fn kms_failure(&self) -> Option<KmsError> {
+        self.kms.as_ref().and_then(|k| k.failure())
     }
 
     /// The chain for a resource (identity only when the config does not cover it),
@@ -561,7 +701,8 @@ impl Transformers {
             .collect();
         // Every key was already checked in `new`, so building cannot fail here.
         let t = Arc::new(
-            Transformer::from_providers(&providers).unwrap_or_else(|_| Transformer::identity()),
+            Transformer::with_kms(&providers, self.kms.as_deref())
+                .unwrap_or_else(|_| Transformer::identity()),
         );
         if let Ok(mut map) = self.by_items.write() {
             map.insert(items, Arc::clone(&t));

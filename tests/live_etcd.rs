@@ -12,18 +12,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// `atrest SUBCOMMAND <connection flags> REST...`
-fn with(conn: &[String], more: &[&str]) -> Vec<String> {
-    let mut v = vec![more[0].to_string()];
-    v.extend(conn.iter().cloned());
-    v.extend(more[1..].iter().map(|s| s.to_string()));
-    v
-}
-
 /// The sample cluster (testdata/sample_cluster.py) written into a live etcd: the
 /// live audit reports what the writer recorded, as the snapshot audit does; rewrite
 /// fixes what it can, leaves the rest alone, and a second run writes nothing.
@@ -566,14 +554,16 @@ fn concurrent_writer_no_lost_update() {
             ],
         )
         .into_iter()
-        .chain(args(&["--batch", "5", "--max-rate", "300"]))
+        // Slow enough that the writer, even on a loaded machine, keeps writing
+        // through the whole run.
+        .chain(args(&["--batch", "5", "--max-rate", "150"]))
         .collect::<Vec<_>>(),
     );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (last, writes) = writer.join().unwrap();
     assert_eq!(code, 0, "{stdout}{err}");
     let r = json(&stdout);
-    assert!(writes > 50, "the writer only wrote {writes} times");
+    assert!(writes > 20, "the writer only wrote {writes} times");
     assert!(
         r["counts"]["conflicts_retried"].as_u64().unwrap() > 0,
         "{r}"

@@ -12,6 +12,7 @@ use atrest::rotation::{
 };
 use atrest::transformer::{Transformer, Transformers};
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -624,6 +625,16 @@ fn status_suggests_the_next_step() {
     let x = "/registry/secrets/a/x";
     let risky = usage(&clean, &[(x, sealed("aescbc", "key0", K3, x))]);
     assert_eq!(next(&clean, Some(&risky)), N::FixAtRisk);
+    // A scan that saw nothing (wrong prefix, another cluster) shows no object under
+    // key1 either, but retire would refuse it: status does not suggest the retire.
+    let empty = usage(&promoted, &[]);
+    match next(&promoted, Some(&empty)) {
+        N::ProofIncomplete { target, why } => {
+            assert_eq!(target, "key1");
+            assert!(why.contains("secrets"), "{why}");
+        }
+        other => panic!("expected ProofIncomplete, got {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -1286,6 +1297,14 @@ fn rotation_end_to_end_on_real_etcd() {
     assert_eq!(st["stage"], "clean");
     assert_eq!(st["keys"][0]["objects"], 4);
     assert_eq!(st["source"]["flags"], live);
+    // A backup of the cluster encrypted with key1, before the next rotation; and the
+    // config that reads it.
+    let cfg_key1 = cur.clone();
+    let snap1 = d.path().join("backup-key1.db");
+    etcd.snapshot(&snap1);
+    let stored_key1 = etcd.get_prefix("/registry/secrets/");
+    let archive = d.path().join("key-archive.yaml");
+    let ar = archive.to_str().unwrap();
 
     // Rotate key1 → key2.
     let (prev, cur) = s.edit(&["rotate", "prepare", "--config", c, "--key-name", "key2"]);
@@ -1294,7 +1313,15 @@ fn rotation_end_to_end_on_real_etcd() {
     assert_eq!(status(&config, &conn)["stage"], "prepared");
     s.refused(
         &cat(
-            &["rotate", "retire", "--config", c, "--key", "key1"],
+            &[
+                "rotate",
+                "retire",
+                "--config",
+                c,
+                "--key",
+                "key1",
+                "--no-archive",
+            ],
             &etcd.retire_conn(),
         ),
         "is the write key",
@@ -1306,7 +1333,15 @@ fn rotation_end_to_end_on_real_etcd() {
     s.refused(&["rotate", "promote", "--config", c], "already writes");
     s.refused(
         &cat(
-            &["rotate", "retire", "--config", c, "--key", "key1"],
+            &[
+                "rotate",
+                "retire",
+                "--config",
+                c,
+                "--key",
+                "key1",
+                "--no-archive",
+            ],
             &etcd.retire_conn(),
         ),
         "4 object(s) of secrets still use aescbc key `key1`",
@@ -1320,12 +1355,42 @@ fn rotation_end_to_end_on_real_etcd() {
     run_suggested(&st["next"]);
     expect(&etcd, &cur, "aescbc/key2 current");
     expect(&etcd, &prev, "aescbc/key2 stale");
+    // Without --archive, status suggests a placeholder and retire refuses to guess.
     let st = status(&config, &conn);
     assert_eq!(
         st["next"],
-        format!("atrest rotate retire --config {c} --key key1 {retire_live}")
+        format!("atrest rotate retire --config {c} --key key1 --archive FILE {retire_live}")
     );
-    run_suggested(&st["next"]);
+    assert!(st["advice"]
+        .as_str()
+        .unwrap()
+        .contains("not on the control-plane nodes"));
+    let o = run(&cat(
+        &["rotate", "retire", "--config", c, "--key", "key1"],
+        &etcd.retire_conn(),
+    ));
+    assert_eq!(o.code, Some(2), "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("--archive FILE") && o.stderr.contains("--no-archive"),
+        "{}",
+        o.stderr
+    );
+    let with_archive: Vec<String> = cat(&["--archive", ar], &conn)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let st = status(&config, &with_archive);
+    assert_eq!(
+        st["next"],
+        format!("atrest rotate retire --config {c} --key key1 --archive {ar} {retire_live}")
+    );
+    let o = run_suggested(&st["next"]);
+    assert!(
+        o.stdout.contains("archived aescbc key `key1`") && o.stdout.contains(ar),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(mode(&archive), 0o600);
     let (prev, cur) = s.edited();
     expect(&etcd, &cur, "aescbc/key2 current");
     expect(&etcd, &prev, "aescbc/key2 current");
@@ -1354,10 +1419,26 @@ fn rotation_end_to_end_on_real_etcd() {
     let gcm = format!("aesgcm/{new_key}");
     expect(&etcd, &cur, &format!("{gcm} current"));
     expect(&etcd, &prev, &format!("{gcm} stale"));
+    let owner = fs::metadata(&archive).map(|m| (m.uid(), m.gid())).unwrap();
     let (prev, cur) = s.edit(&cat(
-        &["rotate", "retire", "--config", c, "--key", "key2"],
+        &[
+            "rotate",
+            "retire",
+            "--config",
+            c,
+            "--key",
+            "key2",
+            "--archive",
+            ar,
+        ],
         &etcd.retire_conn(),
     ));
+    assert_eq!(mode(&archive), 0o600, "the archive stays private");
+    assert_eq!(
+        fs::metadata(&archive).map(|m| (m.uid(), m.gid())).unwrap(),
+        owner,
+        "the archive keeps its owner"
+    );
     expect(&etcd, &cur, &format!("{gcm} current"));
     expect(&etcd, &prev, &format!("{gcm} current"));
     let final_cfg = EncryptionConfiguration::load(&config).unwrap().config;
@@ -1378,6 +1459,233 @@ fn rotation_end_to_end_on_real_etcd() {
     assert_eq!(baks.len(), 9, "three edits in each of three rotations");
     assert!(baks.iter().all(|b| mode(b) == 0o600));
     assert_eq!(mode(&config), 0o600);
+
+    old_backup_is_recovered_with_the_archive(
+        d.path(),
+        &config,
+        &cfg_key1,
+        &snap1,
+        &archive,
+        &stored_key1,
+        &originals,
+    );
+}
+
+/// The backup taken under key1, after key1 and key2 were retired into `archive`:
+/// the final config alone cannot read it; with the archive, `dump` recovers exactly
+/// what the config of that time did, `audit` says which file read each object,
+/// `decrypt` reads the stored values, and `keys find` names what the backup needs.
+fn old_backup_is_recovered_with_the_archive(
+    dir: &Path,
+    config: &Path,
+    cfg_key1: &Path,
+    snap1: &Path,
+    archive: &Path,
+    stored_key1: &[(String, Vec<u8>)],
+    originals: &[(String, Vec<u8>)],
+) {
+    let (c, c1, sn, ar) = (
+        config.to_str().unwrap(),
+        cfg_key1.to_str().unwrap(),
+        snap1.to_str().unwrap(),
+        archive.to_str().unwrap(),
+    );
+    let text = fs::read_to_string(archive).unwrap();
+    assert!(
+        text.starts_with("apiVersion: atrest.dev/v1\nkind: KeyArchive\n"),
+        "{text}"
+    );
+
+    let want = run(&["dump", "--snapshot", sn, "--config", c1, "-o", "json"]);
+    assert_eq!(want.code, Some(0), "{}", want.stderr);
+    let v: serde_json::Value = serde_json::from_str(&want.stdout).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), SECRETS.len());
+
+    let o = run(&["dump", "--snapshot", sn, "--config", c, "-o", "json"]);
+    assert_eq!(
+        o.code,
+        Some(1),
+        "the final config alone cannot read the backup"
+    );
+    assert!(o.stderr.contains("aescbc key `key1`"), "{}", o.stderr);
+
+    let got = run(&[
+        "dump",
+        "--snapshot",
+        sn,
+        "--config",
+        c,
+        "--archive",
+        ar,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    assert_eq!(got.stdout, want.stdout, "recovered exactly");
+    assert!(
+        got.stderr
+            .contains("4 object(s) read with aescbc key `key1`"),
+        "{}",
+        got.stderr
+    );
+    assert!(got.stderr.contains(ar), "{}", got.stderr);
+
+    // The same through --config given twice: the old config's keys read it.
+    let two = run(&[
+        "dump",
+        "--snapshot",
+        sn,
+        "--config",
+        c,
+        "--config",
+        c1,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(two.code, Some(0), "{}", two.stderr);
+    assert_eq!(two.stdout, want.stdout);
+
+    // Audit: stale (never current), with the file and key that read each object.
+    let o = run(&[
+        "audit",
+        "--snapshot",
+        sn,
+        "--config",
+        c,
+        "--archive",
+        ar,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.code, Some(1), "stale objects need action");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let secrets: Vec<&serde_json::Value> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["resource"] == "secrets")
+        .collect();
+    assert_eq!(secrets.len(), SECRETS.len());
+    for obj in &secrets {
+        assert_eq!(obj["status"], "stale", "{obj}");
+        assert_eq!(obj["read_with"], ar, "{obj}");
+        let detail = obj["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("key `key1`") && detail.contains(ar),
+            "{detail}"
+        );
+    }
+    let cm = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["resource"] == "configmaps")
+        .unwrap();
+    assert!(
+        cm.get("read_with").is_none(),
+        "read_with only where an extra key read: {cm}"
+    );
+
+    // rotate status with the archive: still at risk for this config, file named.
+    let o = run(&[
+        "rotate",
+        "status",
+        "--config",
+        c,
+        "--archive",
+        ar,
+        "--snapshot",
+        sn,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.code, Some(1), "{}", o.stdout);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["at_risk_total"], 4);
+    assert_eq!(v["at_risk"][0]["read_with"], ar);
+
+    // decrypt: the stored values of that time.
+    for (key, value) in stored_key1 {
+        let plain = run_stdin(
+            &["decrypt", "--config", c, "--archive", ar, "--etcd-key", key],
+            value,
+        );
+        let want = originals.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        assert_eq!(Some(&plain), want, "{key}");
+    }
+
+    // keys find: what the backup needs, and whether the files at hand have it.
+    let o = run(&["keys", "find", "--snapshot", sn, "--config", c]);
+    assert_eq!(o.code, Some(1), "{}{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("aescbc/key1"), "{}", o.stderr);
+    assert!(o.stdout.contains("missing"), "{}", o.stdout);
+    let o = run(&[
+        "keys",
+        "find",
+        "--snapshot",
+        sn,
+        "--config",
+        c,
+        "--archive",
+        ar,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let k1 = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "key1")
+        .unwrap();
+    assert_eq!(
+        (
+            k1["provider"].as_str(),
+            k1["objects"].as_u64(),
+            k1["state"].as_str()
+        ),
+        (Some("aescbc"), Some(4), Some("covered"))
+    );
+    assert_eq!(k1["read_with"][0], ar);
+
+    // keys list: both retired keys, their resources and time, never a secret.
+    let o = run(&["keys", "list", "--config", c, "--archive", ar, "-o", "json"]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let names: Vec<&str> = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(&names[1..], ["key1", "key2"], "{v}");
+    let archived = &v["keys"][1];
+    assert_eq!(archived["resources"][0], "secrets");
+    assert!(
+        archived["retired_at"].as_str().unwrap().starts_with("20"),
+        "{archived}"
+    );
+    let table = run(&["keys", "list", "--config", c, "--archive", ar]);
+    for secret in secrets_in(&fs::read_to_string(cfg_key1).unwrap()) {
+        assert!(!o.stdout.contains(&secret) && !table.stdout.contains(&secret));
+        assert!(text.contains(&secret), "the archive holds key1");
+    }
+
+    // validate: a loose archive is a warning, and retire refuses to add to it.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(archive, fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(&["validate", "--archive", ar]);
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains("mode 0644") && o.stdout.contains("chmod 600"),
+        "{}",
+        o.stdout
+    );
+    fs::set_permissions(archive, fs::Permissions::from_mode(0o600)).unwrap();
+    let o = run(&["validate", "--archive", ar]);
+    assert!(!o.stdout.contains("warning"), "{}", o.stdout);
+    let _ = dir;
 }
 
 /// `rotate retire --endpoints` proves from the live etcd, read in pages at one
@@ -1410,6 +1718,7 @@ fn retire_on_live_etcd_refuses_until_rewritten() {
         c,
         "--key",
         "key1",
+        "--no-archive",
         "--page-size",
         "3",
     ];
@@ -1506,6 +1815,7 @@ fn retire_proof_cannot_be_fooled_on_real_etcd() {
                 config.to_str().unwrap(),
                 "--key",
                 key,
+                "--no-archive",
             ],
             source,
         ))

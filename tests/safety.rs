@@ -7,18 +7,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-/// `atrest SUBCOMMAND <connection flags> REST...`
-fn with(conn: &[String], more: &[&str]) -> Vec<String> {
-    let mut v = vec![more[0].to_string()];
-    v.extend(conn.iter().cloned());
-    v.extend(more[1..].iter().map(|s| s.to_string()));
-    v
-}
-
 /// Length-delimited protobuf field (bodies under 128 bytes).
 fn ld(field: u8, body: &[u8]) -> Vec<u8> {
     assert!(body.len() < 128);

@@ -11,13 +11,16 @@ const SUBCOMMANDS: &[&str] = &[
     "encrypt",
     "decrypt",
     "audit",
+    "info",
     "dump",
     "rotate",
     "rewrite",
+    "keys",
     "completions",
     "man",
 ];
 const ROTATE_STEPS: &[&str] = &["status", "prepare", "promote", "retire"];
+const KEYS_STEPS: &[&str] = &["list", "find"];
 
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::cargo_bin("atrest")
@@ -133,6 +136,7 @@ fn man_out_dir_writes_a_page_per_subcommand() {
     let mut want = vec!["atrest.1".to_string()];
     want.extend(SUBCOMMANDS.iter().map(|s| format!("atrest-{s}.1")));
     want.extend(ROTATE_STEPS.iter().map(|s| format!("atrest-rotate-{s}.1")));
+    want.extend(KEYS_STEPS.iter().map(|s| format!("atrest-keys-{s}.1")));
     want.sort();
     let mut got: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()

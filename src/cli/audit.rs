@@ -54,8 +54,14 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE)]
     page_size: usize,
     /// EncryptionConfiguration: decrypt every object and say whether it is current.
+    /// Repeat it to also read with the keys of older configs (tried after the first's,
+    /// read only: objects they read are `stale`, with `read_with` naming the file).
     #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    config: Vec<PathBuf>,
+    /// Key archive (`rotate retire --archive`) whose keys are tried after the
+    /// configs', read only (repeatable).
+    #[arg(long, value_name = "FILE", requires = "config")]
+    archive: Vec<PathBuf>,
     /// Only these resources, comma-separated (e.g. secrets,configmaps,deployments.apps).
     #[arg(long, value_name = "R,...", value_delimiter = ',')]
     resource: Vec<String>,
@@ -81,6 +87,8 @@ pub struct Args {
     /// the same whatever the number.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
     #[command(flatten)]
     etcd: EtcdArgs,
 }
@@ -134,6 +142,7 @@ pub fn transformers(config: Option<&std::path::Path>) -> Result<Option<Transform
     }
 }
 
+/// Build the chains of `--config` with its KMS plugins (checked now), if given.
 pub fn run(a: Args) -> CmdResult {
     let flag_endpoints = a.etcd.endpoints.is_some();
     match (&a.snapshot, flag_endpoints) {
@@ -203,7 +212,7 @@ impl ChunkReport {
 }
 
 fn run_snapshot(a: Args) -> CmdResult {
-    let ts = transformers(a.config.as_deref())?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive, &a.kms_endpoint)?;
     let Some(path) = a.snapshot.clone() else {
         return Err(Failure::usage("--snapshot FILE is missing"));
     };
@@ -214,7 +223,8 @@ fn run_snapshot(a: Args) -> CmdResult {
             prefix: a.etcd_prefix.clone(),
             resources: resource_filter(&a.resource),
         },
-    );
+    )
+    .with_extra_keys(&extra);
     let label = path.display().to_string();
     let damaged = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
     let threads = threads(a.threads);
@@ -252,7 +262,10 @@ fn run_snapshot(a: Args) -> CmdResult {
             threads,
             &|n| progress.inc(n),
             |records| ChunkReport::classify(&auditor, format, records),
-            |chunk| report.add_chunk(chunk),
+            |chunk| {
+                super::kms::check(ts.as_ref())?;
+                report.add_chunk(chunk)
+            },
         )?;
         progress.finish();
         let result = report.finish(history.as_deref(), deep.as_deref());
@@ -273,7 +286,7 @@ pub fn threads(n: usize) -> usize {
 }
 
 fn run_live(a: Args) -> CmdResult {
-    let ts = transformers(a.config.as_deref())?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive, &a.kms_endpoint)?;
     let opts = a.etcd.options()?;
     let source = opts.endpoints_string();
     let resources = resource_filter(&a.resource);
@@ -283,7 +296,8 @@ fn run_live(a: Args) -> CmdResult {
             prefix: a.etcd_prefix.clone(),
             resources: resources.clone(),
         },
-    );
+    )
+    .with_extra_keys(&extra);
     let rt = super::etcd::runtime()?;
     rt.block_on(async {
         let etcd = super::etcd::connect(&opts).await?;
@@ -317,7 +331,10 @@ fn run_live(a: Args) -> CmdResult {
                     chunks.len(),
                     threads,
                     |i| ChunkReport::classify(&auditor, format, chunks[i]),
-                    |chunk| report.add_chunk(chunk),
+                    |chunk| {
+                        super::kms::check(ts.as_ref())?;
+                        report.add_chunk(chunk)
+                    },
                 )
             },
         )

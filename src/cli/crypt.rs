@@ -4,7 +4,7 @@
 use super::output::write_stdout;
 use super::{load_config, CmdResult, Failure};
 use atrest::etcd_key::{parse_object_key, GroupResource, DEFAULT_PREFIX};
-use atrest::transformer::{ReadMode, Transformers};
+use atrest::transformer::ReadMode;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -30,9 +30,10 @@ Exit codes: 0 decrypted, 1 no configured key could read the value, 2 usage or I/
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// EncryptionConfiguration file (as given to kube-apiserver).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    /// EncryptionConfiguration file (as given to kube-apiserver). decrypt: repeat it
+    /// to also try the keys of older configs, after the first's.
+    #[arg(long, value_name = "FILE", required = true)]
+    config: Vec<PathBuf>,
     /// The etcd key the value is stored at (aesgcm authenticates it).
     #[arg(long, value_name = "KEY")]
     etcd_key: String,
@@ -42,6 +43,8 @@ pub struct Args {
     /// kube-apiserver's --etcd-prefix.
     #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
     etcd_prefix: String,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
 }
 
 fn resource_of(a: &Args) -> Result<GroupResource, Failure> {
@@ -120,15 +123,26 @@ fn read_stdin() -> Result<Input, Failure> {
     Ok(Input::Read(buf))
 }
 
-fn transformers(a: &Args) -> Result<Transformers, Failure> {
-    let loaded = load_config(&a.config)?;
-    Transformers::new(&loaded.config)
-        .map_err(|e| Failure::usage(format!("{}: {e}", a.config.display())))
+/// `atrest decrypt`: [`Args`] and key archives.
+#[derive(Debug, clap::Args)]
+pub struct DecryptArgs {
+    #[command(flatten)]
+    common: Args,
+    /// Key archive (`rotate retire --archive`) whose keys are tried after the
+    /// configs', read only (repeatable).
+    #[arg(long, value_name = "FILE")]
+    archive: Vec<PathBuf>,
 }
 
 pub fn encrypt(a: Args) -> CmdResult {
     let gr = resource_of(&a)?;
-    let ts = transformers(&a)?;
+    let [config] = a.config.as_slice() else {
+        return Err(Failure::usage(
+            "encrypt writes with one config: give --config once",
+        ));
+    };
+    let loaded = load_config(config)?;
+    let ts = super::kms::transformers(&loaded.config, config, &a.kms_endpoint)?;
     let (t, _) = ts.for_resource(&gr);
     let input = read_stdin()?;
     let out = t
@@ -137,21 +151,37 @@ pub fn encrypt(a: Args) -> CmdResult {
     write_stdout(&out)
 }
 
-pub fn decrypt(a: Args) -> CmdResult {
-    let gr = resource_of(&a)?;
-    let ts = transformers(&a)?;
+pub fn decrypt(d: DecryptArgs) -> CmdResult {
+    let a = &d.common;
+    let gr = resource_of(a)?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &d.archive, &a.kms_endpoint)?;
+    let Some(ts) = ts else {
+        return Err(Failure::usage("--config FILE is required"));
+    };
     let (t, covered) = ts.for_resource(&gr);
     let input = read_stdin()?;
-    let read = t
-        .read(&input, a.etcd_key.as_bytes(), ReadMode::Apiserver)
-        .map_err(|e| {
-            let scope = if covered {
-                format!("{gr}")
-            } else {
-                format!("{gr} (not in the config: identity only)")
-            };
-            Failure::findings(format!("cannot decrypt {} ({scope}): {e}", a.etcd_key))
-        })?;
+    let first = t.read(&input, a.etcd_key.as_bytes(), ReadMode::Apiserver);
+    if first.is_err() {
+        // A plugin that became unusable stops the command (exit 2, naming it).
+        super::kms::check(Some(&ts))?;
+        // Only after the config's own keys have failed, and checked: the extra keys
+        // are not kube-apiserver's.
+        if let Some(r) = extra.read(&input, a.etcd_key.as_bytes(), &a.etcd_prefix) {
+            eprintln!(
+                "atrest: {} read with {} (the first config cannot read it)",
+                a.etcd_key, r.key
+            );
+            return write_stdout(&r.plaintext);
+        }
+    }
+    let read = first.map_err(|e| {
+        let scope = if covered {
+            format!("{gr}")
+        } else {
+            format!("{gr} (not in the config: identity only)")
+        };
+        Failure::findings(format!("cannot decrypt {} ({scope}): {e}", a.etcd_key))
+    })?;
     if !read.looks_like_object {
         eprintln!(
             "atrest: warning: {} read by {} does not look like a Kubernetes object (wrong key with valid padding, or not an object)",

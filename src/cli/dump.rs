@@ -2,11 +2,12 @@
 
 use super::audit::{open_snapshot, resource_filter, threads, with_verified_stdout};
 use super::gate::GatedWriter;
-use super::{load_config, CmdResult, Failure};
+use super::{CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor};
-use atrest::dump::{recover, ListFormat, ListWriter};
+use atrest::dump::{recover_with_extra, ListFormat, ListWriter};
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::fsutil::PrivateTree;
+use atrest::keyring::ExtraKeys;
 use atrest::kube::ExpectedObject;
 use atrest::source::{Record, SnapshotSource};
 use atrest::transformer::Transformers;
@@ -21,6 +22,9 @@ Examples:
 
   # One Secret, as JSON
   atrest dump --snapshot backup.db --config enc.yaml --namespace prod --name db-password -o json
+
+  # A backup older than the last rotation: the retired keys come from the archive
+  atrest dump --snapshot backup-2026-01.db --config enc.yaml --archive /srv/backups/key-archive.yaml
 
   # Secrets and ConfigMaps as one file per object (files 0600, directories 0700)
   atrest dump --snapshot backup.db --config enc.yaml --resource secrets,configmaps --out-dir ./restore
@@ -42,9 +46,14 @@ pub struct Args {
     /// etcd snapshot (`etcdctl snapshot save`) or member db file to read.
     #[arg(long, value_name = "FILE")]
     snapshot: PathBuf,
-    /// EncryptionConfiguration with the keys that encrypted the data.
+    /// EncryptionConfiguration with the keys that encrypted the data; repeat it for
+    /// older configs, whose keys are tried after the first's.
+    #[arg(long, value_name = "FILE", required = true)]
+    config: Vec<PathBuf>,
+    /// Key archive (`rotate retire --archive`) whose keys are tried after the
+    /// configs' (repeatable): recovers objects of backups older than a rotation.
     #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    archive: Vec<PathBuf>,
     /// Resources to recover, comma-separated.
     #[arg(
         long,
@@ -81,6 +90,8 @@ pub struct Args {
     /// the same whatever the number.
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
 }
 
 struct Recovered {
@@ -89,6 +100,8 @@ struct Recovered {
     namespace: Option<String>,
     name: String,
     result: Result<Vec<u8>, String>,
+    /// The extra key (further config, archive) that read it.
+    read_with: Option<String>,
 }
 
 /// A path component taken from an etcd key: refuse anything that could escape DIR.
@@ -97,9 +110,10 @@ fn safe_component(s: &str) -> bool {
 }
 
 pub fn run(a: Args) -> CmdResult {
-    let loaded = load_config(&a.config)?;
-    let ts = Transformers::new(&loaded.config)
-        .map_err(|e| Failure::usage(format!("{}: {e}", a.config.display())))?;
+    let (ts, extra) = super::keys::read_keys(&a.config, &a.archive, &a.kms_endpoint)?;
+    let Some(ts) = ts else {
+        return Err(Failure::usage("--config FILE is required"));
+    };
     let snap = open_snapshot(&a.snapshot, a.skip_hash_check)?;
     let auditor = Auditor::new(
         None,
@@ -116,13 +130,13 @@ pub fn run(a: Args) -> CmdResult {
     with_verified_stdout(&snap, |gate| {
         let source = SnapshotSource::open(snap.bolt(), a.revision)
             .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?;
-        dump(&a, &ts, &source, &auditor, list_format, gate)
+        dump(&a, (&ts, &extra), &source, &auditor, list_format, gate)
     })
 }
 
 fn dump(
     a: &Args,
-    ts: &Transformers,
+    (ts, extra): (&Transformers, &ExtraKeys),
     source: &SnapshotSource<'_>,
     auditor: &Auditor<'_>,
     list_format: ListFormat,
@@ -149,14 +163,19 @@ fn dump(
     let progress = super::progress::Progress::new(source.len() as u64, "recovering");
     let (mut recovered, mut failed, mut partial) =
         (0usize, 0usize, std::collections::BTreeSet::new());
+    let mut by_extra: std::collections::BTreeMap<String, usize> = Default::default();
     let work = |records: &[Record<'_>]| -> Vec<Recovered> {
         records
             .iter()
-            .filter_map(|rec| recover_one(a, ts, auditor, list_format, rec))
+            .filter_map(|rec| recover_one(a, (ts, extra), auditor, list_format, rec))
             .collect()
     };
     source.par_map(threads(a.threads), &|n| progress.inc(n), work, |results| {
+        super::kms::check(Some(ts))?;
         for r in results {
+            if let (Some(k), Ok(_)) = (&r.read_with, &r.result) {
+                *by_extra.entry(k.clone()).or_default() += 1;
+            }
             match r.result {
                 Ok(bytes) => {
                     if !matches!(r.resource.resource.as_str(), "secrets" | "configmaps")
@@ -203,6 +222,9 @@ fn dump(
     for res in &partial {
         eprintln!("atrest: note: {res} objects are printed with apiVersion, kind and metadata only (atrest decodes Secret and ConfigMap in full, and JSON-stored objects as stored)");
     }
+    for (k, n) in &by_extra {
+        eprintln!("atrest: {n} object(s) read with {k} (the first config cannot read them)");
+    }
     if let Some(dir) = &a.out_dir {
         eprintln!(
             "atrest: wrote {recovered} object(s) under {}",
@@ -221,7 +243,7 @@ fn dump(
 /// `None` when the filters leave it out.
 fn recover_one(
     a: &Args,
-    ts: &Transformers,
+    (ts, extra): (&Transformers, &ExtraKeys),
     auditor: &Auditor<'_>,
     list_format: ListFormat,
     rec: &Record<'_>,
@@ -236,15 +258,20 @@ fn recover_one(
     }
     let per_file = a.out_dir.is_some();
     let expected = ExpectedObject::from_object_key(rec.key, &a.etcd_prefix, &ok)?;
-    let result = recover(ts, &ok.resource, &expected, &rec.stored(), a.clean)
+    let mut read_with = None;
+    let result = recover_with_extra(ts, extra, &ok.resource, &expected, &rec.stored(), a.clean)
         .map_err(|e| e.to_string())
-        .and_then(|v| serialize(&v, list_format, per_file));
+        .and_then(|(v, by)| {
+            read_with = by.map(|k| k.to_string());
+            serialize(&v, list_format, per_file)
+        });
     Some(Recovered {
         key: String::from_utf8_lossy(rec.key).into_owned(),
         resource: ok.resource,
         namespace: ok.namespace.map(str::to_string),
         name: ok.name.to_string(),
         result,
+        read_with,
     })
 }
 

@@ -8,6 +8,9 @@ mod dump;
 mod etcd;
 mod gate;
 mod generate;
+mod info;
+mod keys;
+mod kms;
 mod output;
 mod progress;
 mod rewrite;
@@ -52,16 +55,22 @@ enum Command {
     Encrypt(crypt::Args),
     /// Decrypt a stored value (stdin) to exactly the bytes kube-apiserver would read (stdout).
     #[command(after_help = crypt::DECRYPT_EXAMPLES)]
-    Decrypt(crypt::Args),
+    Decrypt(crypt::DecryptArgs),
     /// Classify every object of an etcd snapshot or live etcd: plaintext, provider, key, readable or not.
     #[command(after_help = audit::EXAMPLES)]
     Audit(audit::Args),
+    /// What an etcd snapshot holds: storage version, revisions, members, leases, objects, pages, hash.
+    #[command(after_help = info::EXAMPLES)]
+    Info(info::Args),
     /// Decrypt objects from an etcd snapshot back into Kubernetes manifests (break-glass).
     #[command(after_help = dump::EXAMPLES)]
     Dump(dump::Args),
     /// Rotate keys across control-plane nodes: status, prepare, promote, retire.
     #[command(after_help = rotate::EXAMPLES)]
     Rotate(rotate::Args),
+    /// List the keys of configs and key archives; find the keys a backup needs.
+    #[command(after_help = keys::EXAMPLES)]
+    Keys(keys::Args),
     /// Re-encrypt plaintext and stale objects of a live etcd in place, under the config's write key.
     #[command(after_help = rewrite::EXAMPLES)]
     Rewrite(rewrite::Args),
@@ -135,9 +144,11 @@ pub fn run() -> ExitCode {
         Command::Encrypt(a) => crypt::encrypt(a),
         Command::Decrypt(a) => crypt::decrypt(a),
         Command::Audit(a) => audit::run(a),
+        Command::Info(a) => info::run(a),
         Command::Dump(a) => dump::run(a),
         Command::Rotate(a) => rotate::run(a),
         Command::Rewrite(a) => rewrite::run(a),
+        Command::Keys(a) => keys::run(a),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
     };

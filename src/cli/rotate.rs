@@ -8,6 +8,7 @@ use atrest::audit::{AuditOptions, Auditor, StoredObject};
 use atrest::config::LoadedConfig;
 use atrest::etcd::ConnectOptions;
 use atrest::etcd_key::DEFAULT_PREFIX;
+use atrest::keyring::ExtraKeys;
 use atrest::mvcc::LiveView;
 use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
 use atrest::rotation::{
@@ -29,8 +30,9 @@ The procedure (on one node; copy the file to every control-plane node after each
   2. atrest rotate promote --config FILE      new key writes; restart every kube-apiserver
   3. atrest rewrite --endpoints URL,... --config FILE --resource secrets
                                               every object is rewritten with the new key
-  4. atrest rotate retire  --config FILE --key OLD --endpoints URL,...
-                                              old key removed once a scan proves nothing uses it
+  4. atrest rotate retire  --config FILE --key OLD --archive ARCHIVE --endpoints URL,...
+                                              old key removed once a scan proves nothing uses it,
+                                              after it was appended to the key archive (or --no-archive)
 `atrest rotate status` says where a config is and prints the next command, with the
 etcd flags it was given (never a password).
 
@@ -91,8 +93,10 @@ Then copy the file to every node, restart every kube-apiserver, and rewrite the 
 pub const RETIRE_EXAMPLES: &str = "\
 Examples:
   # Remove the old key once a scan of the live etcd (at one revision) proves no object
-  # uses it; the client key is --client-key here, as --key names the key to remove
+  # uses it, keeping it in a key archive for older backups (kept with the backups, not
+  # on the nodes); the client key is --client-key here, as --key names the key to remove
   atrest rotate retire --config /etc/kubernetes/enc/encryption-config.yaml --key key1 \\
+    --archive /srv/backups/etcd/key-archive.yaml \\
     --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \\
     --cert /etc/kubernetes/pki/apiserver-etcd-client.crt \\
     --client-key /etc/kubernetes/pki/apiserver-etcd-client.key
@@ -104,13 +108,17 @@ Examples:
     --key /etc/kubernetes/pki/etcd/healthcheck-client.key \\
     snapshot save /var/backups/after-rewrite.db
   atrest rotate retire --config /etc/kubernetes/enc/encryption-config.yaml \\
-    --key key1 --snapshot /var/backups/after-rewrite.db
+    --key key1 --no-archive --snapshot /var/backups/after-rewrite.db
 
   # Stop reading plaintext once every object is encrypted
   atrest rotate retire --config enc.yaml --key identity --snapshot after-rewrite.db
 
   # A key name used by two providers
-  atrest rotate retire --config enc.yaml --key aescbc/key1 --snapshot after-rewrite.db
+  atrest rotate retire --config enc.yaml --key aescbc/key1 --archive keys.yaml --snapshot after-rewrite.db
+
+A key (not identity) needs --archive FILE or --no-archive: the archive gets the key
+(provider, name, secret, fingerprint, resources, time, config) before the config is
+edited; entries are only appended, the file is written atomically with mode 0600.
 
 There is no way to skip the proof. A key is removed only when a complete scan (the
 live etcd at one revision, or a snapshot whose sha256 trailer verifies) shows that no
@@ -256,14 +264,15 @@ const CHUNK: usize = 4096;
 /// Within a page of a live etcd, this many at a time.
 const PAGE_CHUNK: usize = 64;
 
-fn scan(src: &Source, ts: &Transformers, prefix: &str) -> Result<Scan, Failure> {
+fn scan(src: &Source, ts: &Transformers, extra: &ExtraKeys, prefix: &str) -> Result<Scan, Failure> {
     let auditor = Auditor::new(
         Some(ts),
         AuditOptions {
             prefix: prefix.to_string(),
             resources: None,
         },
-    );
+    )
+    .with_extra_keys(extra);
     match src {
         Source::Snapshot {
             path,
@@ -379,6 +388,11 @@ struct StatusArgs {
     /// Only the resources[] items listing these names, comma-separated.
     #[arg(long, value_name = "R,...", value_delimiter = ',')]
     resource: Vec<String>,
+    /// Key archive whose keys are tried, read only, on objects the config cannot
+    /// read (repeatable; such objects stay at risk, with the file named); the first is
+    /// also the archive of the suggested `rotate retire`.
+    #[arg(long, value_name = "FILE")]
+    archive: Vec<PathBuf>,
     #[command(flatten)]
     source: SourceArgs,
     /// Output format (table or json).
@@ -437,6 +451,15 @@ struct RetireArgs {
     /// Key to remove: NAME, PROVIDER/NAME, or `identity`.
     #[arg(id = "target", long = "key", value_name = "NAME|identity")]
     key: RetireTarget,
+    /// Append the retired key to this key archive (created mode 0600) before the config
+    /// is edited, so that older backups stay readable; keep it with the backups, not on
+    /// the nodes.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_archive")]
+    archive: Option<PathBuf>,
+    /// Retire without keeping the key: backups taken before the rotation can no longer
+    /// be read.
+    #[arg(long)]
+    no_archive: bool,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -539,7 +562,17 @@ fn promote(a: PromoteArgs) -> CmdResult {
     apply(&loaded, &new, &change, a.edit.dry_run, &next)
 }
 
+/// Where the key archive goes, in advice.
+const ARCHIVE_ADVICE: &str =
+    "keep the archive with the etcd backups (it can read them), not on the control-plane nodes";
+
 fn retire(a: RetireArgs) -> CmdResult {
+    if matches!(a.key, RetireTarget::Key { .. }) && a.archive.is_none() && !a.no_archive {
+        return Err(Failure::usage(format!(
+            "retiring {} removes it for good, and backups taken before the rotation need it: pass --archive FILE to keep it in a key archive ({ARCHIVE_ADVICE}), or --no-archive to drop it",
+            a.key
+        )));
+    }
     let loaded = load_config(&a.edit.config)?;
     let Some(src) = a.source.source()? else {
         return Err(Failure::usage(
@@ -548,7 +581,8 @@ fn retire(a: RetireArgs) -> CmdResult {
     };
     let ts = Transformers::new(&loaded.config)
         .map_err(|e| Failure::usage(format!("{}: {e}", a.edit.config.display())))?;
-    let scanned = scan(&src, &ts, &a.source.etcd_prefix)?;
+    // The proof is about what kube-apiserver reads: no extra keys here.
+    let scanned = scan(&src, &ts, &ExtraKeys::default(), &a.source.etcd_prefix)?;
     if let (Source::Snapshot { path, .. }, Some(hash)) = (&src, scanned.hash) {
         rotation::check_snapshot(path, hash).map_err(refused)?;
     }
@@ -562,6 +596,52 @@ fn retire(a: RetireArgs) -> CmdResult {
         "scan of {} at revision {}: {} objects; none uses {}",
         scanned.name, scanned.revision, scanned.usage.summary.objects, a.key
     );
+    let retired = atrest::archive::removed_keys(
+        &loaded.config,
+        &new,
+        &std::fs::canonicalize(&a.edit.config).unwrap_or_else(|_| a.edit.config.clone()),
+        SystemTime::now(),
+    );
+    let mut out = String::new();
+    match (&a.archive, retired.is_empty()) {
+        (_, true) => {}
+        (None, false) => {
+            let _ = writeln!(
+                out,
+                "--no-archive: {} not kept anywhere; backups taken before now cannot be read without it\n",
+                retired.iter().map(|k| k.describe()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        (Some(file), false) if a.edit.dry_run => {
+            for k in &retired {
+                let _ = writeln!(
+                    out,
+                    "dry run: would archive {} to {}",
+                    k.describe(),
+                    file.display()
+                );
+            }
+            out.push('\n');
+        }
+        (Some(file), false) => {
+            // Archived before the config is edited: a failure here leaves the config as it was.
+            let done = atrest::archive::append(file, &retired).map_err(Failure::usage)?;
+            for k in &done.added {
+                let _ = writeln!(out, "archived {k} to {} (mode 0600)", done.path.display());
+            }
+            for k in &done.already {
+                let _ = writeln!(out, "{k} was already in {}", done.path.display());
+            }
+            let _ = writeln!(
+                out,
+                "{ARCHIVE_ADVICE}; read old backups with `atrest dump --archive {}`\n",
+                config_word(&done.path)
+            );
+        }
+    }
+    if !out.is_empty() {
+        write_stdout(out.as_bytes())?;
+    }
     apply(&loaded, &new, &change, a.edit.dry_run, &next)
 }
 
@@ -594,7 +674,17 @@ fn status(a: StatusArgs) -> CmdResult {
         Some(src) => {
             let ts = Transformers::new(&first.config)
                 .map_err(|e| Failure::usage(format!("{}: {e}", a.config[0].display())))?;
-            Some(scan(&src, &ts, &a.source.etcd_prefix)?)
+            // The other --config files are copies of this one (compared for drift), so
+            // only the archives add keys.
+            // An archive that does not exist yet is the one the next retire creates.
+            let existing: Vec<PathBuf> = a
+                .archive
+                .iter()
+                .filter(|p| p.symlink_metadata().is_ok())
+                .cloned()
+                .collect();
+            let extra = super::keys::extra_keys(&[], &[], &existing)?;
+            Some(scan(&src, &ts, &extra, &a.source.etcd_prefix)?)
         }
         None => None,
     };
@@ -602,7 +692,11 @@ fn status(a: StatusArgs) -> CmdResult {
         .map_err(refused)?;
     let cfg_words: Vec<String> = a.config.iter().map(|p| config_word(p)).collect();
     let (next, advice) = if drift.is_empty() {
-        next_command(&report, &cfg_words[0], &scope, scanned.as_ref())
+        let archive = a
+            .archive
+            .first()
+            .map_or_else(|| "FILE".to_string(), |p| config_word(p));
+        next_command(&report, &cfg_words[0], &scope, scanned.as_ref(), &archive)
     } else {
         (
             None,
@@ -673,6 +767,7 @@ fn next_command(
     cfg: &str,
     scope: &Scope,
     scan: Option<&Scan>,
+    archive: &str,
 ) -> (Option<String>, String) {
     let sc = scope_flag(scope);
     let password_note = if scan.is_some_and(|s| s.flags.password) {
@@ -726,13 +821,27 @@ fn next_command(
                 format!("{objects} object(s) are still under old keys or in plaintext: once every kube-apiserver runs this config, rewrite them (or `kubectl get secrets -A -o json | kubectl replace -f -` per resource), {then}{password_note}"),
             )
         }
-        NextStep::Retire { target } => (
-            Some(format!(
-                "atrest rotate retire --config {cfg}{sc} --key {} {}",
-                shell_word(target),
-                scan.map_or("--endpoints URL,...", |s| s.flags.retire.as_str())
-            )),
-            format!("no object of the scanned data uses {target} any more: remove it{password_note}"),
+        NextStep::Retire { target } => {
+            let (archive_flag, archive_note) = if target == "identity" {
+                (String::new(), String::new())
+            } else {
+                (
+                    format!(" --archive {archive}"),
+                    format!("; the key goes to the key archive {archive} first ({ARCHIVE_ADVICE}; --no-archive drops it for good)"),
+                )
+            };
+            (
+                Some(format!(
+                    "atrest rotate retire --config {cfg}{sc} --key {}{archive_flag} {}",
+                    shell_word(target),
+                    scan.map_or("--endpoints URL,...", |s| s.flags.retire.as_str())
+                )),
+                format!("no object of the scanned data uses {target} any more: remove it{archive_note}{password_note}"),
+            )
+        }
+        NextStep::ProofIncomplete { target, why } => (
+            None,
+            format!("no scanned object uses {target}, but retire would refuse this scan as proof: {why}"),
         ),
         NextStep::Mixed => (
             None,
@@ -916,9 +1025,14 @@ fn status_table(
                     .as_deref()
                     .map(|k| format!("/{k}"))
                     .unwrap_or_default();
+                let read_with = o
+                    .read_with
+                    .as_deref()
+                    .map(|f| format!("; only {f} has its key"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     t,
-                    "  {:<13} {} ({}{key})",
+                    "  {:<13} {} ({}{key}{read_with})",
                     o.status.name(),
                     o.key,
                     o.provider

@@ -20,13 +20,19 @@ Examples:
   # Machine-readable report
   atrest validate -o json config.yaml
 
+  # A key archive written by `atrest rotate retire --archive` (warns when others can read it)
+  atrest validate --archive /srv/backups/etcd/key-archive.yaml
+
 Exit codes: 0 valid (warnings allowed), 1 errors or drift between files, 2 a file cannot be read.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// EncryptionConfiguration files (YAML or JSON).
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "archive", value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Key archive to check (parse, keys, fingerprints; warns on loose permissions).
+    #[arg(long, value_name = "FILE")]
+    archive: Vec<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: OutputFormat,
@@ -39,19 +45,29 @@ struct FileReport {
     unreadable: bool,
     errors: Vec<(String, String)>,
     warnings: Vec<(String, String)>,
+    /// Key archives: how many keys it holds.
+    archived: usize,
 }
 
-pub fn run(a: Args) -> CmdResult {
-    let mut reports = Vec::new();
-    for path in &a.files {
-        let mut r = FileReport {
-            path: path.clone(),
+impl FileReport {
+    fn new(path: &std::path::Path) -> FileReport {
+        FileReport {
+            path: path.to_path_buf(),
             loaded: None,
             load_error: None,
             unreadable: false,
             errors: Vec::new(),
             warnings: Vec::new(),
-        };
+            archived: 0,
+        }
+    }
+}
+
+pub fn run(a: Args) -> CmdResult {
+    let mut reports = Vec::new();
+    let mut archives: Vec<FileReport> = Vec::new();
+    for path in &a.files {
+        let mut r = FileReport::new(path);
         match EncryptionConfiguration::load(path) {
             Ok(l) => {
                 for f in l.config.validate() {
@@ -70,6 +86,22 @@ pub fn run(a: Args) -> CmdResult {
         }
         reports.push(r);
     }
+    for path in &a.archive {
+        let mut r = FileReport::new(path);
+        match atrest::archive::KeyArchive::load(path) {
+            Ok(l) => {
+                if let Some(w) = l.permission_warning() {
+                    r.warnings.push(("(file)".to_string(), w));
+                }
+                r.archived = l.archive.keys.len();
+            }
+            Err(e) => {
+                r.unreadable = matches!(e, atrest::archive::ArchiveError::Io { .. });
+                r.load_error = Some(e.to_string());
+            }
+        }
+        archives.push(r);
+    }
     let mut drift = Vec::new();
     if let Some(first) = reports.iter().find(|r| r.loaded.is_some()) {
         let base = first.loaded.as_ref().map(|l| &l.config);
@@ -84,9 +116,19 @@ pub fn run(a: Args) -> CmdResult {
     }
 
     match a.output {
-        OutputFormat::Table => print_table(&reports, &drift),
-        fmt => print_structured(&to_json(&reports, &drift), fmt)?,
+        OutputFormat::Table => {
+            print_table(&reports, &drift);
+            print_archives(&archives);
+        }
+        fmt => {
+            let mut v = to_json(&reports, &drift);
+            if !archives.is_empty() {
+                v["archives"] = archives_json(&archives);
+            }
+            print_structured(&v, fmt)?
+        }
     }
+    reports.extend(archives);
 
     if reports.iter().any(|r| r.unreadable) {
         return Err(Failure::usage(String::new()).with_code_only());
@@ -165,6 +207,37 @@ fn to_json(reports: &[FileReport], drift: &[(PathBuf, PathBuf, Vec<String>)]) ->
             "differences": d,
         })).collect::<Vec<_>>(),
     })
+}
+
+fn archives_json(archives: &[FileReport]) -> Value {
+    let pair = |(p, m): &(String, String)| json!({"path": p, "message": m});
+    Value::Array(
+        archives
+            .iter()
+            .map(|r| {
+                json!({
+                    "path": r.path.display().to_string(),
+                    "valid": r.load_error.is_none(),
+                    "keys": r.archived,
+                    "errors": r.load_error.iter().map(|e| json!({"path": "", "message": e})).collect::<Vec<_>>(),
+                    "warnings": r.warnings.iter().map(pair).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn print_archives(archives: &[FileReport]) {
+    for r in archives {
+        let path = r.path.display();
+        match &r.load_error {
+            Some(e) => println!("{path}: INVALID key archive\n  error: {e}"),
+            None => println!("{path}: valid key archive ({} key(s))", r.archived),
+        }
+        for (_, m) in &r.warnings {
+            println!("  warning: {m}");
+        }
+    }
 }
 
 fn print_table(reports: &[FileReport], drift: &[(PathBuf, PathBuf, Vec<String>)]) {

@@ -26,6 +26,7 @@ pub use model::{
     EncryptionConfiguration, KeyConfig, KeysConfig, KmsConfig, ProviderConfig, ResourceConfig,
     API_VERSION, KIND, LEGACY_API_VERSION, LEGACY_KIND,
 };
+pub(crate) use validate::parse_go_duration;
 pub use validate::{Finding, Severity};
 
 use std::path::{Path, PathBuf};

@@ -1,39 +1,514 @@
-//! KMS provider values: recognised and described, not decrypted.
+//! KMS provider values: the stored formats of KMS v1 and v2, and their data
+//! encryption once the plugin has returned the DEK (or seed).
 //!
 //! KMS v1 (`k8s:enc:kms:v1:<plugin>:`) stores `u16 BE len(encrypted DEK) ‖ encrypted
-//! DEK ‖ data` (kubernetes `pkg/storage/value/encrypt/envelope/envelope.go`).
+//! DEK ‖ data`, the data AES-GCM with the etcd key as AAD, or AES-CBC when an
+//! apiserver older than 1.25 wrote it (kubernetes
+//! `staging/src/k8s.io/apiserver/pkg/storage/value/encrypt/envelope/envelope.go`).
+//!
 //! KMS v2 (`k8s:enc:kms:v2:<plugin>:`) stores a protobuf `EncryptedObject`
-//! (`pkg/storage/value/encrypt/envelope/kmsv2/v2/api.proto`): encryptedData=1,
-//! keyID=2, encryptedDEKSource=3, annotations=4, encryptedDEKSourceType=5.
-//! Decrypting either needs the KMS plugin; atrest reports provider, plugin name and,
-//! for v2, the key ID the plugin would be asked for.
+//! (`.../envelope/kmsv2/v2/api.proto`): encryptedData=1, keyID=2,
+//! encryptedDEKSource=3, annotations=4, encryptedDEKSourceType=5. It is checked as
+//! `ValidateEncryptedObject` in `.../envelope/kmsv2/envelope.go` checks it. The data
+//! is AES-GCM with the etcd key as AAD; for source type `AES_GCM_KEY` the plugin's
+//! plaintext is the AES key, for `HKDF_SHA256_XNONCE_AES_GCM_SEED` it is a seed and
+//! each value carries a 32-byte `info` from which its key is derived by
+//! HKDF-Expand (SHA-256, no Extract) (`.../encrypt/aes/aes_extended_nonce.go`).
 
-/// KMS v2 `EncryptedObject.keyID` field number.
-const KMSV2_KEY_ID_FIELD: u32 = 2;
+use super::aescbc::AesCbc;
+use super::aesgcm::AesGcm;
+use super::{random_bytes, DecryptError, RandomError};
+use crate::key::SecretKey;
+use crate::kube::wire::{map_entry, Reader};
+use std::collections::BTreeMap;
 
-/// The `keyID` of a KMS v2 `EncryptedObject`, if the payload parses as one.
-/// Uses the crate's protobuf wire reader ([`crate::kube`]'s), which bounds every
-/// length and never panics.
-pub fn kms_v2_key_id(payload: &[u8]) -> Option<String> {
-    let mut reader = crate::kube::wire::Reader::with_base(payload, 0, "EncryptedObject");
-    while let Ok(Some(field)) = reader.next_field() {
-        if field.number == KMSV2_KEY_ID_FIELD {
-            let id = field.bytes().ok()?;
-            return String::from_utf8(id.to_vec()).ok();
+/// `EncryptedObject` field numbers (`kmsv2/v2/api.proto`).
+const FIELD_ENCRYPTED_DATA: u32 = 1;
+const FIELD_KEY_ID: u32 = 2;
+const FIELD_ENCRYPTED_DEK_SOURCE: u32 = 3;
+const FIELD_ANNOTATIONS: u32 = 4;
+const FIELD_ENCRYPTED_DEK_SOURCE_TYPE: u32 = 5;
+
+/// Limits of `kmsv2/envelope.go`: `KeyIDMaxSize`, `encryptedDEKSourceMaxSize`,
+/// `annotationsMaxSize`.
+pub const KEY_ID_MAX_SIZE: usize = 1024;
+/// Largest encrypted DEK source upstream accepts.
+pub const ENCRYPTED_DEK_SOURCE_MAX_SIZE: usize = 1024;
+/// Largest total size of annotation keys and values.
+pub const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
+
+/// `infoSizeExtendedNonceGCM` and `MinSeedSizeExtendedNonceGCM` of
+/// `aes_extended_nonce.go`: the per-value HKDF info, and the seed size.
+pub const SEED_INFO_SIZE: usize = 32;
+/// Minimum (and written) seed size.
+pub const SEED_SIZE: usize = 32;
+/// `derivedKeySizeExtendedNonceGCM`: an AES-256 key.
+const DERIVED_KEY_SIZE: usize = 32;
+
+/// KMS v1 `encryptedDEK` length prefix (`envelope.go`).
+const V1_DEK_LEN_SIZE: usize = 2;
+
+/// How the plugin's plaintext becomes the data key (`EncryptedDEKSourceType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DekSourceType {
+    /// 0: the plaintext is the AES-GCM key (written by 1.27 and 1.28).
+    AesGcmKey,
+    /// 1: the plaintext is a seed; each value's key is HKDF-Expand(seed, info)
+    /// (written since 1.29).
+    HkdfSha256XNonceAesGcmSeed,
+}
+
+impl DekSourceType {
+    /// The protobuf enum value.
+    pub fn number(self) -> u64 {
+        match self {
+            DekSourceType::AesGcmKey => 0,
+            DekSourceType::HkdfSha256XNonceAesGcmSeed => 1,
         }
     }
-    None
+
+    /// The upstream enum name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DekSourceType::AesGcmKey => "AES_GCM_KEY",
+            DekSourceType::HkdfSha256XNonceAesGcmSeed => "HKDF_SHA256_XNONCE_AES_GCM_SEED",
+        }
+    }
+}
+
+/// Why a stored KMS value is not a valid envelope. Texts follow upstream's
+/// (`ValidateEncryptedObject`), which kube-apiserver logs for such an object.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KmsFormatError {
+    /// The v2 payload is not a protobuf `EncryptedObject`.
+    #[error("not a KMS v2 EncryptedObject: {0}")]
+    Protobuf(String),
+    /// Unknown `encryptedDEKSourceType`.
+    #[error("unknown encryptedDEKSourceType: {0}")]
+    UnknownSourceType(u64),
+    /// `encryptedData` is empty.
+    #[error("encrypted data is empty")]
+    EmptyData,
+    /// `encryptedDEKSource` is empty.
+    #[error("failed to validate encrypted DEK source: encrypted DEK source is empty")]
+    EmptyDekSource,
+    /// `encryptedDEKSource` is larger than 1 kB.
+    #[error("failed to validate encrypted DEK source: encrypted DEK source is {0} bytes, which exceeds the max size of 1024")]
+    DekSourceTooLong(usize),
+    /// `keyID` is empty.
+    #[error("failed to validate key id: keyID is empty")]
+    EmptyKeyId,
+    /// `keyID` is larger than 1 kB.
+    #[error("failed to validate key id: keyID is {0} bytes, which exceeds the max size of 1024")]
+    KeyIdTooLong(usize),
+    /// An annotation key is not a fully qualified domain name.
+    #[error("failed to validate annotations: annotation key {0:?} is not a fully qualified domain name (at least two labels, lower case)")]
+    AnnotationKey(String),
+    /// Annotations larger than 32 kB.
+    #[error("failed to validate annotations: total size of annotations is {0}, which exceeds the max size of 32768")]
+    AnnotationsTooLarge(usize),
+    /// v1: the DEK length prefix says more than there is.
+    #[error(
+        "invalid data encountered by envelope transformer: length longer than available bytes"
+    )]
+    V1Length,
+    /// The plugin's plaintext is not a usable key or seed.
+    #[error("the plugin returned a {len}-byte {what}; {expected}")]
+    BadDek {
+        /// "DEK" or "seed".
+        what: &'static str,
+        /// Length returned.
+        len: usize,
+        /// What upstream accepts.
+        expected: &'static str,
+    },
+}
+
+/// A parsed and validated KMS v2 `EncryptedObject`, borrowing the stored value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptedObject<'a> {
+    /// The ciphertext of the object (for source type 1, prefixed by its info).
+    pub encrypted_data: &'a [u8],
+    /// The KEK's key ID, as the plugin reported it at write time.
+    pub key_id: &'a [u8],
+    /// The DEK or seed, encrypted by the plugin.
+    pub encrypted_dek_source: &'a [u8],
+    /// Plugin annotations, by key (protobuf map: the last entry of a key wins).
+    pub annotations: BTreeMap<&'a [u8], &'a [u8]>,
+    /// How the decrypted source becomes the data key.
+    pub source_type: DekSourceType,
+}
+
+impl std::fmt::Debug for EncryptedObject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptedObject")
+            .field("key_id", &String::from_utf8_lossy(self.key_id))
+            .field("source_type", &self.source_type)
+            .field("encrypted_data_len", &self.encrypted_data.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> EncryptedObject<'a> {
+    /// Decode and validate a KMS v2 payload (the bytes after the prefix).
+    pub fn parse(payload: &'a [u8]) -> Result<EncryptedObject<'a>, KmsFormatError> {
+        let pb = |e: crate::kube::KubeError| KmsFormatError::Protobuf(e.to_string());
+        let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
+        let (mut data, mut key_id, mut source): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
+        let mut source_type = 0u64;
+        let mut annotations = BTreeMap::new();
+        while let Some(field) = reader.next_field().map_err(pb)? {
+            match field.number {
+                FIELD_ENCRYPTED_DATA => data = field.bytes().map_err(pb)?,
+                FIELD_KEY_ID => key_id = field.bytes().map_err(pb)?,
+                FIELD_ENCRYPTED_DEK_SOURCE => source = field.bytes().map_err(pb)?,
+                FIELD_ANNOTATIONS => {
+                    let (k, v) =
+                        map_entry(&field, "EncryptedObject.AnnotationsEntry").map_err(pb)?;
+                    let k = k.map(|f| f.bytes()).transpose().map_err(pb)?;
+                    let v = v.map(|f| f.bytes()).transpose().map_err(pb)?;
+                    annotations.insert(k.unwrap_or_default(), v.unwrap_or_default());
+                }
+                // An enum is an int32 on the wire: Go keeps the low 32 bits.
+                FIELD_ENCRYPTED_DEK_SOURCE_TYPE => {
+                    source_type = u64::from(field.varint().map_err(pb)? as u32)
+                }
+                _ => {}
+            }
+        }
+        let source_type = match source_type {
+            0 => DekSourceType::AesGcmKey,
+            1 => DekSourceType::HkdfSha256XNonceAesGcmSeed,
+            n => return Err(KmsFormatError::UnknownSourceType(n)),
+        };
+        let obj = EncryptedObject {
+            encrypted_data: data,
+            key_id,
+            encrypted_dek_source: source,
+            annotations,
+            source_type,
+        };
+        obj.validate()?;
+        Ok(obj)
+    }
+
+    /// Upstream's checks after the source type (`ValidateEncryptedObject`).
+    fn validate(&self) -> Result<(), KmsFormatError> {
+        if self.encrypted_data.is_empty() {
+            return Err(KmsFormatError::EmptyData);
+        }
+        validate_dek_source(self.encrypted_dek_source)?;
+        validate_key_id(self.key_id)?;
+        validate_annotations(self.annotations.iter().map(|(k, v)| (*k, *v)))
+    }
+
+    /// The key ID as text (lossy for a non-UTF-8 ID).
+    pub fn key_id_str(&self) -> String {
+        String::from_utf8_lossy(self.key_id).into_owned()
+    }
+
+    /// What identifies the decrypted DEK/seed for caching: upstream's
+    /// `generateCacheKey` (source type, source, keyID, sorted annotations).
+    pub fn cache_key(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.encrypted_dek_source.len() + self.key_id.len());
+        out.extend_from_slice(&(self.source_type.number() as u32).to_be_bytes());
+        push_u16_prefixed(&mut out, self.encrypted_dek_source);
+        push_u16_prefixed(&mut out, self.key_id);
+        if !self.annotations.is_empty() {
+            out.extend_from_slice(&(self.annotations.len() as u32).to_be_bytes());
+            for (k, v) in &self.annotations {
+                push_u16_prefixed(&mut out, k);
+                push_u16_prefixed(&mut out, v);
+            }
+        }
+        out
+    }
+
+    /// Decrypt the object's data with the plugin's plaintext `dek_source`.
+    pub fn open(&self, dek_source: &DataKey, etcd_key: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        dek_source.open(self.encrypted_data, etcd_key)
+    }
+}
+
+fn push_u16_prefixed(out: &mut Vec<u8>, b: &[u8]) {
+    // Every length was validated to fit (≤ 32 kB).
+    out.extend_from_slice(&(b.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+fn validate_dek_source(source: &[u8]) -> Result<(), KmsFormatError> {
+    if source.is_empty() {
+        return Err(KmsFormatError::EmptyDekSource);
+    }
+    if source.len() > ENCRYPTED_DEK_SOURCE_MAX_SIZE {
+        return Err(KmsFormatError::DekSourceTooLong(source.len()));
+    }
+    Ok(())
+}
+
+/// `ValidateKeyID` of `kmsv2/envelope.go` (also applied to `Status` and
+/// `Encrypt` answers).
+pub fn validate_key_id(key_id: &[u8]) -> Result<(), KmsFormatError> {
+    if key_id.is_empty() {
+        return Err(KmsFormatError::EmptyKeyId);
+    }
+    if key_id.len() > KEY_ID_MAX_SIZE {
+        return Err(KmsFormatError::KeyIdTooLong(key_id.len()));
+    }
+    Ok(())
+}
+
+/// `validateAnnotations`: every key a fully qualified domain name
+/// (apimachinery `IsFullyQualifiedDomainName`), keys and values ≤ 32 kB in total.
+pub fn validate_annotations<'b>(
+    annotations: impl Iterator<Item = (&'b [u8], &'b [u8])>,
+) -> Result<(), KmsFormatError> {
+    let mut total = 0usize;
+    for (k, v) in annotations {
+        if !is_fqdn(k) {
+            return Err(KmsFormatError::AnnotationKey(
+                String::from_utf8_lossy(k).into_owned(),
+            ));
+        }
+        total = total.saturating_add(k.len()).saturating_add(v.len());
+    }
+    if total > ANNOTATIONS_MAX_SIZE {
+        return Err(KmsFormatError::AnnotationsTooLarge(total));
+    }
+    Ok(())
+}
+
+/// apimachinery `validation.IsFullyQualifiedDomainName`: at least two labels,
+/// a DNS-1123 subdomain (lower-case alphanumerics, `-` and `.`, each label
+/// starting and ending alphanumeric, ≤ 253 bytes), a trailing `.` allowed.
+fn is_fqdn(name: &[u8]) -> bool {
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let labels: Vec<&[u8]> = name.split(|&b| b == b'.').collect();
+    if labels.len() < 2 {
+        return false;
+    }
+    labels.iter().all(|l| {
+        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        !l.is_empty()
+            && l.len() <= 63
+            && l.first().is_some_and(alnum)
+            && l.last().is_some_and(alnum)
+            && l.iter().all(|b| alnum(b) || *b == b'-')
+    })
+}
+
+/// The plugin's plaintext, ready to decrypt data: an AES-GCM key (v2 source
+/// type 0), a seed (v2 source type 1), or a v1 DEK (GCM, then CBC).
+#[derive(Clone)]
+pub enum DataKey {
+    /// v2 `AES_GCM_KEY`.
+    Gcm(Box<AesGcm>),
+    /// v2 `HKDF_SHA256_XNONCE_AES_GCM_SEED`.
+    Seed(SecretKey),
+    /// v1: the DEK for GCM, or CBC for values written before 1.25.
+    V1 {
+        /// GCM with the DEK.
+        gcm: Box<AesGcm>,
+        /// CBC with the DEK.
+        cbc: Box<AesCbc>,
+    },
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DataKey::Gcm(_) => "DataKey::Gcm(..)",
+            DataKey::Seed(_) => "DataKey::Seed(..)",
+            DataKey::V1 { .. } => "DataKey::V1(..)",
+        })
+    }
+}
+
+impl DataKey {
+    /// The data key for a v2 object of `source_type` from the plugin's plaintext.
+    pub fn v2(source_type: DekSourceType, plain: SecretKey) -> Result<DataKey, KmsFormatError> {
+        match source_type {
+            DekSourceType::AesGcmKey => AesGcm::new(&plain)
+                .map(|g| DataKey::Gcm(Box::new(g)))
+                .map_err(|e| KmsFormatError::BadDek {
+                    what: "DEK",
+                    len: e.actual,
+                    expected: "AES-GCM needs 16, 24 or 32 bytes",
+                }),
+            DekSourceType::HkdfSha256XNonceAesGcmSeed => {
+                if plain.len() < SEED_SIZE {
+                    return Err(KmsFormatError::BadDek {
+                        what: "seed",
+                        len: plain.len(),
+                        expected: "a seed needs at least 32 bytes",
+                    });
+                }
+                Ok(DataKey::Seed(plain))
+            }
+        }
+    }
+
+    /// The data key for a v1 value from the plugin's plaintext DEK.
+    pub fn v1(plain: SecretKey) -> Result<DataKey, KmsFormatError> {
+        let bad = |e: super::KeySizeError| KmsFormatError::BadDek {
+            what: "DEK",
+            len: e.actual,
+            expected: "AES needs 16, 24 or 32 bytes",
+        };
+        Ok(DataKey::V1 {
+            gcm: Box::new(AesGcm::new(&plain).map_err(bad)?),
+            cbc: Box::new(AesCbc::new(&plain).map_err(bad)?),
+        })
+    }
+
+    /// Decrypt `data` stored at `etcd_key`. For v1, `Ok((plain, true))` means the
+    /// CBC fallback read it: upstream then reports the value as stale.
+    pub fn open_with_fallback(
+        &self,
+        data: &[u8],
+        etcd_key: &[u8],
+    ) -> Result<(Vec<u8>, bool), DecryptError> {
+        match self {
+            DataKey::Gcm(g) => g.open(data, etcd_key).map(|p| (p, false)),
+            DataKey::Seed(seed) => {
+                if data.len() < SEED_INFO_SIZE {
+                    return Err(DecryptError::TooShort {
+                        len: data.len(),
+                        min: SEED_INFO_SIZE,
+                    });
+                }
+                let (info, rest) = data.split_at(SEED_INFO_SIZE);
+                derive(seed, info)?.open(rest, etcd_key).map(|p| (p, false))
+            }
+            // Upstream tries GCM, then CBC (a prefix transformer with two empty
+            // prefixes): a read by the second is stale.
+            DataKey::V1 { gcm, cbc } => match gcm.open(data, etcd_key) {
+                Ok(p) => Ok((p, false)),
+                Err(gcm_err) => cbc.open(data).map(|p| (p, true)).map_err(|_| gcm_err),
+            },
+        }
+    }
+
+    /// Decrypt `data` stored at `etcd_key`.
+    pub fn open(&self, data: &[u8], etcd_key: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        self.open_with_fallback(data, etcd_key).map(|(p, _)| p)
+    }
+
+    /// Encrypt as kube-apiserver 1.29+ does with a seed: `info(32) ‖ nonce(12) ‖
+    /// ciphertext ‖ tag`, a fresh random info per value. Only seeds write.
+    pub fn seal_with_seed(
+        seed: &SecretKey,
+        plaintext: &[u8],
+        etcd_key: &[u8],
+    ) -> Result<Vec<u8>, RandomError> {
+        let mut info = [0u8; SEED_INFO_SIZE];
+        random_bytes(&mut info)?;
+        let gcm = derive(seed, &info).map_err(|e| RandomError(e.to_string()))?;
+        let mut out = Vec::with_capacity(SEED_INFO_SIZE + AesGcm::sealed_len(plaintext.len()));
+        out.extend_from_slice(&info);
+        gcm.seal_into(plaintext, etcd_key, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// HKDF-Expand(SHA-256, PRK = seed, info) → AES-256-GCM (`sha256KDFExpandOnly`).
+fn derive(seed: &SecretKey, info: &[u8]) -> Result<AesGcm, DecryptError> {
+    let hk = hkdf::Hkdf::<sha2::Sha256>::from_prk(seed.expose())
+        .map_err(|_| DecryptError::AuthenticationFailed)?;
+    let mut okm = zeroize::Zeroizing::new(vec![0u8; DERIVED_KEY_SIZE]);
+    hk.expand(info, &mut okm)
+        .map_err(|_| DecryptError::AuthenticationFailed)?;
+    AesGcm::new(&SecretKey::new(okm.to_vec())).map_err(|_| DecryptError::AuthenticationFailed)
+}
+
+/// A KMS v1 payload split into the encrypted DEK and the data.
+pub fn split_v1(payload: &[u8]) -> Result<(&[u8], &[u8]), KmsFormatError> {
+    let len = kms_v1_dek_len(payload).ok_or(KmsFormatError::V1Length)?;
+    let rest = &payload[V1_DEK_LEN_SIZE..];
+    Ok(rest.split_at(len))
+}
+
+/// The `keyID` of a KMS v2 `EncryptedObject`, if the payload parses as one
+/// (without validation: audit shows it even for an object that fails it).
+pub fn kms_v2_key_id(payload: &[u8]) -> Option<String> {
+    let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
+    let mut found = None;
+    while let Ok(Some(field)) = reader.next_field() {
+        if field.number == FIELD_KEY_ID {
+            let id = field.bytes().ok()?;
+            found = Some(String::from_utf8(id.to_vec()).ok()?);
+        }
+    }
+    found
 }
 
 /// The encrypted-DEK length of a KMS v1 payload, if the header is consistent.
 pub fn kms_v1_dek_len(payload: &[u8]) -> Option<usize> {
     let len = usize::from(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
-    (payload.len() >= 2 + len).then_some(len)
+    (payload.len() >= V1_DEK_LEN_SIZE + len).then_some(len)
+}
+
+/// Encode a KMS v2 `EncryptedObject` as the Go protobuf marshaller does
+/// (fields in number order, map entries sorted by key, zero values omitted).
+pub fn encode_v2(
+    encrypted_data: &[u8],
+    key_id: &[u8],
+    encrypted_dek_source: &[u8],
+    annotations: &BTreeMap<Vec<u8>, Vec<u8>>,
+    source_type: DekSourceType,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encrypted_data.len() + encrypted_dek_source.len() + 64);
+    put_bytes(&mut out, FIELD_ENCRYPTED_DATA, encrypted_data);
+    put_bytes(&mut out, FIELD_KEY_ID, key_id);
+    put_bytes(&mut out, FIELD_ENCRYPTED_DEK_SOURCE, encrypted_dek_source);
+    for (k, v) in annotations {
+        let mut entry = Vec::with_capacity(k.len() + v.len() + 8);
+        put_bytes(&mut entry, 1, k);
+        put_bytes(&mut entry, 2, v);
+        put_tag(&mut out, FIELD_ANNOTATIONS, 2);
+        put_varint(&mut out, entry.len() as u64);
+        out.extend_from_slice(&entry);
+    }
+    if source_type.number() != 0 {
+        put_tag(&mut out, FIELD_ENCRYPTED_DEK_SOURCE_TYPE, 0);
+        put_varint(&mut out, source_type.number());
+    }
+    out
+}
+
+fn put_tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
+    put_varint(out, (u64::from(field) << 3) | u64::from(wire_type));
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+    if b.is_empty() {
+        return;
+    }
+    put_tag(out, field, 2);
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EK: &[u8] = b"/registry/secrets/ns/a";
+
+    fn annotations() -> BTreeMap<Vec<u8>, Vec<u8>> {
+        BTreeMap::from([(b"kek.example.com".to_vec(), b"v".to_vec())])
+    }
 
     #[test]
     fn finds_kms_v2_key_id() {
@@ -50,5 +525,163 @@ mod tests {
         assert_eq!(kms_v1_dek_len(b"\x00\x02abrest"), Some(2));
         assert_eq!(kms_v1_dek_len(b"\x01\x00ab"), None);
         assert_eq!(kms_v1_dek_len(b"\x00"), None);
+        assert_eq!(
+            split_v1(b"\x00\x02abrest").unwrap(),
+            (&b"ab"[..], &b"rest"[..])
+        );
+        assert_eq!(split_v1(b"\x00\x09ab"), Err(KmsFormatError::V1Length));
+    }
+
+    #[test]
+    fn encode_parse_round_trip_and_seed_open() {
+        let seed = SecretKey::new(vec![7; 32]);
+        let data = DataKey::seal_with_seed(&seed, b"k8s\x00obj", EK).unwrap();
+        let enc = encode_v2(
+            &data,
+            b"1",
+            b"wrapped",
+            &annotations(),
+            DekSourceType::HkdfSha256XNonceAesGcmSeed,
+        );
+        let obj = EncryptedObject::parse(&enc).unwrap();
+        assert_eq!(obj.key_id, b"1");
+        assert_eq!(obj.source_type, DekSourceType::HkdfSha256XNonceAesGcmSeed);
+        let dk = DataKey::v2(obj.source_type, seed).unwrap();
+        assert_eq!(obj.open(&dk, EK).unwrap(), b"k8s\x00obj");
+        assert_eq!(
+            obj.open(&dk, b"/registry/secrets/ns/b"),
+            Err(DecryptError::AuthenticationFailed),
+            "the etcd key is the AAD"
+        );
+        let wrong = DataKey::v2(obj.source_type, SecretKey::new(vec![8; 32])).unwrap();
+        assert!(obj.open(&wrong, EK).is_err());
+    }
+
+    #[test]
+    fn aes_gcm_key_source() {
+        let dek = SecretKey::new(vec![3; 32]);
+        let mut data = Vec::new();
+        AesGcm::new(&dek)
+            .unwrap()
+            .seal_into(b"{}", EK, &mut data)
+            .unwrap();
+        let enc = encode_v2(
+            &data,
+            b"k",
+            b"w",
+            &BTreeMap::new(),
+            DekSourceType::AesGcmKey,
+        );
+        let obj = EncryptedObject::parse(&enc).unwrap();
+        assert_eq!(obj.source_type, DekSourceType::AesGcmKey);
+        let dk = DataKey::v2(obj.source_type, dek).unwrap();
+        assert_eq!(obj.open(&dk, EK).unwrap(), b"{}");
+        assert!(matches!(
+            DataKey::v2(DekSourceType::AesGcmKey, SecretKey::new(vec![1; 10])),
+            Err(KmsFormatError::BadDek { len: 10, .. })
+        ));
+        assert!(matches!(
+            DataKey::v2(
+                DekSourceType::HkdfSha256XNonceAesGcmSeed,
+                SecretKey::new(vec![1; 16])
+            ),
+            Err(KmsFormatError::BadDek { len: 16, .. })
+        ));
+    }
+
+    #[test]
+    fn validation_as_upstream() {
+        let ok = |data: &[u8], id: &[u8], src: &[u8], ann: &BTreeMap<Vec<u8>, Vec<u8>>| {
+            EncryptedObject::parse(&encode_v2(data, id, src, ann, DekSourceType::AesGcmKey))
+                .map(|_| ())
+        };
+        let none = BTreeMap::new();
+        assert_eq!(ok(b"d", b"1", b"s", &none), Ok(()));
+        assert_eq!(ok(b"", b"1", b"s", &none), Err(KmsFormatError::EmptyData));
+        assert_eq!(ok(b"d", b"", b"s", &none), Err(KmsFormatError::EmptyKeyId));
+        assert_eq!(
+            ok(b"d", b"1", b"", &none),
+            Err(KmsFormatError::EmptyDekSource)
+        );
+        assert_eq!(
+            ok(b"d", &[b'x'; 1025], b"s", &none),
+            Err(KmsFormatError::KeyIdTooLong(1025))
+        );
+        assert_eq!(ok(b"d", &[b'x'; 1024], b"s", &none), Ok(()));
+        assert_eq!(
+            ok(b"d", b"1", &[1; 1025], &none),
+            Err(KmsFormatError::DekSourceTooLong(1025))
+        );
+        for bad in [
+            &b"nodot"[..],
+            b"Upper.example.com",
+            b"-a.example.com",
+            b"a..b",
+        ] {
+            let ann = BTreeMap::from([(bad.to_vec(), b"v".to_vec())]);
+            assert!(
+                matches!(
+                    ok(b"d", b"1", b"s", &ann),
+                    Err(KmsFormatError::AnnotationKey(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let big = BTreeMap::from([(b"a.example.com".to_vec(), vec![0; 32 * 1024])]);
+        assert!(matches!(
+            ok(b"d", b"1", b"s", &big),
+            Err(KmsFormatError::AnnotationsTooLarge(_))
+        ));
+        // Unknown source type 2.
+        let mut enc = encode_v2(b"d", b"1", b"s", &none, DekSourceType::AesGcmKey);
+        enc.extend_from_slice(b"\x28\x02");
+        assert_eq!(
+            EncryptedObject::parse(&enc),
+            Err(KmsFormatError::UnknownSourceType(2))
+        );
+        assert!(matches!(
+            EncryptedObject::parse(b"\x0a\x09ab"),
+            Err(KmsFormatError::Protobuf(_))
+        ));
+    }
+
+    #[test]
+    fn cache_key_distinguishes_every_input() {
+        let a = encode_v2(b"d", b"1", b"s", &annotations(), DekSourceType::AesGcmKey);
+        let b = encode_v2(b"e", b"1", b"s", &annotations(), DekSourceType::AesGcmKey);
+        let c = encode_v2(b"d", b"2", b"s", &annotations(), DekSourceType::AesGcmKey);
+        let d = encode_v2(b"d", b"1", b"s", &BTreeMap::new(), DekSourceType::AesGcmKey);
+        let key = |v: &[u8]| EncryptedObject::parse(v).unwrap().cache_key();
+        assert_eq!(
+            key(&a),
+            key(&b),
+            "the data is not part of the DEK's identity"
+        );
+        assert_ne!(key(&a), key(&c));
+        assert_ne!(key(&a), key(&d));
+    }
+
+    #[test]
+    fn v1_gcm_then_cbc() {
+        let dek = SecretKey::new(vec![5; 32]);
+        let dk = DataKey::v1(dek.clone()).unwrap();
+        let mut gcm = Vec::new();
+        AesGcm::new(&dek)
+            .unwrap()
+            .seal_into(b"k8s\x00x", EK, &mut gcm)
+            .unwrap();
+        assert_eq!(
+            dk.open_with_fallback(&gcm, EK).unwrap(),
+            (b"k8s\x00x".to_vec(), false)
+        );
+        let mut cbc = Vec::new();
+        AesCbc::new(&dek)
+            .unwrap()
+            .seal_into(b"k8s\x00y", &mut cbc)
+            .unwrap();
+        assert_eq!(
+            dk.open_with_fallback(&cbc, EK).unwrap(),
+            (b"k8s\x00y".to_vec(), true)
+        );
     }
 }

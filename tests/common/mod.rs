@@ -507,3 +507,16 @@ pub fn revision_of(c: &Cluster) -> i64 {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v[0]["Status"]["header"]["revision"].as_i64().unwrap()
 }
+
+/// Parse a command's JSON output, showing it when it is not JSON.
+pub fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// `atrest SUBCOMMAND <connection flags> REST...`
+pub fn with(conn: &[String], more: &[&str]) -> Vec<String> {
+    let mut v = vec![more[0].to_string()];
+    v.extend(conn.iter().cloned());
+    v.extend(more[1..].iter().map(|s| s.to_string()));
+    v
+}

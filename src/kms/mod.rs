@@ -1,0 +1,528 @@
+//! KMS plugins: the client side of kube-apiserver's envelope encryption.
+//!
+//! kube-apiserver asks a KMS plugin, over gRPC on a unix socket, to decrypt the
+//! DEK (v1) or DEK/seed (v2) stored with each value. The protocol is kubernetes
+//! `staging/src/k8s.io/kms/apis/v2/api.proto` (`Status`, `Decrypt`, `Encrypt`) and
+//! `staging/src/k8s.io/kms/apis/v1beta1/api.proto` (`Version`, `Decrypt`,
+//! `Encrypt`); the messages are in [`proto`], written by hand like the etcd ones.
+//!
+//! As kube-apiserver does (`.../envelope/kmsv2/envelope.go`, `envelope.go`):
+//! - v2: `Status` once per plugin per run (version `v2` or `v2beta1`, healthz
+//!   `ok`, a valid key_id); `Decrypt` with a fresh UUID, the object's keyID and
+//!   annotations, once per distinct DEK source (the cache key is upstream's
+//!   `generateCacheKey`), the result kept for the run in zeroizing memory.
+//! - v1: `Version` once (`v1beta1`), then `Decrypt` once per distinct encrypted DEK.
+//!
+//! A plugin that cannot be reached, times out or reports itself unhealthy is a
+//! *fatal* error ([`KmsError::is_fatal`]): a command stops rather than report
+//! objects as undecryptable. A plugin that refuses one `Decrypt` makes only the
+//! objects under that DEK undecryptable.
+
+pub mod client;
+pub mod proto;
+
+use crate::config::{EncryptionConfiguration, KmsConfig, ProviderConfig};
+use crate::envelope::kms::{validate_key_id, DataKey, EncryptedObject};
+use crate::key::SecretKey;
+use client::{new_uid, Client, Runtime};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// kube-apiserver's default plugin call timeout (`defaults.go`: 3s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Status versions a v2 plugin may report (`KMSAPIVersionv2`, `KMSAPIVersionv2beta1`).
+pub const V2_VERSIONS: [&str; 2] = ["v2", "v2beta1"];
+/// The only version a v1 plugin may report (`envelope.go` `kmsapiVersion`).
+pub const V1_VERSION: &str = "v1beta1";
+/// `Status.healthz` of a healthy plugin.
+pub const HEALTHZ_OK: &str = "ok";
+
+/// The plugin API a provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApiVersion {
+    /// `apiVersion: v1` (the default): service `v1beta1.KeyManagementService`.
+    V1,
+    /// `apiVersion: v2`: service `v2.KeyManagementService`.
+    V2,
+}
+
+impl ApiVersion {
+    /// The provider's API version from its config.
+    pub fn of(k: &KmsConfig) -> ApiVersion {
+        if k.effective_api_version() == "v2" {
+            ApiVersion::V2
+        } else {
+            ApiVersion::V1
+        }
+    }
+}
+
+/// What went wrong talking to a KMS plugin. Never contains key material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KmsError {
+    /// The endpoint is not a unix socket URL.
+    #[error("kms provider `{plugin}`: {endpoint:?} is not a KMS plugin endpoint ({detail}); use unix:///path/to/plugin.sock or unix:///@abstract-name")]
+    BadEndpoint {
+        /// Provider name.
+        plugin: String,
+        /// The endpoint given.
+        endpoint: String,
+        /// Why.
+        detail: String,
+    },
+    /// The provider has no endpoint.
+    #[error("kms provider `{plugin}` has no endpoint; pass --kms-endpoint {plugin}=unix:///path/to/plugin.sock")]
+    NoEndpoint {
+        /// Provider name.
+        plugin: String,
+    },
+    /// The socket cannot be connected (or the connection broke).
+    #[error("kms provider `{plugin}`: cannot reach the plugin at {endpoint}: {detail}; start the plugin there, or point atrest at a running one with --kms-endpoint {plugin}=unix:///path/to/plugin.sock")]
+    Unreachable {
+        /// Provider name.
+        plugin: String,
+        /// The endpoint used.
+        endpoint: String,
+        /// The transport's error.
+        detail: String,
+    },
+    /// No answer within the provider's timeout.
+    #[error("kms provider `{plugin}`: {method} at {endpoint} did not answer within {timeout}; check the plugin, or raise the provider's `timeout` in the config")]
+    Timeout {
+        /// Provider name.
+        plugin: String,
+        /// The endpoint used.
+        endpoint: String,
+        /// The gRPC method.
+        method: &'static str,
+        /// The timeout, e.g. `3s`.
+        timeout: String,
+    },
+    /// The plugin answered a call with an error.
+    #[error(
+        "kms provider `{plugin}`: the plugin at {endpoint} refused {method}: {code}: {message}"
+    )]
+    Refused {
+        /// Provider name.
+        plugin: String,
+        /// The endpoint used.
+        endpoint: String,
+        /// The gRPC method.
+        method: &'static str,
+        /// The gRPC status code.
+        code: String,
+        /// The plugin's message.
+        message: String,
+    },
+    /// `Status`/`Version` answered, but the plugin is not usable.
+    #[error("kms provider `{plugin}`: the plugin at {endpoint} is not usable: {detail}")]
+    Unhealthy {
+        /// Provider name.
+        plugin: String,
+        /// The endpoint used.
+        endpoint: String,
+        /// What it reported.
+        detail: String,
+    },
+    /// `Decrypt` returned something that is not a usable key.
+    #[error(
+        "kms provider `{plugin}`: the plugin at {endpoint} returned an unusable key: {detail}"
+    )]
+    BadKey {
+        /// Provider name.
+        plugin: String,
+        /// The endpoint used.
+        endpoint: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// `--kms-endpoint` names a provider the config does not have.
+    #[error("--kms-endpoint {name}=...: the config has no kms provider named `{name}` (it has: {known})")]
+    UnknownOverride {
+        /// The name given.
+        name: String,
+        /// The config's kms provider names.
+        known: String,
+    },
+    /// `--kms-endpoint` without `NAME=`.
+    #[error("--kms-endpoint {0:?}: expected NAME=ENDPOINT, e.g. vault=unix:///run/kms/vault.sock")]
+    BadOverride(String),
+    /// The runtime for plugin calls could not be started.
+    #[error("cannot start the KMS client runtime: {0}")]
+    Runtime(String),
+}
+
+impl KmsError {
+    /// Whether this error means the plugin as a whole is unusable, so that a
+    /// command must stop instead of reporting objects as undecryptable.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, KmsError::Refused { .. } | KmsError::BadKey { .. })
+    }
+}
+
+/// What the plugin said about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginStatus {
+    /// `v2`, `v2beta1` or `v1beta1`.
+    pub version: String,
+    /// v2: the key ID new writes use (empty for v1).
+    pub key_id: String,
+}
+
+type Slot = Arc<OnceLock<Result<Arc<DataKey>, KmsError>>>;
+
+/// One configured KMS provider and its plugin connection.
+pub struct Plugin {
+    name: String,
+    api: ApiVersion,
+    client: Client,
+    status: OnceLock<Result<PluginStatus, KmsError>>,
+    keys: Mutex<HashMap<Vec<u8>, Slot>>,
+    decrypt_calls: AtomicU64,
+    failure: Arc<Mutex<Option<KmsError>>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("api", &self.api)
+            .field("endpoint", &self.client.endpoint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The provider name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin API.
+    pub fn api(&self) -> ApiVersion {
+        self.api
+    }
+
+    /// The endpoint in use.
+    pub fn endpoint(&self) -> &str {
+        self.client.endpoint()
+    }
+
+    /// How many `Decrypt` calls were made (each distinct DEK source once).
+    pub fn decrypt_calls(&self) -> u64 {
+        self.decrypt_calls.load(Ordering::Relaxed)
+    }
+
+    /// The plugin's status, asked once per run (`Status` for v2, `Version` for v1).
+    pub fn status(&self) -> Result<&PluginStatus, KmsError> {
+        self.status
+            .get_or_init(|| self.fetch_status())
+            .as_ref()
+            .map_err(|e| self.record(e.clone()))
+    }
+
+    fn unhealthy(&self, detail: String) -> KmsError {
+        KmsError::Unhealthy {
+            plugin: self.name.clone(),
+            endpoint: self.client.endpoint().to_string(),
+            detail,
+        }
+    }
+
+    fn fetch_status(&self) -> Result<PluginStatus, KmsError> {
+        // A plugin that refuses Status is unusable as a whole, not per object.
+        self.fetch_status_once().map_err(|e| match e {
+            KmsError::Refused { code, message, .. } => {
+                self.unhealthy(format!("Status failed: {code}: {message}"))
+            }
+            e => e,
+        })
+    }
+
+    fn fetch_status_once(&self) -> Result<PluginStatus, KmsError> {
+        match self.api {
+            ApiVersion::V2 => {
+                let s: proto::StatusResponse =
+                    self.client
+                        .call("Status", proto::path::V2_STATUS, proto::StatusRequest {})?;
+                if !V2_VERSIONS.contains(&s.version.as_str()) {
+                    return Err(self.unhealthy(format!(
+                        "it speaks KMS API {:?}, expected v2 or v2beta1 (is it a v1 plugin? then the provider needs apiVersion: v1)",
+                        s.version
+                    )));
+                }
+                if s.healthz != HEALTHZ_OK {
+                    return Err(
+                        self.unhealthy(format!("Status healthz is {:?}, not \"ok\"", s.healthz))
+                    );
+                }
+                validate_key_id(s.key_id.as_bytes())
+                    .map_err(|e| self.unhealthy(format!("Status key_id: {e}")))?;
+                Ok(PluginStatus {
+                    version: s.version,
+                    key_id: s.key_id,
+                })
+            }
+            ApiVersion::V1 => {
+                let v: proto::VersionResponse = self.client.call(
+                    "Version",
+                    proto::path::V1_VERSION,
+                    proto::VersionRequest {
+                        version: V1_VERSION.into(),
+                    },
+                )?;
+                if v.version != V1_VERSION {
+                    return Err(self.unhealthy(format!(
+                        "KMS provider api version {} is not supported, only {V1_VERSION} is supported now",
+                        v.version
+                    )));
+                }
+                Ok(PluginStatus {
+                    version: v.version,
+                    key_id: String::new(),
+                })
+            }
+        }
+    }
+
+    /// Remember the first fatal error for [`Plugins::failure`].
+    fn record(&self, e: KmsError) -> KmsError {
+        if e.is_fatal() {
+            if let Ok(mut f) = self.failure.lock() {
+                if f.is_none() {
+                    *f = Some(e.clone());
+                }
+            }
+        }
+        e
+    }
+
+    fn cached(
+        &self,
+        cache_key: Vec<u8>,
+        fetch: impl FnOnce() -> Result<Arc<DataKey>, KmsError>,
+    ) -> Result<Arc<DataKey>, KmsError> {
+        let slot: Slot = match self.keys.lock() {
+            Ok(mut map) => Arc::clone(map.entry(cache_key).or_default()),
+            // A poisoned lock only loses the cache: ask the plugin again.
+            Err(_) => Arc::new(OnceLock::new()),
+        };
+        slot.get_or_init(fetch).clone().map_err(|e| self.record(e))
+    }
+
+    fn bad_key(&self, detail: String) -> KmsError {
+        KmsError::BadKey {
+            plugin: self.name.clone(),
+            endpoint: self.client.endpoint().to_string(),
+            detail,
+        }
+    }
+
+    /// The data key of a v2 object: from the cache, or one `Decrypt` call.
+    pub fn data_key_v2(&self, obj: &EncryptedObject<'_>) -> Result<Arc<DataKey>, KmsError> {
+        self.status()?;
+        self.cached(obj.cache_key(), || {
+            self.decrypt_calls.fetch_add(1, Ordering::Relaxed);
+            let req = proto::DecryptRequest {
+                ciphertext: obj.encrypted_dek_source.to_vec(),
+                uid: new_uid(),
+                key_id: obj.key_id.to_vec(),
+                annotations: obj
+                    .annotations
+                    .iter()
+                    .map(|(k, v)| proto::BytesEntry {
+                        key: k.to_vec(),
+                        value: v.to_vec(),
+                    })
+                    .collect(),
+            };
+            let resp: proto::DecryptResponse =
+                self.client.call("Decrypt", proto::path::V2_DECRYPT, req)?;
+            let plain = SecretKey::new(resp.plaintext);
+            DataKey::v2(obj.source_type, plain)
+                .map(Arc::new)
+                .map_err(|e| self.bad_key(e.to_string()))
+        })
+    }
+
+    /// The data key of a v1 value's encrypted DEK: from the cache, or one `Decrypt`.
+    pub fn data_key_v1(&self, encrypted_dek: &[u8]) -> Result<Arc<DataKey>, KmsError> {
+        self.status()?;
+        self.cached(encrypted_dek.to_vec(), || {
+            self.decrypt_calls.fetch_add(1, Ordering::Relaxed);
+            let req = proto::V1DecryptRequest {
+                version: V1_VERSION.into(),
+                cipher: encrypted_dek.to_vec(),
+            };
+            let resp: proto::V1DecryptResponse =
+                self.client.call("Decrypt", proto::path::V1_DECRYPT, req)?;
+            DataKey::v1(SecretKey::new(resp.plain))
+                .map(Arc::new)
+                .map_err(|e| self.bad_key(e.to_string()))
+        })
+    }
+
+    /// v2 `Encrypt`: wrap a new DEK or seed under the plugin's current KEK.
+    pub fn encrypt_v2(&self, plaintext: &SecretKey) -> Result<proto::EncryptResponse, KmsError> {
+        self.status()?;
+        let req = proto::EncryptRequest {
+            plaintext: plaintext.expose().to_vec(),
+            uid: new_uid(),
+        };
+        let resp: proto::EncryptResponse = self
+            .client
+            .call("Encrypt", proto::path::V2_ENCRYPT, req)
+            .map_err(|e| self.record(e))?;
+        Ok(resp)
+    }
+
+    /// v1 `Encrypt`: wrap a DEK.
+    pub fn encrypt_v1(&self, plaintext: &SecretKey) -> Result<Vec<u8>, KmsError> {
+        self.status()?;
+        let req = proto::V1EncryptRequest {
+            version: V1_VERSION.into(),
+            plain: plaintext.expose().to_vec(),
+        };
+        let resp: proto::V1EncryptResponse = self
+            .client
+            .call("Encrypt", proto::path::V1_ENCRYPT, req)
+            .map_err(|e| self.record(e))?;
+        Ok(resp.cipher)
+    }
+}
+
+/// The KMS plugins of one config, for one run.
+pub struct Plugins {
+    plugins: Vec<Arc<Plugin>>,
+    failure: Arc<Mutex<Option<KmsError>>>,
+    _rt: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for Plugins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.plugins.iter()).finish()
+    }
+}
+
+/// Parse one `--kms-endpoint NAME=ENDPOINT`.
+pub fn parse_override(s: &str) -> Result<(String, String), KmsError> {
+    match s.split_once('=') {
+        Some((n, e)) if !n.is_empty() && !e.is_empty() => Ok((n.to_string(), e.to_string())),
+        _ => Err(KmsError::BadOverride(s.to_string())),
+    }
+}
+
+impl Plugins {
+    /// Clients for every kms provider of `config` (connected lazily), with
+    /// `overrides` (`NAME=ENDPOINT`) replacing configured endpoints. `None` when
+    /// the config has no kms provider.
+    pub fn from_config(
+        config: &EncryptionConfiguration,
+        overrides: &[String],
+    ) -> Result<Option<Plugins>, KmsError> {
+        let mut kms: Vec<&KmsConfig> = Vec::new();
+        for item in &config.resources {
+            for p in &item.providers {
+                if let ProviderConfig::Kms(k) = p {
+                    if !kms
+                        .iter()
+                        .any(|o| o.name == k.name && ApiVersion::of(o) == ApiVersion::of(k))
+                    {
+                        kms.push(k);
+                    }
+                }
+            }
+        }
+        let mut endpoints: HashMap<String, String> = HashMap::new();
+        for o in overrides {
+            let (name, ep) = parse_override(o)?;
+            if !kms.iter().any(|k| k.name == name) {
+                let mut known: Vec<&str> = kms.iter().map(|k| k.name.as_str()).collect();
+                known.dedup();
+                return Err(KmsError::UnknownOverride {
+                    name,
+                    known: if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    },
+                });
+            }
+            endpoints.insert(name, ep);
+        }
+        if kms.is_empty() {
+            return Ok(None);
+        }
+        let rt = Arc::new(Runtime::new().map_err(|e| KmsError::Runtime(e.to_string()))?);
+        let failure = Arc::new(Mutex::new(None));
+        let mut plugins = Vec::with_capacity(kms.len());
+        for k in kms {
+            let endpoint = match endpoints.get(&k.name).or(k.endpoint.as_ref()) {
+                Some(e) if !e.is_empty() => e.clone(),
+                _ => {
+                    return Err(KmsError::NoEndpoint {
+                        plugin: k.name.clone(),
+                    })
+                }
+            };
+            let timeout = k
+                .timeout
+                .as_deref()
+                .and_then(|t| crate::config::parse_go_duration(t).ok())
+                .filter(|ns| *ns > 0)
+                .and_then(|ns| u64::try_from(ns).ok())
+                .map(Duration::from_nanos)
+                .unwrap_or(DEFAULT_TIMEOUT);
+            let client = Client::new(&k.name, &endpoint, timeout, Arc::clone(&rt))?;
+            plugins.push(Arc::new(Plugin {
+                name: k.name.clone(),
+                api: ApiVersion::of(k),
+                client,
+                status: OnceLock::new(),
+                keys: Mutex::new(HashMap::new()),
+                decrypt_calls: AtomicU64::new(0),
+                failure: Arc::clone(&failure),
+            }));
+        }
+        Ok(Some(Plugins {
+            plugins,
+            failure,
+            _rt: rt,
+        }))
+    }
+
+    /// The plugin of the provider `name` speaking `api`.
+    pub fn get(&self, api: ApiVersion, name: &str) -> Option<Arc<Plugin>> {
+        self.plugins
+            .iter()
+            .find(|p| p.api == api && p.name == name)
+            .cloned()
+    }
+
+    /// Every plugin.
+    pub fn all(&self) -> &[Arc<Plugin>] {
+        &self.plugins
+    }
+
+    /// Ask every plugin for its status now, so that a missing plugin stops a
+    /// command before it prints anything.
+    pub fn check(&self) -> Result<(), KmsError> {
+        for p in &self.plugins {
+            p.status()?;
+        }
+        Ok(())
+    }
+
+    /// The first fatal error any plugin call met during the run.
+    pub fn failure(&self) -> Option<KmsError> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// `Decrypt` calls made so far, over all plugins.
+    pub fn decrypt_calls(&self) -> u64 {
+        self.plugins.iter().map(|p| p.decrypt_calls()).sum()
+    }
+}
