@@ -121,12 +121,9 @@ impl<W: Write> ListWriter<W> {
     pub fn serialize_item(format: ListFormat, item: &Value) -> Result<Vec<u8>, KubeError> {
         match format {
             ListFormat::Json => {
-                let text = to_json_pretty(item);
-                let mut out = Vec::with_capacity(text.len() + 64);
-                for line in text.lines() {
-                    out.extend_from_slice(b"\n        ");
-                    out.extend_from_slice(line.as_bytes());
-                }
+                let mut out = Vec::with_capacity(1024);
+                out.extend_from_slice(b"\n        ");
+                write_json_pretty(&mut out, item, b"\n        ");
                 Ok(out)
             }
             ListFormat::Yaml => {
@@ -186,11 +183,63 @@ impl<W: Write> ListWriter<W> {
 /// JSON with 4-space indentation, as kubectl prints it.
 pub fn to_json_pretty(v: &Value) -> String {
     let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    // Serialising a serde_json::Value into memory cannot fail.
-    let _ = serde::Serialize::serialize(v, &mut ser);
+    write_json_pretty(&mut buf, v, b"\n");
+    // Only whole UTF-8 strings and ASCII were written.
     String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Append `v` as JSON with 4-space indentation, byte for byte what
+/// `serde_json`'s `PrettyFormatter::with_indent(b"    ")` writes, with
+/// `newline` (a line break and any base indentation) at every line break.
+/// Written straight into `out`, without an intermediate string.
+pub fn write_json_pretty(out: &mut Vec<u8>, v: &Value, newline: &[u8]) {
+    write_pretty(out, v, newline, 0);
+}
+
+fn write_pretty(out: &mut Vec<u8>, v: &Value, newline: &[u8], depth: usize) {
+    let line = |out: &mut Vec<u8>, depth: usize| {
+        out.extend_from_slice(newline);
+        for _ in 0..depth {
+            out.extend_from_slice(b"    ");
+        }
+    };
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => {
+            // serde_json's own number formatting (integers and shortest floats).
+            let _ = serde_json::to_writer(&mut *out, n);
+        }
+        Value::String(s) => crate::json::write_str(out, s),
+        Value::Array(items) if items.is_empty() => out.extend_from_slice(b"[]"),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                line(out, depth + 1);
+                write_pretty(out, item, newline, depth + 1);
+            }
+            line(out, depth);
+            out.push(b']');
+        }
+        Value::Object(map) if map.is_empty() => out.extend_from_slice(b"{}"),
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                line(out, depth + 1);
+                crate::json::write_str(out, k);
+                out.extend_from_slice(b": ");
+                write_pretty(out, item, newline, depth + 1);
+            }
+            line(out, depth);
+            out.push(b'}');
+        }
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +254,37 @@ mod tests {
             w.push_serialized(&b).unwrap();
         }
         w.finish().unwrap()
+    }
+
+    /// The direct writer is byte for byte serde_json's pretty printer.
+    #[test]
+    fn pretty_json_is_serde_json_pretty() {
+        let v = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "a\"b", "namespace": "n", "labels": {}, "finalizers": [],
+                "generation": 3, "neg": -4, "ratio": 0.5, "big": u64::MAX, "ok": true, "none": null},
+            "data": {"k": "dg==", "\u{1}ctl": "tab\tnl\n é ✓"},
+            "list": [1, [], {}, [2, {"x": [null]}]]
+        });
+        let mut want = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut want, fmt);
+        serde::Serialize::serialize(&v, &mut ser).unwrap();
+        assert_eq!(to_json_pretty(&v).as_bytes(), want.as_slice());
+        for scalar in [json!(null), json!("s"), json!(7), json!([]), json!({})] {
+            assert_eq!(
+                to_json_pretty(&scalar),
+                serde_json::to_string_pretty(&scalar).unwrap()
+            );
+        }
+        // In a list: every line after a break indented by 8 more spaces.
+        let item = ListWriter::<Vec<u8>>::serialize_item(ListFormat::Json, &v).unwrap();
+        let mut lines = String::new();
+        for l in String::from_utf8(want).unwrap().lines() {
+            lines.push_str("\n        ");
+            lines.push_str(l);
+        }
+        assert_eq!(String::from_utf8(item).unwrap(), lines);
     }
 
     #[test]
