@@ -370,11 +370,25 @@ impl Summary {
     pub fn add(&mut self, r: &ObjectReport) {
         self.objects += 1;
         *self.by_status.entry(r.status).or_default() += 1;
-        *self.by_resource.entry(r.resource.clone()).or_default() += 1;
-        *self
-            .cells
-            .entry((r.resource.clone(), r.provider, r.key_name.clone(), r.status))
-            .or_default() += 1;
+        // Look up before inserting: the keys are copied only the first time.
+        match self.by_resource.get_mut(&r.resource) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_resource.insert(r.resource.clone(), 1);
+            }
+        }
+        // There are few cells: find this one without building its key.
+        if self.cells.len() <= 64 {
+            let found = self.cells.iter_mut().find(|((res, prov, key, st), _)| {
+                *st == r.status && *prov == r.provider && *res == r.resource && *key == r.key_name
+            });
+            if let Some((_, n)) = found {
+                *n += 1;
+                return;
+            }
+        }
+        let cell = (r.resource.clone(), r.provider, r.key_name.clone(), r.status);
+        *self.cells.entry(cell).or_default() += 1;
     }
 
     /// Merge another summary (from another thread or page).

@@ -496,7 +496,11 @@ impl<'a> LiveView<'a> {
             }
         }
         let limit = at.unwrap_or(i64::MAX);
-        let mut latest: HashMap<&'a [u8], MvccRecord<'a>, KeyHashSeed> =
+        // The latest record of each key, in the order keys were first written
+        // (often close to key order, which the sort below then finds cheaply),
+        // and where each key's record is in it.
+        let mut latest: Vec<MvccRecord<'a>> = Vec::new();
+        let mut index: HashMap<&'a [u8], usize, KeyHashSeed> =
             HashMap::with_hasher(KeyHashSeed::new());
         let mut last_main = 0;
         let mut raw = records(file)?;
@@ -507,7 +511,13 @@ impl<'a> LiveView<'a> {
                 continue;
             }
             let record = decode_record(item)?;
-            latest.insert(record.kv.key, record);
+            match index.entry(record.kv.key) {
+                std::collections::hash_map::Entry::Occupied(slot) => latest[*slot.get()] = record,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(latest.len());
+                    latest.push(record);
+                }
+            }
         }
         let latest_revision = last_main.max(compacted);
         if let Some(requested) = at {
@@ -518,8 +528,9 @@ impl<'a> LiveView<'a> {
                 });
             }
         }
+        drop(index);
         let mut entries: Vec<LiveEntry<'a>> = latest
-            .into_values()
+            .into_iter()
             .filter(|r| !r.tombstone)
             .map(|r| LiveEntry {
                 key: r.kv.key,
@@ -527,7 +538,9 @@ impl<'a> LiveView<'a> {
                 revision: r.revision,
             })
             .collect();
-        entries.sort_unstable_by(|a, b| a.key.cmp(b.key));
+        // A stable sort: it merges runs already in order instead of re-sorting them
+        // (keys are unique, so stability itself does not matter).
+        entries.sort_by(|a, b| a.key.cmp(b.key));
         Ok(LiveView {
             revision: at.unwrap_or(latest_revision),
             latest_revision,
