@@ -2,10 +2,8 @@
 //! runtime they run on, and SIGINT/SIGTERM handling.
 
 use super::output::shell_word;
-use super::{CmdResult, Failure};
-use atrest::audit::StoredObject;
-use atrest::etcd::{ConnectOptions, Etcd, ReadAt};
-use std::io::IsTerminal;
+use super::Failure;
+use atrest::etcd::{ConnectOptions, Etcd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -124,47 +122,6 @@ pub fn suggested_flags(o: &ConnectOptions, key_flag: &str) -> (String, bool) {
         }
     }
     (v.join(" "), o.user.is_some())
-}
-
-/// Read every key of `ranges` at one `revision`, in pages of `page_size` keys (the
-/// next page is read while `f` works on this one), and hand each page's objects to
-/// `f`. The pages together are the keyspace as it was at `revision`: a key written
-/// meanwhile is read as it was, and a revision compacted meanwhile fails the read.
-/// A progress bar counts the keys when stderr is a terminal.
-pub async fn scan_pages(
-    etcd: &Etcd,
-    ranges: Vec<(Vec<u8>, Vec<u8>)>,
-    revision: i64,
-    page_size: usize,
-    label: &str,
-    mut f: impl FnMut(&[StoredObject<'_>]) -> CmdResult,
-) -> CmdResult {
-    let mut total = 0;
-    if std::io::stderr().is_terminal() {
-        for (s, e) in &ranges {
-            total += etcd.count(s, e, revision).await.map_err(Failure::usage)?;
-        }
-    }
-    let progress = super::progress::Progress::new(total, label);
-    for (start, end) in ranges {
-        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, 2);
-        while let Some(page) = pages.recv().await {
-            let page = page.map_err(Failure::usage)?;
-            let objects: Vec<StoredObject<'_>> = page
-                .kvs
-                .iter()
-                .map(|kv| StoredObject {
-                    key: &kv.key,
-                    value: &kv.value,
-                    mod_revision: kv.mod_revision,
-                })
-                .collect();
-            f(&objects)?;
-            progress.inc(objects.len() as u64);
-        }
-    }
-    progress.finish();
-    Ok(())
 }
 
 /// `500ms`, `5s`, `2m`, or seconds without a unit.

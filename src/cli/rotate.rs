@@ -4,23 +4,23 @@
 use super::etcd::{suggested_flags, EtcdArgs};
 use super::output::{shell_word, write_stdout};
 use super::{load_config, CmdResult, Failure};
-use atrest::audit::{AuditOptions, Auditor, StoredObject};
+use atrest::audit::{AuditOptions, Auditor};
 use atrest::config::LoadedConfig;
 use atrest::etcd::ConnectOptions;
 use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::keyring::ExtraKeys;
-use atrest::mvcc::LiveView;
 use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
 use atrest::rotation::{
     self, Change, ItemStage, KeyUsage, KeyedProvider, NextStep, PrepareOptions, RetireTarget,
     RotationError, Scope, StatusReport,
 };
 use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
+use atrest::source::{default_threads, live, ordered_map, Record, SnapshotSource};
 use atrest::transformer::Transformers;
 use clap::{Subcommand, ValueEnum};
-use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -259,8 +259,6 @@ struct Scan {
     hash: Option<HashCheck>,
 }
 
-/// Objects are classified in parallel, this many at a time.
-const CHUNK: usize = 4096;
 /// Within a page of a live etcd, this many at a time.
 const PAGE_CHUNK: usize = 64;
 
@@ -286,31 +284,24 @@ fn scan(src: &Source, ts: &Transformers, extra: &ExtraKeys, prefix: &str) -> Res
                 },
             )
             .map_err(Failure::usage)?;
-            let view = LiveView::build(snap.bolt(), None)
+            let source = SnapshotSource::open(snap.bolt(), None)
                 .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-            let progress = super::progress::Progress::new(view.entries.len() as u64, "scanning");
-            let usage = view
-                .entries
-                .par_chunks(CHUNK)
-                .map(|chunk| {
-                    let u = KeyUsage::scan(
-                        &auditor,
-                        ts,
-                        chunk.iter().map(|e| StoredObject {
-                            key: e.key,
-                            value: e.kv.value,
-                            mod_revision: e.kv.mod_revision,
-                        }),
-                    );
-                    progress.inc(chunk.len() as u64);
-                    u
-                })
-                .reduce(KeyUsage::default, KeyUsage::merge);
+            let progress = super::progress::Progress::new(source.len() as u64, "scanning");
+            let mut usage = KeyUsage::default();
+            source.par_map(
+                default_threads(),
+                &|n| progress.inc(n),
+                |records| KeyUsage::scan(&auditor, ts, records.iter().map(Record::stored)),
+                |chunk| {
+                    usage = std::mem::take(&mut usage).merge(chunk);
+                    Ok::<(), Failure>(())
+                },
+            )?;
             progress.finish();
             Ok(Scan {
                 name: path.display().to_string(),
                 flags: SourceFlags::new(src, prefix),
-                revision: view.revision,
+                revision: source.revision(),
                 usage,
                 hash: Some(snap.hash_check()),
             })
@@ -323,22 +314,40 @@ fn scan(src: &Source, ts: &Transformers, extra: &ExtraKeys, prefix: &str) -> Res
                 // keyspace, whatever kube-apiserver writes meanwhile.
                 let revision = etcd.revision().await.map_err(Failure::usage)?;
                 let mut usage = KeyUsage::default();
-                super::etcd::scan_pages(
+                let ranges = scan_ranges(prefix, None);
+                let total = if std::io::stderr().is_terminal() {
+                    live::count(&etcd, &ranges, revision)
+                        .await
+                        .map_err(Failure::usage)?
+                } else {
+                    0
+                };
+                let progress = super::progress::Progress::new(total, "scanning");
+                live::scan(
                     &etcd,
-                    scan_ranges(prefix, None),
+                    ranges,
                     revision,
                     *page_size,
-                    "scanning",
-                    |objects| {
-                        let page = objects
-                            .par_chunks(PAGE_CHUNK)
-                            .map(|c| KeyUsage::scan(&auditor, ts, c.iter().cloned()))
-                            .reduce(KeyUsage::default, KeyUsage::merge);
-                        usage = std::mem::take(&mut usage).merge(page);
-                        Ok(())
+                    &|n| progress.inc(n),
+                    |records| {
+                        let chunks: Vec<&[Record<'_>]> = records.chunks(PAGE_CHUNK).collect();
+                        ordered_map(
+                            chunks.len(),
+                            default_threads(),
+                            |i| KeyUsage::scan(&auditor, ts, chunks[i].iter().map(Record::stored)),
+                            |page| {
+                                usage = std::mem::take(&mut usage).merge(page);
+                                Ok::<(), Failure>(())
+                            },
+                        )
                     },
                 )
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    live::ScanError::Etcd(e) => Failure::usage(e),
+                    live::ScanError::Consumer(f) => f,
+                })?;
+                progress.finish();
                 Ok::<_, Failure>((revision, usage))
             })?;
             Ok(Scan {

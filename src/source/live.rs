@@ -32,8 +32,11 @@ pub async fn count(
 }
 
 /// Hand every key of `ranges` at `revision` to `on_chunk`, a page at a time,
-/// in key order within each range and ranges in the order given; `progress`
-/// is told how many records each page held.
+/// in key order within each range and ranges in the order given (the next page
+/// is read while `on_chunk` works on this one); `progress` is told how many
+/// records each page held. The pages together are the keyspace as it was at
+/// `revision`: a key written meanwhile is read as it was, and a revision
+/// compacted meanwhile fails the read.
 pub async fn scan<E>(
     etcd: &Etcd,
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
