@@ -2093,4 +2093,60 @@ mod tests {
         assert!("kms/x".parse::<RetireTarget>().is_err());
         assert!("".parse::<RetireTarget>().is_err());
     }
+
+    #[test]
+    fn kms_objects_by_key_id_decide_the_next_step() {
+        let cfg = EncryptionConfiguration::from_yaml_str(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - kms: {apiVersion: v2, name: kp, endpoint: unix:///k.sock}\n      - kms: {apiVersion: v2, name: kpx, endpoint: unix:///x.sock}\n      - identity: {}\n",
+        )
+        .unwrap();
+        let scope = Scope::default();
+        let usage = |cells: &[(&str, Status, u64)]| {
+            let mut u = KeyUsage::default();
+            for (k, st, n) in cells {
+                u.summary.cells.insert(
+                    ("secrets".to_string(), "kms-v2", Some(k.to_string()), *st),
+                    *n,
+                );
+            }
+            u
+        };
+        let current = |name: &str| (name == "kp").then(|| "2".to_string());
+        let next = |u: &KeyUsage| {
+            let kms = kms_key_ids(&cfg, u, current);
+            let r = status(&cfg, &scope, Some(u)).unwrap();
+            assert_eq!(r.next, NextStep::Kms);
+            (kms.clone(), r.with_kms(&cfg, &scope, u, kms).next)
+        };
+        // After the KEK rotation: 3 objects under key ID 1 (stale), 2 under 2;
+        // `kpx/1` is another plugin, not counted under `kp`.
+        let u = usage(&[
+            ("kp/1", Status::Stale, 3),
+            ("kp/2", Status::Current, 2),
+            ("kpx/1", Status::Stale, 1),
+        ]);
+        let (kms, step) = next(&u);
+        assert_eq!(kms[0].name, "kp");
+        assert_eq!(
+            kms[0].by_key_id,
+            BTreeMap::from([("1".to_string(), 3), ("2".to_string(), 2)])
+        );
+        assert_eq!(kms[0].old_key_id_objects(), 3);
+        assert_eq!(kms[1].name, "kpx");
+        assert_eq!(kms[1].current_key_id, None);
+        assert_eq!(step, NextStep::KmsRewrite { objects: 4 });
+        // After the rewrite: every object under key ID 2, nothing stale.
+        let u = usage(&[("kp/2", Status::Current, 5)]);
+        let (kms, step) = next(&u);
+        assert_eq!(kms[0].old_key_id_objects(), 0);
+        // `kpx` has no current key ID known: not proven done.
+        assert_eq!(step, NextStep::Kms);
+        let cfg1 = EncryptionConfiguration::from_yaml_str(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - kms: {apiVersion: v2, name: kp, endpoint: unix:///k.sock}\n",
+        )
+        .unwrap();
+        let kms = kms_key_ids(&cfg1, &u, current);
+        let r = status(&cfg1, &scope, Some(&u)).unwrap();
+        assert_eq!(r.with_kms(&cfg1, &scope, &u, kms).next, NextStep::KmsDone);
+    }
 }

@@ -59,6 +59,11 @@ Examples:
   # The same from a snapshot
   atrest rotate status --config enc.yaml --snapshot /var/backups/etcd-now.db
 
+  # A KMS plugin writes: objects per key ID after a KEK rotation, with the plugin
+  # reached on another socket than the config's
+  atrest rotate status --config enc.yaml --endpoints https://127.0.0.1:2379 \\
+    --kms-endpoint vault=unix:///run/kms/vault.sock
+
   # The copies from all control-plane nodes: no next step while they differ
   atrest rotate status --config cp1.yaml --config cp2.yaml --config cp3.yaml -o json
 
