@@ -1,6 +1,7 @@
 //! Envelope throughput: every provider through the transformer, the raw aescbc
-//! cipher for the per-operation overhead, aescbc implementations side by side,
-//! and reads that have to skip keys.
+//! cipher for the per-operation overhead, aescbc and aesgcm implementations side
+//! by side, KMS data reads once the DEK is cached, and reads that have to skip
+//! keys.
 //!
 //! `cargo bench --bench envelope -- --warm-up-time 1 --measurement-time 2`
 //!
@@ -10,6 +11,8 @@
 
 use atrest::config::{KeyConfig, KeysConfig, ProviderConfig};
 use atrest::envelope::aescbc::{AesCbc, Backend};
+use atrest::envelope::aesgcm::{AesGcm, Backend as GcmBackend};
+use atrest::envelope::kms::{encode_v2, split_v1, DataKey, DekSourceType, EncryptedObject};
 use atrest::key::SecretKey;
 use atrest::transformer::{ReadMode, Transformer};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
@@ -195,6 +198,84 @@ fn backends(c: &mut Bench) {
     g.finish();
 }
 
+/// 16 KiB AES-256-GCM reads: the raw cipher on ring and on the portable crate,
+/// an aesgcm value through the transformer, and the KMS data step once the
+/// plugin's DEK or seed is cached (v2 parse + open for both source types, v1).
+fn gcm(c: &mut Bench) {
+    const LEN: usize = 16 << 10;
+    let key = SecretKey::new(vec![1; 32]);
+    let pt = object(LEN);
+    let mut g = c.benchmark_group("aesgcm-decrypt-16KiB");
+    g.throughput(Throughput::Bytes(LEN as u64));
+    for backend in [GcmBackend::Portable, GcmBackend::Ring] {
+        let Some(cipher) = AesGcm::with_backend(&key, backend).expect("valid key") else {
+            continue;
+        };
+        let mut sealed = Vec::new();
+        cipher.seal_into(&pt, ETCD_KEY, &mut sealed).expect("seal");
+        g.bench_function(format!("{backend:?}"), |b| {
+            b.iter(|| cipher.open(black_box(&sealed), ETCD_KEY).expect("open"))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("gcm-read-16KiB");
+    g.throughput(Throughput::Bytes(LEN as u64));
+    let t = Transformer::from_providers(&[ProviderConfig::AesGcm(keys(&[("k", 1)]))])
+        .expect("valid key");
+    let stored = t.write(&pt, ETCD_KEY).expect("write");
+    g.bench_function("aesgcm-transformer", |b| {
+        b.iter(|| {
+            t.read(black_box(&stored), ETCD_KEY, ReadMode::Apiserver)
+                .expect("read")
+        })
+    });
+    let none = Default::default();
+    let dek = DataKey::v2(DekSourceType::AesGcmKey, key.clone()).expect("valid DEK");
+    let mut data = Vec::new();
+    AesGcm::new(&key)
+        .expect("valid key")
+        .seal_into(&pt, ETCD_KEY, &mut data)
+        .expect("seal");
+    let v2 = encode_v2(&data, b"1", &[1; 64], &none, DekSourceType::AesGcmKey);
+    g.bench_function("kms-v2-aes-gcm-key", |b| {
+        b.iter(|| {
+            let obj = EncryptedObject::parse(black_box(&v2)).expect("parse");
+            obj.open(&dek, ETCD_KEY).expect("open")
+        })
+    });
+    let data = DataKey::seal_with_seed(&key, &pt, ETCD_KEY).expect("seal");
+    let seed =
+        DataKey::v2(DekSourceType::HkdfSha256XNonceAesGcmSeed, key.clone()).expect("valid seed");
+    let v2 = encode_v2(
+        &data,
+        b"1",
+        &[1; 64],
+        &none,
+        DekSourceType::HkdfSha256XNonceAesGcmSeed,
+    );
+    g.bench_function("kms-v2-hkdf-seed", |b| {
+        b.iter(|| {
+            let obj = EncryptedObject::parse(black_box(&v2)).expect("parse");
+            obj.open(&seed, ETCD_KEY).expect("open")
+        })
+    });
+    let v1_key = DataKey::v1(key.clone()).expect("valid DEK");
+    let mut v1 = vec![0u8, 64];
+    v1.extend_from_slice(&[1; 64]);
+    AesGcm::new(&key)
+        .expect("valid key")
+        .seal_into(&pt, ETCD_KEY, &mut v1)
+        .expect("seal");
+    g.bench_function("kms-v1", |b| {
+        b.iter(|| {
+            let (_, data) = split_v1(black_box(&v1)).expect("split");
+            v1_key.open_with_fallback(data, ETCD_KEY).expect("open")
+        })
+    });
+    g.finish();
+}
+
 /// A 1 KiB value under the third aescbc key: the read skips two keys whose
 /// names do not match, and in the second chain a whole other provider first.
 fn chain(c: &mut Bench) {
@@ -230,6 +311,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = transformer, overhead, backends, chain
+    targets = transformer, overhead, backends, gcm, chain
 }
 criterion_main!(benches);

@@ -10,8 +10,9 @@
 //!
 //! Run-time control through files in `--state-dir` (read on every call):
 //! - `key_id`: the current key ID (default `--key-id`); change it to rotate the KEK;
-//! - `fail`: while it exists, every call fails (FailedPrecondition), as a
-//!   disabled key does;
+//! - `fail`: while it exists, calls fail (FailedPrecondition), as a disabled key
+//!   does: every call when it is empty, else only the methods it lists
+//!   (`Status`, `Decrypt`, `Encrypt`, `Version`, `V1Decrypt`, `V1Encrypt`);
 //! - `hang`: while it exists, calls answer only after 60 s (to test timeouts);
 //! - `calls.log`: one line per call is appended (`Status`, `Decrypt 1`, ...).
 //!
@@ -95,8 +96,15 @@ impl Plugin {
         }
     }
 
-    fn check_failing(&self) -> Result<(), Status> {
-        if self.has("fail") {
+    fn check_failing(&self, method: &str) -> Result<(), Status> {
+        let listed = self
+            .state_file("fail")
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        let fails = listed.is_some_and(|l| {
+            let methods: Vec<&str> = l.split_whitespace().collect();
+            methods.is_empty() || methods.contains(&method)
+        });
+        if fails {
             return Err(Status::failed_precondition(
                 "failed precondition - key disabled",
             ));
@@ -150,7 +158,7 @@ impl Plugin {
 
     fn status(&self, _: proto::StatusRequest) -> Result<proto::StatusResponse, Status> {
         self.log("Status");
-        self.check_failing()?;
+        self.check_failing("Status")?;
         Ok(proto::StatusResponse {
             version: self.args.status_version.clone(),
             healthz: "ok".into(),
@@ -160,7 +168,7 @@ impl Plugin {
 
     fn decrypt(&self, r: proto::DecryptRequest) -> Result<proto::DecryptResponse, Status> {
         self.log(&format!("Decrypt {}", String::from_utf8_lossy(&r.key_id)));
-        self.check_failing()?;
+        self.check_failing("Decrypt")?;
         if r.uid.is_empty() {
             return Err(Status::invalid_argument("uid is required"));
         }
@@ -178,7 +186,7 @@ impl Plugin {
 
     fn encrypt(&self, r: proto::EncryptRequest) -> Result<proto::EncryptResponse, Status> {
         self.log("Encrypt");
-        self.check_failing()?;
+        self.check_failing("Encrypt")?;
         if r.uid.is_empty() {
             return Err(Status::invalid_argument("uid is required"));
         }
@@ -209,7 +217,7 @@ impl Plugin {
 
     fn version(&self, _: proto::VersionRequest) -> Result<proto::VersionResponse, Status> {
         self.log("Version");
-        self.check_failing()?;
+        self.check_failing("Version")?;
         Ok(proto::VersionResponse {
             version: "v1beta1".into(),
             runtime_name: "atrest-test-plugin".into(),
@@ -220,7 +228,7 @@ impl Plugin {
     /// v1 ciphertext: len(key ID) ‖ key ID ‖ wrapped DEK (v1 has no key IDs).
     fn v1_encrypt(&self, r: proto::V1EncryptRequest) -> Result<proto::V1EncryptResponse, Status> {
         self.log("V1Encrypt");
-        self.check_failing()?;
+        self.check_failing("V1Encrypt")?;
         if self.base64() {
             return Ok(proto::V1EncryptResponse {
                 cipher: base64_encode(&r.plain).into_bytes(),
@@ -235,7 +243,7 @@ impl Plugin {
 
     fn v1_decrypt(&self, r: proto::V1DecryptRequest) -> Result<proto::V1DecryptResponse, Status> {
         self.log("V1Decrypt");
-        self.check_failing()?;
+        self.check_failing("V1Decrypt")?;
         if self.base64() {
             return b64(&r.cipher).map(|plain| proto::V1DecryptResponse { plain });
         }

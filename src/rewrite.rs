@@ -18,7 +18,11 @@
 //! - `unknown-key`, `undecryptable` and `malformed` objects are never written:
 //!   they are returned as failures;
 //! - a batch of keys goes in one transaction (all or nothing), bounded by etcd's
-//!   operation and request-size limits.
+//!   operation and request-size limits;
+//! - a KMS write provider is made ready to write (v2: its seed `Encrypt`ed by the
+//!   plugin) before anything is read, and a KMS plugin that fails during the run
+//!   stops it before the next batch: nothing is written through a plugin that
+//!   cannot be trusted to read it back ([`Outcome::kms_failure`]).
 
 use crate::audit::{AuditOptions, Auditor, ObjectReport, Status, StoredObject, Summary};
 use crate::etcd::{
@@ -26,6 +30,7 @@ use crate::etcd::{
     MAX_TXN_BYTES, MAX_TXN_OPS,
 };
 use crate::etcd_key::{core_storage_path, GroupResource};
+use crate::kms::KmsError;
 use crate::kube::ExpectedObject;
 use crate::transformer::{ReadMode, Transformers};
 use rayon::prelude::*;
@@ -131,8 +136,11 @@ pub struct Outcome {
     pub failed: Vec<ObjectReport>,
     /// Stopped early on request (nothing half-written: each key is one transaction).
     pub interrupted: bool,
-    /// The audit afterwards (not for dry runs or interrupted runs).
+    /// The audit afterwards (not for dry runs, interrupted or stopped runs).
     pub verification: Option<Verification>,
+    /// A KMS plugin became unusable: the run stopped (the batches already
+    /// committed stay, each a complete transaction; nothing after it was written).
+    pub kms_failure: Option<KmsError>,
     /// How long the scan and the writes took (without the verification).
     pub elapsed: Duration,
 }
@@ -140,7 +148,8 @@ pub struct Outcome {
 impl Outcome {
     /// Whether anything needs the admin's attention (exit code 1).
     pub fn needs_action(&self) -> bool {
-        self.counts.failed > 0
+        self.kms_failure.is_some()
+            || self.counts.failed > 0
             || self
                 .verification
                 .as_ref()
@@ -464,7 +473,22 @@ pub async fn rewrite(
     };
     let auditor = Auditor::new(Some(&ts), audit.clone());
     let started = Instant::now();
+    if !opts.dry_run {
+        if let Some(k) = ts.kms() {
+            if let Err(e) = k.prepare_writes(ts.config()) {
+                return Ok(Outcome {
+                    counts: Counts::default(),
+                    failed: Vec::new(),
+                    interrupted: false,
+                    verification: None,
+                    elapsed: started.elapsed(),
+                    kms_failure: Some(e),
+                });
+            }
+        }
+    }
     let mut interrupted = false;
+    let mut kms_failure = None;
     let mut batch: Vec<Pending> = Vec::new();
     let mut bytes = 0usize;
     'ranges: for (start, end) in scan_ranges(&opts.prefix, opts.resources.as_deref()) {
@@ -482,6 +506,11 @@ pub async fn rewrite(
                 .par_iter()
                 .map(|kv| prepare(&auditor, &ts, kv))
                 .collect();
+            // A plugin that failed while this page was read: stop before writing any of it.
+            if let Some(e) = ts.kms_failure() {
+                kms_failure = Some(e);
+                break 'ranges;
+            }
             for p in prepared {
                 match p {
                     Prepared::Outside => continue,
@@ -533,7 +562,7 @@ pub async fn rewrite(
     if !interrupted && cancel.load(Ordering::SeqCst) {
         interrupted = true;
     }
-    if !interrupted {
+    if !interrupted && kms_failure.is_none() {
         eng.submit(std::mem::take(&mut batch), observer).await?;
     }
     while !eng.tasks.is_empty() {
@@ -541,7 +570,10 @@ pub async fn rewrite(
     }
     observer(Event::Progress(&eng.counts));
     let elapsed = started.elapsed();
-    let verification = if opts.dry_run || interrupted {
+    if kms_failure.is_none() {
+        kms_failure = ts.kms_failure();
+    }
+    let verification = if opts.dry_run || interrupted || kms_failure.is_some() {
         None
     } else {
         Some(verify(etcd, &ts, &audit, opts.page_size).await?)
@@ -552,6 +584,7 @@ pub async fn rewrite(
         interrupted,
         verification,
         elapsed,
+        kms_failure,
     })
 }
 

@@ -1641,8 +1641,124 @@ pub enum NextStep {
     Done,
     /// The items are at different stages.
     Mixed,
-    /// KMS writes: rotate in the plugin.
+    /// KMS writes: rotate in the plugin (no scan, or no plugin to compare with).
     Kms,
+    /// KMS writes, and objects sit under old key IDs of its plugin (after a KEK
+    /// rotation) or under other providers: rewrite them through the plugin.
+    KmsRewrite {
+        /// Objects to rewrite.
+        objects: u64,
+    },
+    /// KMS writes and every object is under the plugin's current key ID: the old
+    /// KEKs protect no object of the scanned data any more.
+    KmsDone,
+}
+
+/// The objects of one KMS provider by the key ID that wrote them (from a scan).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsKeyIds {
+    /// The provider (plugin) name.
+    pub name: String,
+    /// `kms-v2` or `kms` (v1, which has no key IDs).
+    pub provider: &'static str,
+    /// The key ID the plugin writes with now (its `Status`; `None` for v1).
+    pub current_key_id: Option<String>,
+    /// v2: objects by the keyID stored in them.
+    pub by_key_id: BTreeMap<String, u64>,
+    /// All objects stored under the provider's prefix.
+    pub objects: u64,
+}
+
+impl KmsKeyIds {
+    /// Objects under a key ID other than the current one.
+    pub fn old_key_id_objects(&self) -> u64 {
+        self.by_key_id
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != self.current_key_id.as_deref())
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// Per KMS provider of `cfg`, the objects of the scan by key ID; `current_key_id`
+/// gives a v2 provider's current key ID (its plugin's `Status`).
+pub fn kms_key_ids(
+    cfg: &EncryptionConfiguration,
+    usage: &KeyUsage,
+    current_key_id: impl Fn(&str) -> Option<String>,
+) -> Vec<KmsKeyIds> {
+    let mut out: Vec<KmsKeyIds> = Vec::new();
+    for item in &cfg.resources {
+        for p in &item.providers {
+            let ProviderConfig::Kms(k) = p else { continue };
+            let v2 = k.effective_api_version() == "v2";
+            let provider = if v2 { "kms-v2" } else { "kms" };
+            if out
+                .iter()
+                .any(|o| o.name == k.name && o.provider == provider)
+            {
+                continue;
+            }
+            let mut e = KmsKeyIds {
+                name: k.name.clone(),
+                provider,
+                current_key_id: if v2 { current_key_id(&k.name) } else { None },
+                by_key_id: BTreeMap::new(),
+                objects: 0,
+            };
+            let with_id = format!("{}/", k.name);
+            for ((_, prov, key, _), n) in &usage.summary.cells {
+                if *prov != provider {
+                    continue;
+                }
+                let Some(key) = key.as_deref() else { continue };
+                if v2 {
+                    // The audit names v2 objects `<plugin>/<keyID>`.
+                    if let Some(id) = key.strip_prefix(&with_id) {
+                        *e.by_key_id.entry(id.to_string()).or_default() += n;
+                        e.objects += n;
+                    }
+                } else if key == k.name {
+                    e.objects += n;
+                }
+            }
+            out.push(e);
+        }
+    }
+    out
+}
+
+impl StatusReport {
+    /// Add the scan's per-key-ID counts of the KMS providers and, when a KMS
+    /// plugin writes, decide the next step from them: rewrite while objects sit
+    /// under old key IDs or other providers, done once none does.
+    pub fn with_kms(
+        mut self,
+        cfg: &EncryptionConfiguration,
+        scope: &Scope,
+        usage: &KeyUsage,
+        kms: Vec<KmsKeyIds>,
+    ) -> StatusReport {
+        if self.next == NextStep::Kms {
+            let targets = targets(cfg, scope).unwrap_or_default();
+            let (to_rewrite, _, _) = usage.matching(cfg, &targets, |_, _, st| {
+                matches!(st, Status::Stale | Status::Plaintext)
+            });
+            let old_ids: u64 = kms.iter().map(KmsKeyIds::old_key_id_objects).sum();
+            let known = kms
+                .iter()
+                .all(|k| k.provider == "kms" || k.current_key_id.is_some());
+            if to_rewrite + old_ids > 0 {
+                self.next = NextStep::KmsRewrite {
+                    objects: to_rewrite.max(old_ids),
+                };
+            } else if known {
+                self.next = NextStep::KmsDone;
+            }
+        }
+        self.kms = kms;
+        self
+    }
 }
 
 /// Where a config is in the procedure, and what to do next.
@@ -1658,6 +1774,9 @@ pub struct StatusReport {
     pub plaintext_objects: Option<u64>,
     /// The next step.
     pub next: NextStep,
+    /// KMS providers: objects by key ID (empty without a scan; see
+    /// [`StatusReport::with_kms`]).
+    pub kms: Vec<KmsKeyIds>,
 }
 
 /// The status of `cfg`, with the scan's counts when there is one.
@@ -1730,6 +1849,7 @@ pub fn status(
         keys,
         plaintext_objects,
         next,
+        kms: Vec::new(),
     })
 }
 
@@ -1972,5 +2092,61 @@ mod tests {
         );
         assert!("kms/x".parse::<RetireTarget>().is_err());
         assert!("".parse::<RetireTarget>().is_err());
+    }
+
+    #[test]
+    fn kms_objects_by_key_id_decide_the_next_step() {
+        let cfg = EncryptionConfiguration::from_yaml_str(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - kms: {apiVersion: v2, name: kp, endpoint: unix:///k.sock}\n      - kms: {apiVersion: v2, name: kpx, endpoint: unix:///x.sock}\n      - identity: {}\n",
+        )
+        .unwrap();
+        let scope = Scope::default();
+        let usage = |cells: &[(&str, Status, u64)]| {
+            let mut u = KeyUsage::default();
+            for (k, st, n) in cells {
+                u.summary.cells.insert(
+                    ("secrets".to_string(), "kms-v2", Some(k.to_string()), *st),
+                    *n,
+                );
+            }
+            u
+        };
+        let current = |name: &str| (name == "kp").then(|| "2".to_string());
+        let next = |u: &KeyUsage| {
+            let kms = kms_key_ids(&cfg, u, current);
+            let r = status(&cfg, &scope, Some(u)).unwrap();
+            assert_eq!(r.next, NextStep::Kms);
+            (kms.clone(), r.with_kms(&cfg, &scope, u, kms).next)
+        };
+        // After the KEK rotation: 3 objects under key ID 1 (stale), 2 under 2;
+        // `kpx/1` is another plugin, not counted under `kp`.
+        let u = usage(&[
+            ("kp/1", Status::Stale, 3),
+            ("kp/2", Status::Current, 2),
+            ("kpx/1", Status::Stale, 1),
+        ]);
+        let (kms, step) = next(&u);
+        assert_eq!(kms[0].name, "kp");
+        assert_eq!(
+            kms[0].by_key_id,
+            BTreeMap::from([("1".to_string(), 3), ("2".to_string(), 2)])
+        );
+        assert_eq!(kms[0].old_key_id_objects(), 3);
+        assert_eq!(kms[1].name, "kpx");
+        assert_eq!(kms[1].current_key_id, None);
+        assert_eq!(step, NextStep::KmsRewrite { objects: 4 });
+        // After the rewrite: every object under key ID 2, nothing stale.
+        let u = usage(&[("kp/2", Status::Current, 5)]);
+        let (kms, step) = next(&u);
+        assert_eq!(kms[0].old_key_id_objects(), 0);
+        // `kpx` has no current key ID known: not proven done.
+        assert_eq!(step, NextStep::Kms);
+        let cfg1 = EncryptionConfiguration::from_yaml_str(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - kms: {apiVersion: v2, name: kp, endpoint: unix:///k.sock}\n",
+        )
+        .unwrap();
+        let kms = kms_key_ids(&cfg1, &u, current);
+        let r = status(&cfg1, &scope, Some(&u)).unwrap();
+        assert_eq!(r.with_kms(&cfg1, &scope, &u, kms).next, NextStep::KmsDone);
     }
 }

@@ -7,7 +7,8 @@
 //! Every provider/key whose prefix matches the value is tried; a failure moves
 //! on to the next (identity's refusal of `k8s:enc:` data is skipped silently).
 //! A read by anything but the first provider's first key is *stale*. Writes use
-//! the first provider's first key.
+//! the first provider's first key (a KMS provider writes through its plugin,
+//! [`crate::kms::Plugin::seal`]).
 //!
 //! Two read modes: [`ReadMode::Apiserver`] returns exactly what kube-apiserver
 //! would, even garbage from a wrong aescbc key whose padding happens to be valid;
@@ -173,11 +174,12 @@ fn attempts_message(attempts: &[Attempt]) -> String {
 /// A value that could not be written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
-    /// The write provider is KMS, which needs the plugin.
-    #[error(
-        "the resource's write provider is KMS ({0}); atrest cannot encrypt through a KMS plugin"
-    )]
-    Kms(String),
+    /// The write provider is KMS, and the chain was built without its plugin.
+    #[error("the resource's write provider is KMS ({0}), and no plugin was connected for it; give the command the config's kms provider (or --kms-endpoint NAME=ENDPOINT)")]
+    NoPlugin(String),
+    /// The KMS plugin could not write the value (see [`KmsError::is_fatal`]).
+    #[error(transparent)]
+    Kms(#[from] KmsError),
     /// The RNG failed.
     #[error(transparent)]
     Random(#[from] RandomError),
@@ -347,7 +349,16 @@ impl Transformer {
                 }
                 Ok(out)
             }
-            Some(Provider::Kms { by, .. }) => Err(WriteError::Kms(by.to_string())),
+            Some(Provider::Kms { prefix, by, plugin }) => {
+                let plugin = plugin
+                    .as_ref()
+                    .ok_or_else(|| WriteError::NoPlugin(by.to_string()))?;
+                let payload = plugin.seal(plaintext, etcd_key)?;
+                let mut out = Vec::with_capacity(prefix.len() + payload.len());
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(&payload);
+                Ok(out)
+            }
             _ => Ok(plaintext.to_vec()),
         }
     }
@@ -890,7 +901,7 @@ mod tests {
             .read(b"k8s:enc:kms:v2:vault:\x0a\x01x", EK, checked())
             .unwrap_err();
         assert!(e.to_string().contains("KMS v2"), "{e}");
-        assert!(matches!(t.write(OBJ, EK), Err(WriteError::Kms(_))));
+        assert!(matches!(t.write(OBJ, EK), Err(WriteError::NoPlugin(_))));
     }
 
     #[test]

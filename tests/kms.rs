@@ -505,3 +505,329 @@ fn upstream_recorded_values_decrypt_to_their_secrets() {
         assert_eq!(code, 1, "{file}: the AAD includes the etcd prefix");
     }
 }
+
+/// Run `atrest encrypt` with `stored` on stdin.
+fn encrypt(cfg: &Path, key: &str, plain: &[u8], extra: &[&str]) -> (i32, Vec<u8>, String) {
+    let mut cmd = Command::new(common::ATREST);
+    cmd.args(["encrypt", "--config"])
+        .arg(cfg)
+        .args(["--etcd-key", key])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(plain).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The top-level fields of a protobuf message as (field number, wire type,
+/// bytes or varint), in wire order: read here independently of atrest's parser.
+fn raw_fields(mut b: &[u8]) -> Vec<(u64, u64, Vec<u8>)> {
+    fn varint(b: &mut &[u8]) -> u64 {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = b[0];
+            *b = &b[1..];
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        v
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let tag = varint(&mut b);
+        match tag & 7 {
+            0 => {
+                let v = varint(&mut b);
+                out.push((tag >> 3, 0, v.to_le_bytes().to_vec()));
+            }
+            2 => {
+                let n = varint(&mut b) as usize;
+                out.push((tag >> 3, 2, b[..n].to_vec()));
+                b = &b[n..];
+            }
+            w => panic!("unexpected wire type {w}"),
+        }
+    }
+    out
+}
+
+/// `atrest encrypt` writes kms v2 values as kube-apiserver 1.29+ does: the
+/// `k8s:enc:kms:v2:<name>:` prefix, an EncryptedObject with fields 1..5 in order,
+/// keyID and annotations from the plugin's Encrypt answer, source type 1 (seed),
+/// `info(32) ‖ nonce(12) ‖ ciphertext ‖ tag(16)`; one Encrypt per run; the value
+/// decrypts through atrest's reader and, independently, through the plugin's
+/// Decrypt and HKDF-Expand + AES-GCM done here. v1 writes a DEK per value.
+#[test]
+fn encrypt_writes_upstream_layout() {
+    use atrest::envelope::kms::EncryptedObject;
+    let dir = tempfile::tempdir().unwrap();
+    let ep = socket_in(dir.path());
+    let plugin = Plugin::start(&ep, &["--key-id", "kek-7", "--kek-seed", "00112233"]);
+    let yaml = kms_config("v2", "kp", &ep, "");
+    let cfg = write_file(dir.path(), "enc.yaml", &yaml);
+    let key = "/registry/secrets/ns/w";
+    let plain = secret("w", "written by atrest");
+
+    let (code, stored, err) = encrypt(&cfg, key, &plain, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plugin.calls("Encrypt"), 1);
+    let prefix = b"k8s:enc:kms:v2:kp:";
+    assert!(stored.starts_with(prefix), "{:?}", &stored[..20]);
+    let payload = &stored[prefix.len()..];
+
+    // The wire layout, field by field (gogo's marshaller: number order, zero omitted).
+    let fields = raw_fields(payload);
+    let numbers: Vec<u64> = fields.iter().map(|f| f.0).collect();
+    assert_eq!(numbers, vec![1, 2, 3, 4, 5], "{numbers:?}");
+    assert_eq!(fields[1].2, b"kek-7", "keyID from the Encrypt answer");
+    assert_eq!(fields[4].1, 0);
+    assert_eq!(fields[4].2[0], 1, "HKDF_SHA256_XNONCE_AES_GCM_SEED");
+    let entry = raw_fields(&fields[3].2);
+    assert_eq!(entry[0].2, b"kek.test-plugin.atrest.io");
+    assert_eq!(entry[1].2, b"aead");
+    assert_eq!(fields[0].2.len(), 32 + 12 + plain.len() + 16);
+
+    let obj = EncryptedObject::parse(payload).unwrap();
+    // Independently of atrest's plugin client: the test plugin wraps with
+    // AES-256-GCM under HMAC-SHA256(KEK seed, key ID), the key ID as AAD, so the
+    // seed is unwrapped here; HKDF-Expand(seed, info) is the value's AES-256-GCM key.
+    use hmac::Mac;
+    let mut m =
+        <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0x00, 0x11, 0x22, 0x33]).unwrap();
+    m.update(b"kek-7");
+    let kek = AesGcm::new(&SecretKey::new(m.finalize().into_bytes().to_vec())).unwrap();
+    let seed = kek.open(obj.encrypted_dek_source, b"kek-7").unwrap();
+    assert_eq!(seed.len(), 32, "a 32-byte seed");
+    let (info, rest) = obj.encrypted_data.split_at(32);
+    let hk = hkdf::Hkdf::<sha2::Sha256>::from_prk(&seed).unwrap();
+    let mut dk = [0u8; 32];
+    hk.expand(info, &mut dk).unwrap();
+    let gcm = AesGcm::new(&SecretKey::new(dk.to_vec())).unwrap();
+    assert_eq!(gcm.open(rest, key.as_bytes()).unwrap(), plain);
+
+    // atrest's own reader.
+    let (code, out, err) = decrypt(&cfg, key, &stored, &[]);
+    assert_eq!((code, out.as_slice()), (0, plain.as_slice()), "{err}");
+
+    // A second run: a new seed (one per run), a fresh info and nonce.
+    let (code, again, err) = encrypt(&cfg, key, &plain, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plugin.calls("Encrypt"), 2, "one Encrypt per run");
+    let again_obj = EncryptedObject::parse(&again[prefix.len()..]).unwrap();
+    assert_ne!(again_obj.encrypted_dek_source, obj.encrypted_dek_source);
+    assert_ne!(&again_obj.encrypted_data[..44], &obj.encrypted_data[..44]);
+
+    // A plugin that refuses Encrypt: exit 2 naming the endpoint, nothing on stdout.
+    plugin.set("fail", "Encrypt");
+    let (code, out, err) = encrypt(&cfg, key, &plain, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains(&ep) && err.contains("Encrypt"), "{err}");
+    plugin.unset("fail");
+
+    // v1: a fresh DEK per value, `u16 len ‖ encrypted DEK ‖ GCM data`.
+    let v1 = write_file(dir.path(), "v1.yaml", &kms_config("v1", "old", &ep, ""));
+    let (code, stored, err) = encrypt(&v1, key, &plain, &[]);
+    assert_eq!(code, 0, "{err}");
+    let payload = stored
+        .strip_prefix(b"k8s:enc:kms:v1:old:".as_slice())
+        .unwrap();
+    let n = usize::from(u16::from_be_bytes([payload[0], payload[1]]));
+    assert_eq!(payload.len(), 2 + n + 12 + plain.len() + 16);
+    assert_eq!(plugin.calls("V1Encrypt"), 1);
+    let (code, out, err) = decrypt(&v1, key, &stored, &[]);
+    assert_eq!((code, out.as_slice()), (0, plain.as_slice()), "{err}");
+}
+
+/// The write seed follows the plugin's key ID: renewed (one new Encrypt) when
+/// Status reports another key_id, reused otherwise.
+#[test]
+fn seed_renewed_when_key_id_changes() {
+    use atrest::envelope::kms::EncryptedObject;
+    let dir = tempfile::tempdir().unwrap();
+    let ep = socket_in(dir.path());
+    let plugin = Plugin::start(&ep, &[]);
+    let c = EncryptionConfiguration::from_yaml_str(&kms_config("v2", "kp", &ep, "")).unwrap();
+    let plugins = Plugins::from_config(&c, &[]).unwrap().unwrap();
+    let p = plugins.get(atrest::kms::ApiVersion::V2, "kp").unwrap();
+    p.set_write_status_interval(Duration::ZERO);
+    let key = b"/registry/secrets/ns/r";
+    let id_of = |v: &[u8]| EncryptedObject::parse(v).unwrap().key_id.to_vec();
+    let a = p.seal(b"one", key).unwrap();
+    let b = p.seal(b"two", key).unwrap();
+    assert_eq!((id_of(&a), id_of(&b)), (b"1".to_vec(), b"1".to_vec()));
+    assert_eq!(p.encrypt_calls(), 1);
+    assert_eq!(plugin.calls("Encrypt"), 1);
+    plugin.set("key_id", "2");
+    let c2 = p.seal(b"three", key).unwrap();
+    assert_eq!(id_of(&c2), b"2".to_vec());
+    assert_eq!(plugin.calls("Encrypt"), 2, "a new seed under the new key");
+    let _ = p.seal(b"four", key).unwrap();
+    assert_eq!(plugin.calls("Encrypt"), 2);
+}
+
+/// KEK rotation end to end against a live etcd: values written by atrest under
+/// key_id 1 are current; the plugin moves to key_id 2; audit shows them stale;
+/// `rotate status` counts them under key ID 1 and suggests the rewrite; a plugin
+/// that refuses Encrypt, or cannot be reached, makes `rewrite` exit 2 naming the
+/// endpoint with nothing written; `rewrite` through the plugin (the config's
+/// endpoint overridden) moves everything, plaintext included, with one Encrypt;
+/// audit shows all current under key 2 and `rotate status` no object under 1.
+#[test]
+fn kek_rotation_rewrite_live_etcd() {
+    let cluster = Cluster::start(1, false);
+    let dir = tempfile::tempdir().unwrap();
+    let ep = socket_in(dir.path());
+    let plugin = Plugin::start(&ep, &[]);
+    let yaml = kms_config("v2", "kp", &ep, "");
+    // The nodes' config points at the node socket; this machine overrides it.
+    let node_yaml = kms_config("v2", "kp", "unix:///var/run/kms/kp.sock", "");
+    let node_cfg = write_file(dir.path(), "node.yaml", &node_yaml);
+    let over = format!("kp={ep}");
+    let c = EncryptionConfiguration::from_yaml_str(&yaml).unwrap();
+    let plugins = std::sync::Arc::new(Plugins::from_config(&c, &[]).unwrap().unwrap());
+    let ts = atrest::transformer::Transformers::with_kms(&c, Some(plugins)).unwrap();
+    let (t, _) = ts.for_resource(&atrest::etcd_key::GroupResource::new("", "secrets"));
+    let (n, plaintext) = (30, 3);
+    let mut kvs = Vec::new();
+    let mut want = BTreeMap::new();
+    for i in 0..n + plaintext {
+        let key = format!("/registry/secrets/ns/s{i:03}");
+        let plain = secret(&format!("s{i:03}"), &format!("value {i}"));
+        let stored = if i < n {
+            t.write(&plain, key.as_bytes()).unwrap()
+        } else {
+            plain.clone()
+        };
+        want.insert(key.clone(), plain);
+        kvs.push((key.into_bytes(), stored));
+    }
+    let rt = common::rt();
+    rt.block_on(async {
+        let etcd = common::connect(&cluster.options()).await;
+        etcd.put_many(&kvs).await.unwrap();
+    });
+    let run = |cmd: &[&str], extra: &[&str]| {
+        let mut a = args(cmd);
+        a.extend(args(&["--endpoints", &cluster.endpoints(), "--config"]));
+        a.push(node_cfg.display().to_string());
+        a.extend(args(extra));
+        atrest(&a)
+    };
+    let audit = || {
+        let (code, out, err) = run(&["audit"], &["-o", "json", "--kms-endpoint", &over]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{err}"));
+        let mut by: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for o in v["objects"].as_array().unwrap() {
+            let k = (
+                o["key_name"].as_str().unwrap_or("-").to_string(),
+                o["status"].as_str().unwrap().to_string(),
+            );
+            *by.entry(k).or_default() += 1;
+        }
+        (code, by)
+    };
+    let status = || {
+        let (code, out, err) = run(
+            &["rotate", "status"],
+            &["-o", "json", "--kms-endpoint", &over],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{err}"));
+        (code, v)
+    };
+    let k = |a: &str, b: &str| (a.to_string(), b.to_string());
+
+    let (code, by) = audit();
+    assert_eq!(code, 1, "plaintext needs action");
+    assert_eq!(
+        by,
+        BTreeMap::from([(k("kp/1", "current"), n), (k("-", "plaintext"), plaintext)])
+    );
+
+    // KEK rotation in the KMS.
+    plugin.set("key_id", "2");
+    let (_, by) = audit();
+    assert_eq!(
+        by,
+        BTreeMap::from([(k("kp/1", "stale"), n), (k("-", "plaintext"), plaintext)])
+    );
+    let (_, v) = status();
+    let kms = &v["kms"][0];
+    assert_eq!(kms["name"], "kp");
+    assert_eq!(kms["current_key_id"], "2");
+    assert_eq!(kms["by_key_id"], serde_json::json!({"1": n}));
+    assert_eq!(kms["old_key_id_objects"], n);
+    let next = v["next"].as_str().unwrap();
+    assert!(
+        next.starts_with("atrest rewrite") && next.contains(&format!("--kms-endpoint {over}")),
+        "{next}"
+    );
+
+    // Nothing is written when the plugin cannot write or cannot be reached.
+    let rev = common::revision_of(&cluster);
+    let encrypts = plugin.calls("Encrypt");
+    plugin.set("fail", "Encrypt");
+    let (code, out, err) = run(&["rewrite"], &["--kms-endpoint", &over]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(&ep) && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(
+        plugin.calls("Encrypt"),
+        encrypts + 1,
+        "one attempt, not one per object"
+    );
+    plugin.unset("fail");
+    let (code, _, err) = run(&["rewrite"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unix:///var/run/kms/kp.sock"), "{err}");
+    assert_eq!(common::revision_of(&cluster), rev, "nothing was written");
+
+    // The rewrite: one Encrypt for the run's seed, whatever the number of objects.
+    let encrypts = plugin.calls("Encrypt");
+    let (code, out, err) = run(&["rewrite"], &["--kms-endpoint", &over]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(plugin.calls("Encrypt") - encrypts, 1, "one seed per run");
+    assert!(common::revision_of(&cluster) > rev);
+    let (code, by) = audit();
+    assert_eq!(code, 0);
+    assert_eq!(by, BTreeMap::from([(k("kp/2", "current"), n + plaintext)]));
+    let (code, v) = status();
+    assert_eq!(code, 0, "{v}");
+    let kms = &v["kms"][0];
+    assert_eq!(kms["by_key_id"], serde_json::json!({"2": n + plaintext}));
+    assert_eq!(kms["old_key_id_objects"], 0);
+    assert!(v["next"].is_null(), "{v}");
+    assert!(
+        v["advice"]
+            .as_str()
+            .unwrap()
+            .contains("no object of the scanned data is under an old key ID"),
+        "{v}"
+    );
+    let (_, table, _) = run(&["rotate", "status"], &["--kms-endpoint", &over]);
+    assert!(table.contains("key ID \"2\" (current)"), "{table}");
+    assert!(!table.contains("key ID \"1\""), "{table}");
+
+    // Every value decrypts to what was written, through atrest's reader.
+    for (key, plain) in &want {
+        let stored = rt.block_on(async {
+            let etcd = common::connect(&cluster.options()).await;
+            etcd.get(key.as_bytes()).await.unwrap().unwrap().value
+        });
+        assert!(stored.starts_with(b"k8s:enc:kms:v2:kp:"));
+        let (code, out, err) = decrypt(&node_cfg, key, &stored, &["--kms-endpoint", &over]);
+        assert_eq!((code, &out), (0, plain), "{key}: {err}");
+    }
+}

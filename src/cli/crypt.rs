@@ -4,7 +4,7 @@
 use super::output::write_stdout;
 use super::{load_config, CmdResult, Failure};
 use atrest::etcd_key::{parse_object_key, GroupResource, DEFAULT_PREFIX};
-use atrest::transformer::ReadMode;
+use atrest::transformer::{ReadMode, WriteError};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -14,7 +14,15 @@ Examples:
   atrest encrypt --config enc.yaml --etcd-key /registry/secrets/default/db < secret.pb > stored.bin
 
   # Then write it to etcd (values with NUL bytes must come on stdin)
-  etcdctl put /registry/secrets/default/db < stored.bin";
+  etcdctl put /registry/secrets/default/db < stored.bin
+
+  # A config whose write provider is KMS: encrypted through the plugin (v2: one seed
+  # per run, Encrypted by the plugin; keyID and annotations from its answer)
+  atrest encrypt --config enc.yaml --etcd-key /registry/secrets/default/db \\
+    --kms-endpoint vault=unix:///run/kms/vault.sock < secret.pb > stored.bin
+
+Exit codes: 0 encrypted, 1 the value cannot be encrypted, 2 usage or I/O error, or a
+KMS plugin that cannot be reached or cannot write (named with its endpoint).";
 
 pub const DECRYPT_EXAMPLES: &str = "\
 Examples:
@@ -147,7 +155,13 @@ pub fn encrypt(a: Args) -> CmdResult {
     let input = read_stdin()?;
     let out = t
         .write(&input, a.etcd_key.as_bytes())
-        .map_err(|e| Failure::findings(format!("cannot encrypt for {gr}: {e}")))?;
+        .map_err(|e| match &e {
+            // A plugin that cannot write is an environment problem (exit 2, naming it).
+            WriteError::Kms(k) if k.is_fatal() => {
+                Failure::usage(format!("cannot encrypt for {gr}: {e}"))
+            }
+            _ => Failure::findings(format!("cannot encrypt for {gr}: {e}")),
+        })?;
     write_stdout(&out)
 }
 

@@ -1,9 +1,9 @@
 //! `atrest rewrite`: re-encrypt plaintext and stale objects of a live etcd in place.
 
-use super::audit::{resource_filter, transformers};
+use super::audit::resource_filter;
 use super::etcd::{EtcdArgs, Interrupt};
 use super::output::{write_stdout, OutputFormat};
-use super::{CmdResult, Failure};
+use super::{load_config, CmdResult, Failure};
 use atrest::audit::ObjectReport;
 use atrest::etcd::MAX_TXN_OPS;
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
@@ -34,6 +34,11 @@ Examples:
   # Every resource under the prefix (any stale object, whatever the config names)
   atrest rewrite --endpoints 127.0.0.1:2379 --config encryption-config.yaml --all-resources
 
+  # After a KEK rotation in the KMS (the plugin reports a new key_id): move every
+  # kms object to it, through a plugin started on this machine
+  atrest rewrite --endpoints 127.0.0.1:2379 --config encryption-config.yaml \\
+    --kms-endpoint vault=unix:///run/kms/vault.sock
+
 Every write is a compare-and-swap on the key's mod_revision (a newer value written by
 kube-apiserver is never overwritten; the key is re-read and retried) and keeps the key's
 lease. Objects already current are not written: a second run writes nothing, and an
@@ -43,7 +48,9 @@ are never written; they are listed. The run ends with an audit of the rewritten 
 Exit codes: 0 everything is current, 1 some objects could not be rewritten or still
 need action, 2 usage, config or connection error, 130/143 interrupted by SIGINT/SIGTERM
 (the transactions in flight finish first; a second signal exits at once; nothing is
-half-written either way: each key is written by one transaction).";
+half-written either way: each key is written by one transaction). A KMS plugin that
+cannot be reached or cannot write is exit 2, naming its endpoint: it is checked before
+anything is written, and a plugin failing during the run stops it before the next batch.";
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("which").args(["resource", "all_resources"])))]
@@ -83,6 +90,8 @@ pub struct Args {
     /// Output format of the final report (table: text; json/yaml: one document).
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: OutputFormat,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
     #[command(flatten)]
     etcd: EtcdArgs,
 }
@@ -93,9 +102,12 @@ pub fn run(a: Args) -> CmdResult {
             return Err(Failure::usage("--max-rate must be a positive number"));
         }
     }
-    let ts =
-        transformers(Some(&a.config))?.ok_or_else(|| Failure::usage("--config is required"))?;
-    let ts = Arc::new(ts);
+    let loaded = load_config(&a.config)?;
+    let ts = Arc::new(super::kms::transformers(
+        &loaded.config,
+        &a.config,
+        &a.kms_endpoint,
+    )?);
     let conn = a.etcd.options()?;
     let source = conn.endpoints_string();
     let opts = RewriteOptions {
@@ -157,6 +169,24 @@ pub fn run(a: Args) -> CmdResult {
             }
         }
     };
+    if outcome.kms_failure.is_none() {
+        // A plugin that failed during the verification audit.
+        super::kms::check(Some(&ts))?;
+    }
+    if let Some(e) = &outcome.kms_failure {
+        // The counts say what was committed before the plugin failed.
+        let done = if outcome.counts.rewritten == 0 {
+            "nothing was written".to_string()
+        } else {
+            format!(
+                "{} object(s) were written before it (each batch a complete transaction); the rest were not",
+                outcome.counts.rewritten
+            )
+        };
+        return Err(Failure::usage(format!(
+            "{e}; the rewrite stopped: {done}; run it again once the plugin works"
+        )));
+    }
     write_stdout(text.as_bytes())?;
     if outcome.interrupted {
         return Err(Failure {

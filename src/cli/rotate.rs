@@ -59,6 +59,11 @@ Examples:
   # The same from a snapshot
   atrest rotate status --config enc.yaml --snapshot /var/backups/etcd-now.db
 
+  # A KMS plugin writes: objects per key ID after a KEK rotation, with the plugin
+  # reached on another socket than the config's
+  atrest rotate status --config enc.yaml --endpoints https://127.0.0.1:2379 \\
+    --kms-endpoint vault=unix:///run/kms/vault.sock
+
   # The copies from all control-plane nodes: no next step while they differ
   atrest rotate status --config cp1.yaml --config cp2.yaml --config cp3.yaml -o json
 
@@ -165,6 +170,8 @@ struct SourceArgs {
     /// kube-apiserver's --etcd-prefix.
     #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
     etcd_prefix: String,
+    #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
+    kms_endpoint: Vec<String>,
     #[command(flatten)]
     etcd: EtcdArgs,
 }
@@ -212,13 +219,15 @@ struct SourceFlags {
 }
 
 impl SourceFlags {
-    fn new(src: &Source, prefix: &str) -> SourceFlags {
-        let with_prefix = |f: String| {
-            if prefix == DEFAULT_PREFIX {
-                f
-            } else {
-                format!("{f} --etcd-prefix {}", shell_word(prefix))
+    fn new(src: &Source, prefix: &str, kms: &[String]) -> SourceFlags {
+        let with_prefix = |mut f: String| {
+            if prefix != DEFAULT_PREFIX {
+                f = format!("{f} --etcd-prefix {}", shell_word(prefix));
             }
+            for k in kms {
+                f = format!("{f} --kms-endpoint {}", shell_word(k));
+            }
+            f
         };
         match src {
             Source::Snapshot { path, .. } => {
@@ -262,7 +271,13 @@ struct Scan {
 /// Within a page of a live etcd, this many at a time.
 const PAGE_CHUNK: usize = 64;
 
-fn scan(src: &Source, ts: &Transformers, extra: &ExtraKeys, prefix: &str) -> Result<Scan, Failure> {
+fn scan(
+    src: &Source,
+    ts: &Transformers,
+    extra: &ExtraKeys,
+    prefix: &str,
+    kms: &[String],
+) -> Result<Scan, Failure> {
     let auditor = Auditor::new(
         Some(ts),
         AuditOptions {
@@ -300,7 +315,7 @@ fn scan(src: &Source, ts: &Transformers, extra: &ExtraKeys, prefix: &str) -> Res
             progress.finish();
             Ok(Scan {
                 name: path.display().to_string(),
-                flags: SourceFlags::new(src, prefix),
+                flags: SourceFlags::new(src, prefix, kms),
                 revision: source.revision(),
                 usage,
                 hash: Some(snap.hash_check()),
@@ -352,7 +367,7 @@ fn scan(src: &Source, ts: &Transformers, extra: &ExtraKeys, prefix: &str) -> Res
             })?;
             Ok(Scan {
                 name: conn.endpoints_string(),
-                flags: SourceFlags::new(src, prefix),
+                flags: SourceFlags::new(src, prefix, kms),
                 revision,
                 usage,
                 hash: None,
@@ -588,10 +603,16 @@ fn retire(a: RetireArgs) -> CmdResult {
             "retire needs a full scan to prove the key is unused: pass --endpoints URL,... (the live etcd, read at one revision) or --snapshot FILE (a snapshot taken after the rewrite)",
         ));
     };
-    let ts = Transformers::new(&loaded.config)
-        .map_err(|e| Failure::usage(format!("{}: {e}", a.edit.config.display())))?;
+    let ts = super::kms::transformers(&loaded.config, &a.edit.config, &a.source.kms_endpoint)?;
     // The proof is about what kube-apiserver reads: no extra keys here.
-    let scanned = scan(&src, &ts, &ExtraKeys::default(), &a.source.etcd_prefix)?;
+    let scanned = scan(
+        &src,
+        &ts,
+        &ExtraKeys::default(),
+        &a.source.etcd_prefix,
+        &a.source.kms_endpoint,
+    )?;
+    super::kms::check(Some(&ts))?;
     if let (Source::Snapshot { path, .. }, Some(hash)) = (&src, scanned.hash) {
         rotation::check_snapshot(path, hash).map_err(refused)?;
     }
@@ -681,8 +702,7 @@ fn status(a: StatusArgs) -> CmdResult {
     };
     let scanned = match a.source.source()? {
         Some(src) => {
-            let ts = Transformers::new(&first.config)
-                .map_err(|e| Failure::usage(format!("{}: {e}", a.config[0].display())))?;
+            let ts = super::kms::transformers(&first.config, &a.config[0], &a.source.kms_endpoint)?;
             // The other --config files are copies of this one (compared for drift), so
             // only the archives add keys.
             // An archive that does not exist yet is the one the next retire creates.
@@ -693,12 +713,33 @@ fn status(a: StatusArgs) -> CmdResult {
                 .cloned()
                 .collect();
             let extra = super::keys::extra_keys(&[], &[], &existing)?;
-            Some(scan(&src, &ts, &extra, &a.source.etcd_prefix)?)
+            let scanned = scan(
+                &src,
+                &ts,
+                &extra,
+                &a.source.etcd_prefix,
+                &a.source.kms_endpoint,
+            )?;
+            super::kms::check(Some(&ts))?;
+            // Each v2 plugin's current key ID, from the Status asked for the scan.
+            let kms = rotation::kms_key_ids(&first.config, &scanned.usage, |name| {
+                ts.kms()
+                    .and_then(|k| k.get(atrest::kms::ApiVersion::V2, name))
+                    .and_then(|p| p.status().ok().map(|s| s.key_id.clone()))
+            });
+            Some((scanned, kms))
         }
         None => None,
     };
-    let report = rotation::status(&first.config, &scope, scanned.as_ref().map(|s| &s.usage))
+    let (scanned, kms) = match scanned {
+        Some((s, k)) => (Some(s), k),
+        None => (None, Vec::new()),
+    };
+    let mut report = rotation::status(&first.config, &scope, scanned.as_ref().map(|s| &s.usage))
         .map_err(refused)?;
+    if let Some(s) = &scanned {
+        report = report.with_kms(&first.config, &scope, &s.usage, kms);
+    }
     let cfg_words: Vec<String> = a.config.iter().map(|p| config_word(p)).collect();
     let (next, advice) = if drift.is_empty() {
         let archive = a
@@ -858,7 +899,20 @@ fn next_command(
         ),
         NextStep::Kms => (
             None,
-            "a KMS plugin writes: rotate its keys in the plugin".to_string(),
+            "a KMS plugin writes: rotate its key (KEK) in the KMS; then a scan (--endpoints URL,... or --snapshot FILE, with --kms-endpoint NAME=ENDPOINT for a plugin elsewhere) counts the objects under each key ID".to_string(),
+        ),
+        NextStep::KmsRewrite { objects } => {
+            let conn = scan
+                .and_then(|s| s.flags.rewrite.as_deref())
+                .unwrap_or("--endpoints URL,...");
+            (
+                Some(format!("atrest rewrite {conn} --config {cfg} {}", rewrite_scope(&r.items))),
+                format!("{objects} object(s) are under old key IDs of the KMS plugin or under other providers: rewrite them through the plugin (keep the old KEKs enabled in the KMS until then), then run status again{password_note}"),
+            )
+        }
+        NextStep::KmsDone => (
+            None,
+            "every kms object is under its plugin's current key ID: no object of the scanned data is under an old key ID any more, so the old KEKs protect nothing here (keep them in the KMS while backups taken before the rotation may need restoring)".to_string(),
         ),
     }
 }
@@ -885,6 +939,9 @@ fn key_json(k: &rotation::KeyId) -> Value {
 ///   "at_risk": [audit object report], "at_risk_total": N,
 ///   "source": {"name": "FILE"|"URL,...", "revision": N,     (null: no scan)
 ///              "flags": "--snapshot FILE"|"--endpoints URL,... --cacert ..."}|null,
+///   "kms": [{"name", "provider": "kms-v2"|"kms", "current_key_id": "ID"|null,
+///            "objects": N, "by_key_id": {"ID": N}, "old_key_id_objects": N}],
+///                                         (per kms provider; empty without a scan)
 ///   "drift": ["..."],                     (differences between the configs)
 ///   "next": "<command>"|null,             (null: no safe step)
 ///   "advice": "why, and what to check first"
@@ -922,6 +979,14 @@ fn status_json(
         "at_risk": scan.map(|s| json!(s.usage.at_risk)).unwrap_or_else(|| json!([])),
         "at_risk_total": scan.map_or(0, |s| s.usage.at_risk_total),
         "source": scan.map(|s| json!({"name": s.name, "flags": s.flags.status, "revision": s.revision})),
+        "kms": r.kms.iter().map(|k| json!({
+            "name": k.name,
+            "provider": k.provider,
+            "current_key_id": k.current_key_id,
+            "objects": k.objects,
+            "by_key_id": k.by_key_id,
+            "old_key_id_objects": k.old_key_id_objects(),
+        })).collect::<Vec<_>>(),
         "drift": drift,
         "next": next,
         "advice": advice,
@@ -1024,6 +1089,35 @@ fn status_table(
     }
     if let Some(n) = r.plaintext_objects {
         let _ = writeln!(t, "plaintext objects: {n}");
+    }
+    for k in &r.kms {
+        let current = k
+            .current_key_id
+            .as_deref()
+            .map_or_else(String::new, |id| format!(", current key ID {id:?}"));
+        let _ = writeln!(
+            t,
+            "\nkms provider `{}` ({}{current}): {} object(s)",
+            k.name, k.provider, k.objects
+        );
+        for (id, n) in &k.by_key_id {
+            let role = if Some(id.as_str()) == k.current_key_id.as_deref() {
+                "current"
+            } else {
+                "old"
+            };
+            let _ = writeln!(t, "  key ID {id:?} ({role}): {n} object(s)");
+        }
+        if k.provider == "kms-v2" && k.current_key_id.is_some() {
+            match k.old_key_id_objects() {
+                0 => {
+                    let _ = writeln!(t, "  no object under an old key ID");
+                }
+                n => {
+                    let _ = writeln!(t, "  {n} object(s) under old key IDs: rewrite them");
+                }
+            }
+        }
     }
     if let Some(s) = scan {
         if s.usage.at_risk_total > 0 {

@@ -421,7 +421,7 @@ fn derive(seed: &SecretKey, info: &[u8]) -> Result<AesGcm, DecryptError> {
     let mut okm = zeroize::Zeroizing::new(vec![0u8; DERIVED_KEY_SIZE]);
     hk.expand(info, &mut okm)
         .map_err(|_| DecryptError::AuthenticationFailed)?;
-    AesGcm::new(&SecretKey::new(okm.to_vec())).map_err(|_| DecryptError::AuthenticationFailed)
+    AesGcm::from_key_bytes(&okm).map_err(|_| DecryptError::AuthenticationFailed)
 }
 
 /// A KMS v1 payload split into the encrypted DEK and the data.

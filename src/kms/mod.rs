@@ -13,6 +13,18 @@
 //!   `generateCacheKey`), the result kept for the run in zeroizing memory.
 //! - v1: `Version` once (`v1beta1`), then `Decrypt` once per distinct encrypted DEK.
 //!
+//! Writing, as kube-apiserver 1.29+ does (`.../envelope/kmsv2/envelope.go`
+//! `GenerateTransformer`/`TransformToStorage`, and `rotateDEKOnKeyIDChange` in
+//! `pkg/server/options/encryptionconfig/config.go`):
+//! - v2: one 32-byte seed per run (source type `HKDF_SHA256_XNONCE_AES_GCM_SEED`),
+//!   `Encrypt`ed once by the plugin; the `Encrypt` answer's key ID must equal the
+//!   `Status` key_id, and its keyID and annotations go into every value written. The
+//!   seed is renewed when `Status` (asked again at most once a minute, as upstream
+//!   polls it) reports another key_id. Each value gets its own random 32-byte info
+//!   and nonce ([`DataKey::seal_with_seed`]).
+//! - v1 (`envelope.go` `TransformToStorage`): a fresh 32-byte DEK per value,
+//!   `Encrypt`ed by the plugin, data AES-GCM with the etcd key as AAD.
+//!
 //! A plugin that cannot be reached, times out or reports itself unhealthy is a
 //! *fatal* error ([`KmsError::is_fatal`]): a command stops rather than report
 //! objects as undecryptable. A plugin that refuses one `Decrypt` makes only the
@@ -22,13 +34,24 @@ pub mod client;
 pub mod proto;
 
 use crate::config::{EncryptionConfiguration, KmsConfig, ProviderConfig};
-use crate::envelope::kms::{validate_key_id, DataKey, EncryptedObject};
+use crate::envelope::aesgcm::AesGcm;
+use crate::envelope::kms::{
+    encode_v2, validate_annotations, validate_key_id, DataKey, DekSourceType, EncryptedObject,
+    ENCRYPTED_DEK_SOURCE_MAX_SIZE, SEED_SIZE,
+};
 use crate::key::SecretKey;
 use client::{new_uid, Client, Runtime};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How often writes ask `Status` again for a changed key_id (upstream's
+/// `kmsv2PluginHealthzPositiveInterval`, 1 minute).
+pub const WRITE_STATUS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Size of the DEK a v1 write generates (`envelope.go`: `generateKey(32)`).
+pub const V1_DEK_SIZE: usize = 32;
 
 /// kube-apiserver's default plugin call timeout (`defaults.go`: 3s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -139,6 +162,17 @@ pub enum KmsError {
         /// What is wrong with it.
         detail: String,
     },
+    /// A write through the plugin is impossible: `Encrypt` failed or answered
+    /// something kube-apiserver would not write with, or the RNG failed.
+    #[error("kms provider `{plugin}`: cannot write through the plugin at {endpoint}: {detail}; nothing is written with it: check that the plugin's current key is enabled for Encrypt")]
+    CannotWrite {
+        /// Provider name.
+        plugin: String,
+        /// The endpoint used.
+        endpoint: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// `--kms-endpoint` names a provider the config does not have.
     #[error("--kms-endpoint {name}=...: the config has no kms provider named `{name}` (it has: {known})")]
     UnknownOverride {
@@ -174,6 +208,22 @@ pub struct PluginStatus {
 
 type Slot = Arc<OnceLock<Result<Arc<DataKey>, KmsError>>>;
 
+/// The seed v2 values are written with, and what goes into every value with it.
+struct WriteSeed {
+    seed: SecretKey,
+    encrypted: Vec<u8>,
+    key_id: Vec<u8>,
+    annotations: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// The write state of a v2 plugin: the seed, and when `Status` was last asked.
+struct WriteState {
+    seed: Option<Arc<WriteSeed>>,
+    checked: Option<(Instant, String)>,
+    /// A failure to create the seed stops every write of the run.
+    failed: Option<KmsError>,
+}
+
 /// One configured KMS provider and its plugin connection.
 pub struct Plugin {
     name: String,
@@ -182,6 +232,9 @@ pub struct Plugin {
     status: OnceLock<Result<PluginStatus, KmsError>>,
     keys: Mutex<HashMap<Vec<u8>, Slot>>,
     decrypt_calls: AtomicU64,
+    encrypt_calls: AtomicU64,
+    write: Mutex<WriteState>,
+    write_interval: Mutex<Duration>,
     failure: Arc<Mutex<Option<KmsError>>>,
 }
 
@@ -392,6 +445,183 @@ impl Plugin {
             .map_err(|e| self.record(e))?;
         Ok(resp.cipher)
     }
+
+    /// How many `Encrypt` calls writes made (v2: one per seed; v1: one per value).
+    pub fn encrypt_calls(&self) -> u64 {
+        self.encrypt_calls.load(Ordering::Relaxed)
+    }
+
+    /// How often v2 writes ask `Status` again for a changed key_id (default
+    /// [`WRITE_STATUS_INTERVAL`]; zero asks before every write).
+    pub fn set_write_status_interval(&self, every: Duration) {
+        if let Ok(mut d) = self.write_interval.lock() {
+            *d = every;
+        }
+    }
+
+    fn cannot_write(&self, detail: String) -> KmsError {
+        self.record(KmsError::CannotWrite {
+            plugin: self.name.clone(),
+            endpoint: self.client.endpoint().to_string(),
+            detail,
+        })
+    }
+
+    /// Encrypt `plaintext` as kube-apiserver stores it at `etcd_key` with this
+    /// provider: the payload after the `k8s:enc:kms:v{1,2}:<name>:` prefix.
+    pub fn seal(&self, plaintext: &[u8], etcd_key: &[u8]) -> Result<Vec<u8>, KmsError> {
+        match self.api {
+            ApiVersion::V2 => self.seal_v2(plaintext, etcd_key),
+            ApiVersion::V1 => self.seal_v1(plaintext, etcd_key),
+        }
+    }
+
+    /// Make sure a write can happen (v2: the seed exists, `Encrypt`ed by the
+    /// plugin; v1: the plugin answers `Version`), before anything is written.
+    pub fn prepare_write(&self) -> Result<(), KmsError> {
+        match self.api {
+            ApiVersion::V2 => self.write_seed().map(|_| ()),
+            ApiVersion::V1 => self.status().map(|_| ()),
+        }
+    }
+
+    /// The key_id `Status` reports now: asked again once the interval has passed.
+    fn write_key_id(&self, st: &mut WriteState) -> Result<String, KmsError> {
+        let every = self
+            .write_interval
+            .lock()
+            .map(|d| *d)
+            .unwrap_or(WRITE_STATUS_INTERVAL);
+        if let Some((at, id)) = &st.checked {
+            if at.elapsed() < every {
+                return Ok(id.clone());
+            }
+        }
+        let id = match &st.checked {
+            // The first time, the run's Status (asked once) is the answer.
+            None => self.status()?.key_id.clone(),
+            Some(_) => self.fetch_status().map_err(|e| self.record(e))?.key_id,
+        };
+        st.checked = Some((Instant::now(), id.clone()));
+        Ok(id)
+    }
+
+    /// The seed writes use: created on the first write, renewed when the
+    /// plugin's key_id changes (`rotateDEKOnKeyIDChange`).
+    fn write_seed(&self) -> Result<Arc<WriteSeed>, KmsError> {
+        let mut st = self
+            .write
+            .lock()
+            .map_err(|_| self.cannot_write("a writer thread panicked".into()))?;
+        if let Some(e) = &st.failed {
+            return Err(e.clone());
+        }
+        let status_key_id = self.write_key_id(&mut st)?;
+        if let Some(s) = &st.seed {
+            if s.key_id == status_key_id.as_bytes() {
+                return Ok(Arc::clone(s));
+            }
+        }
+        match self.new_seed(&status_key_id) {
+            Ok(s) => {
+                let s = Arc::new(s);
+                st.seed = Some(Arc::clone(&s));
+                Ok(s)
+            }
+            Err(e) => {
+                st.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// `GenerateTransformer` with a seed: a random 32-byte seed, `Encrypt`ed by the
+    /// plugin; the answer checked as upstream checks it before writing with it.
+    fn new_seed(&self, status_key_id: &str) -> Result<WriteSeed, KmsError> {
+        let seed = SecretKey::generate(SEED_SIZE)
+            .map_err(|e| self.cannot_write(format!("the system RNG failed: {e}")))?;
+        self.encrypt_calls.fetch_add(1, Ordering::Relaxed);
+        let resp = self.encrypt_v2(&seed).map_err(|e| match e {
+            KmsError::Refused { code, message, .. } => {
+                self.cannot_write(format!("Encrypt failed: {code}: {message}"))
+            }
+            e => e,
+        })?;
+        let annotations: BTreeMap<Vec<u8>, Vec<u8>> = resp
+            .annotations
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect();
+        let invalid = |what: &str, e: String| {
+            self.cannot_write(format!("the Encrypt answer has an invalid {what}: {e}"))
+        };
+        if resp.ciphertext.is_empty() || resp.ciphertext.len() > ENCRYPTED_DEK_SOURCE_MAX_SIZE {
+            return Err(invalid(
+                "ciphertext",
+                format!(
+                    "{} bytes, upstream accepts 1 to {ENCRYPTED_DEK_SOURCE_MAX_SIZE}",
+                    resp.ciphertext.len()
+                ),
+            ));
+        }
+        validate_key_id(resp.key_id.as_bytes()).map_err(|e| invalid("key ID", e.to_string()))?;
+        validate_annotations(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice())),
+        )
+        .map_err(|e| invalid("annotation", e.to_string()))?;
+        if resp.key_id != status_key_id {
+            return Err(self.cannot_write(format!(
+                "Encrypt used key ID {:?} but Status reports {status_key_id:?} (kube-apiserver refuses to write then); retry once the plugin has settled on one key",
+                resp.key_id
+            )));
+        }
+        Ok(WriteSeed {
+            seed,
+            encrypted: resp.ciphertext,
+            key_id: resp.key_id.into_bytes(),
+            annotations,
+        })
+    }
+
+    fn seal_v2(&self, plaintext: &[u8], etcd_key: &[u8]) -> Result<Vec<u8>, KmsError> {
+        let s = self.write_seed()?;
+        let data = DataKey::seal_with_seed(&s.seed, plaintext, etcd_key)
+            .map_err(|e| self.cannot_write(format!("the system RNG failed: {e}")))?;
+        Ok(encode_v2(
+            &data,
+            &s.key_id,
+            &s.encrypted,
+            &s.annotations,
+            DekSourceType::HkdfSha256XNonceAesGcmSeed,
+        ))
+    }
+
+    fn seal_v1(&self, plaintext: &[u8], etcd_key: &[u8]) -> Result<Vec<u8>, KmsError> {
+        let dek = SecretKey::generate(V1_DEK_SIZE)
+            .map_err(|e| self.cannot_write(format!("the system RNG failed: {e}")))?;
+        self.encrypt_calls.fetch_add(1, Ordering::Relaxed);
+        let wrapped = self.encrypt_v1(&dek).map_err(|e| match e {
+            KmsError::Refused { code, message, .. } => {
+                self.cannot_write(format!("Encrypt failed: {code}: {message}"))
+            }
+            e => e,
+        })?;
+        let len = u16::try_from(wrapped.len()).map_err(|_| {
+            self.cannot_write(format!(
+                "the encrypted DEK is {} bytes, more than the 65535 a value can hold",
+                wrapped.len()
+            ))
+        })?;
+        let gcm = AesGcm::new(&dek).map_err(|e| self.cannot_write(e.to_string()))?;
+        let mut out = Vec::with_capacity(2 + wrapped.len() + AesGcm::sealed_len(plaintext.len()));
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wrapped);
+        gcm.seal_into(plaintext, etcd_key, &mut out)
+            .map_err(|e| self.cannot_write(format!("the system RNG failed: {e}")))?;
+        Ok(out)
+    }
 }
 
 /// The KMS plugins of one config, for one run.
@@ -484,6 +714,13 @@ impl Plugins {
                 status: OnceLock::new(),
                 keys: Mutex::new(HashMap::new()),
                 decrypt_calls: AtomicU64::new(0),
+                encrypt_calls: AtomicU64::new(0),
+                write: Mutex::new(WriteState {
+                    seed: None,
+                    checked: None,
+                    failed: None,
+                }),
+                write_interval: Mutex::new(WRITE_STATUS_INTERVAL),
                 failure: Arc::clone(&failure),
             }));
         }
@@ -519,6 +756,25 @@ impl Plugins {
     /// The first fatal error any plugin call met during the run.
     pub fn failure(&self) -> Option<KmsError> {
         self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Make every plugin that is a resource's write provider in `config` ready
+    /// to write (see [`Plugin::prepare_write`]), so that a plugin that cannot
+    /// write stops a command before anything is written.
+    pub fn prepare_writes(&self, config: &EncryptionConfiguration) -> Result<(), KmsError> {
+        for item in &config.resources {
+            if let Some(ProviderConfig::Kms(k)) = item.providers.first() {
+                if let Some(p) = self.get(ApiVersion::of(k), &k.name) {
+                    p.prepare_write()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `Encrypt` calls writes made so far, over all plugins.
+    pub fn encrypt_calls(&self) -> u64 {
+        self.plugins.iter().map(|p| p.encrypt_calls()).sum()
     }
 
     /// `Decrypt` calls made so far, over all plugins.

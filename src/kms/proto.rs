@@ -170,3 +170,17 @@ redacted_debug!(DecryptResponse, plaintext);
 redacted_debug!(EncryptRequest, plaintext);
 redacted_debug!(V1DecryptResponse, plain);
 redacted_debug!(V1EncryptRequest, plain);
+
+/// The key material atrest sends to be wrapped is wiped when the request is dropped.
+macro_rules! zeroize_on_drop {
+    ($t:ty, $field:ident) => {
+        impl Drop for $t {
+            fn drop(&mut self) {
+                zeroize::Zeroize::zeroize(&mut self.$field);
+            }
+        }
+    };
+}
+
+zeroize_on_drop!(EncryptRequest, plaintext);
+zeroize_on_drop!(V1EncryptRequest, plain);
