@@ -6,6 +6,9 @@
 //!
 //!   cargo run --release --example bulk_load -- --endpoint http://127.0.0.1:24000 \
 //!       --config enc.yaml --count 100000 --size 2048 [--plaintext]
+//!
+//! A config whose write provider is kms writes through its plugin, as
+//! kube-apiserver does (KMS v2: one seed per run).
 
 use atrest::config::EncryptionConfiguration;
 use atrest::etcd_key::GroupResource;
@@ -120,7 +123,11 @@ fn main() {
     let plaintext = args.iter().any(|a| a == "--plaintext");
     let ts = get("--config").map(|p| {
         let loaded = EncryptionConfiguration::load(std::path::Path::new(&p)).expect("config");
-        Transformers::new(&loaded.config).expect("keys")
+        // KMS providers write through their plugins (the config's endpoints).
+        let plugins = atrest::kms::Plugins::from_config(&loaded.config, &[])
+            .expect("kms providers")
+            .map(std::sync::Arc::new);
+        Transformers::with_kms(&loaded.config, plugins).expect("keys")
     });
     let host = endpoint
         .trim_start_matches("http://")

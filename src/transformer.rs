@@ -536,7 +536,7 @@ fn read_kms(
             let obj = EncryptedObject::parse(payload)?;
             let key = plugin.data_key_v2(&obj)?;
             let plain = obj.open(&key, etcd_key)?;
-            let current = plugin.status()?.key_id.clone();
+            let current = &plugin.status()?.key_id;
             let detail = if obj.key_id != current.as_bytes() {
                 Some(format!(
                     "written under keyID {:?}, but the plugin's current key_id is {current:?}",

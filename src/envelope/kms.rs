@@ -418,10 +418,10 @@ impl DataKey {
 fn derive(seed: &SecretKey, info: &[u8]) -> Result<AesGcm, DecryptError> {
     let hk = hkdf::Hkdf::<sha2::Sha256>::from_prk(seed.expose())
         .map_err(|_| DecryptError::AuthenticationFailed)?;
-    let mut okm = zeroize::Zeroizing::new(vec![0u8; DERIVED_KEY_SIZE]);
-    hk.expand(info, &mut okm)
+    let mut okm = zeroize::Zeroizing::new([0u8; DERIVED_KEY_SIZE]);
+    hk.expand(info, okm.as_mut_slice())
         .map_err(|_| DecryptError::AuthenticationFailed)?;
-    AesGcm::from_key_bytes(&okm).map_err(|_| DecryptError::AuthenticationFailed)
+    AesGcm::from_key_bytes(okm.as_slice()).map_err(|_| DecryptError::AuthenticationFailed)
 }
 
 /// A KMS v1 payload split into the encrypted DEK and the data.
