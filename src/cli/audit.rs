@@ -13,7 +13,7 @@ use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
 use atrest::source::{live, ordered_map, Record, SnapshotSource};
 use atrest::transformer::Transformers;
 use serde_json::json;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 pub const EXAMPLES: &str = "\
@@ -310,14 +310,7 @@ fn run_live(a: Args) -> CmdResult {
             Report::begin(std::io::stdout(), a.output, &source, revision, ts.is_some())?;
         let format = report.format;
         let threads = threads(a.threads);
-        let total = if std::io::stderr().is_terminal() {
-            live::count(&etcd, &ranges, revision)
-                .await
-                .map_err(Failure::usage)?
-        } else {
-            0
-        };
-        let progress = super::progress::Progress::new(total, "auditing");
+        let progress = super::etcd::scan_progress(&etcd, &ranges, revision, "auditing").await?;
         live::scan(
             &etcd,
             ranges,

@@ -213,6 +213,26 @@ impl Interrupt {
     }
 }
 
+/// A progress bar for a live scan of `ranges` at `revision`: sized by a count of
+/// the keys when stderr is a terminal (the only place it shows), else without
+/// the extra request.
+pub async fn scan_progress(
+    etcd: &Etcd,
+    ranges: &[(Vec<u8>, Vec<u8>)],
+    revision: i64,
+    what: &'static str,
+) -> Result<super::progress::Progress, Failure> {
+    use std::io::IsTerminal;
+    let total = if std::io::stderr().is_terminal() {
+        atrest::source::live::count(etcd, ranges, revision)
+            .await
+            .map_err(Failure::usage)?
+    } else {
+        0
+    };
+    Ok(super::progress::Progress::new(total, what))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,6 @@ use atrest::transformer::Transformers;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -330,14 +329,8 @@ fn scan(
                 let revision = etcd.revision().await.map_err(Failure::usage)?;
                 let mut usage = KeyUsage::default();
                 let ranges = scan_ranges(prefix, None);
-                let total = if std::io::stderr().is_terminal() {
-                    live::count(&etcd, &ranges, revision)
-                        .await
-                        .map_err(Failure::usage)?
-                } else {
-                    0
-                };
-                let progress = super::progress::Progress::new(total, "scanning");
+                let progress =
+                    super::etcd::scan_progress(&etcd, &ranges, revision, "scanning").await?;
                 live::scan(
                     &etcd,
                     ranges,

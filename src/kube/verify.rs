@@ -37,15 +37,7 @@ impl<'a> ExpectedObject<'a> {
     /// `--etcd-prefix`); `None` when the key is not an object key under it.
     pub fn from_key(etcd_key: &'a [u8], prefix: &str) -> Option<Self> {
         let ok = parse_object_key(etcd_key, prefix)?;
-        let key = std::str::from_utf8(etcd_key).ok()?;
-        let path = key
-            .strip_prefix(prefix.trim_end_matches('/'))?
-            .strip_prefix('/')?;
-        Some(ExpectedObject {
-            path,
-            namespace: ok.namespace,
-            name: ok.name,
-        })
+        Self::from_object_key(etcd_key, prefix, &ok)
     }
 
     /// The expectation for an etcd key already split by
