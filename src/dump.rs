@@ -10,6 +10,7 @@ use crate::audit::StoredObject;
 use crate::envelope::{Envelope, ProviderKind};
 use crate::etcd_key::GroupResource;
 use crate::keyring::{ExtraKey, ExtraKeys};
+use crate::kube::emit::{Emitter, JsonEmitter, YamlEmitter};
 use crate::kube::{self, ExpectedObject, KubeError, ManifestOptions};
 use crate::transformer::{ReadError, ReadMode, Transformers};
 use serde_json::Value;
@@ -29,42 +30,47 @@ pub enum RecoverError {
     Decode(#[from] KubeError),
 }
 
-/// [`recover`], and when the config cannot read the object, the `extra` keys
-/// (further configs, key archives); the second value is the extra key that read it.
-pub fn recover_with_extra<'k>(
-    ts: &Transformers,
-    extra: &'k ExtraKeys,
+/// Decrypt and decode one stored object into a manifest, written through `e`;
+/// when the config cannot read it, the `extra` keys (further configs, key
+/// archives) are tried, and the one that read it is returned.
+///
+/// `expected` is what the object's etcd key names ([`ExpectedObject::from_key`]):
+/// a value that is not that object, in full, is not recovered. On an error nothing
+/// has been written through `e`.
+pub fn recover<'k, E: Emitter + ?Sized>(
+    (ts, extra): (&Transformers, &'k ExtraKeys),
     gr: &GroupResource,
     expected: &ExpectedObject<'_>,
     obj: &StoredObject<'_>,
     clean: bool,
-) -> Result<(Value, Option<&'k ExtraKey>), RecoverError> {
-    match recover(ts, gr, expected, obj, clean) {
-        Ok(v) => Ok((v, None)),
-        Err(e @ (RecoverError::Read(_) | RecoverError::Decode(_))) => {
-            let Some(r) = extra.read_expecting(obj.value, obj.key, *expected) else {
-                return Err(e);
-            };
-            let opts = ManifestOptions {
-                resource_version: Some(obj.mod_revision),
-                clean,
-            };
-            Ok((kube::decode_manifest(&r.plaintext, &opts)?, Some(r.key)))
-        }
-        Err(e) => Err(e),
-    }
+    e: &mut E,
+) -> Result<Option<&'k ExtraKey>, RecoverError> {
+    let opts = ManifestOptions {
+        resource_version: Some(obj.mod_revision),
+        clean,
+    };
+    let err = match read_checked(ts, gr, expected, obj) {
+        Ok(plaintext) => match kube::emit_manifest(&plaintext, &opts, e) {
+            Ok(()) => return Ok(None),
+            Err(err) => RecoverError::Decode(err),
+        },
+        Err(err @ RecoverError::Malformed(_)) => return Err(err),
+        Err(err) => err,
+    };
+    let Some(r) = extra.read_expecting(obj.value, obj.key, *expected) else {
+        return Err(err);
+    };
+    kube::emit_manifest(&r.plaintext, &opts, e)?;
+    Ok(Some(r.key))
 }
 
-/// Decrypt and decode one stored object into a manifest.
-/// `expected` is what the object's etcd key names ([`ExpectedObject::from_key`]):
-/// a value that is not that object, in full, is not recovered.
-pub fn recover(
+/// The plaintext of one stored object, read in checked mode with the config's keys.
+fn read_checked<'v>(
     ts: &Transformers,
     gr: &GroupResource,
     expected: &ExpectedObject<'_>,
-    obj: &StoredObject<'_>,
-    clean: bool,
-) -> Result<Value, RecoverError> {
+    obj: &StoredObject<'v>,
+) -> Result<std::borrow::Cow<'v, [u8]>, RecoverError> {
     let (t, _) = ts.for_resource(gr);
     if Envelope::parse(obj.value).provider == ProviderKind::Identity {
         if let Err(e) = kube::verify_object(obj.value, expected) {
@@ -76,12 +82,78 @@ pub fn recover(
             return Err(RecoverError::Malformed(what));
         }
     }
-    let read = t.read(obj.value, obj.key, ReadMode::Checked(*expected))?;
-    let opts = ManifestOptions {
-        resource_version: Some(obj.mod_revision),
-        clean,
-    };
-    Ok(kube::decode_manifest(&read.plaintext, &opts)?)
+    Ok(t.read(obj.value, obj.key, ReadMode::Checked(*expected))?
+        .plaintext)
+}
+
+/// One recovered object serialised in `format`: as an item of the List
+/// [`ListWriter`] writes (`as_item`), or as a whole document of its own.
+/// Returns the extra key that read it, if any.
+pub fn recover_serialized<'k>(
+    keys: (&Transformers, &'k ExtraKeys),
+    gr: &GroupResource,
+    expected: &ExpectedObject<'_>,
+    obj: &StoredObject<'_>,
+    clean: bool,
+    (format, as_item): (ListFormat, bool),
+    out: &mut Vec<u8>,
+) -> Result<Option<&'k ExtraKey>, SerializeError> {
+    match format {
+        ListFormat::Json => {
+            let newline: &[u8] = if as_item { ITEM_NEWLINE } else { b"\n" };
+            let start = out.len();
+            if as_item {
+                out.extend_from_slice(ITEM_NEWLINE);
+            }
+            let mut e = JsonEmitter::new(out, newline);
+            match recover(keys, gr, expected, obj, clean, &mut e) {
+                Ok(by) => {
+                    if !as_item {
+                        out.push(b'\n');
+                    }
+                    Ok(by)
+                }
+                Err(err) => {
+                    out.truncate(start);
+                    Err(SerializeError::Recover(err))
+                }
+            }
+        }
+        ListFormat::Yaml => {
+            let mut e = YamlEmitter::new();
+            let by = recover(keys, gr, expected, obj, clean, &mut e)?;
+            let text = e.finish().map_err(SerializeError::Yaml)?;
+            if as_item {
+                yaml_item(out, &text);
+            } else {
+                out.extend_from_slice(text.as_bytes());
+            }
+            Ok(by)
+        }
+    }
+}
+
+/// Why [`recover_serialized`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SerializeError {
+    /// The object could not be recovered.
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
+    /// Recovered, but it cannot be written as YAML (nested too deep).
+    #[error(transparent)]
+    Yaml(KubeError),
+}
+
+/// Line break and indentation of a JSON List item's lines.
+const ITEM_NEWLINE: &[u8] = b"\n        ";
+
+/// A YAML document as an item of the List's `items:` sequence.
+fn yaml_item(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len() + 64);
+    for (i, line) in text.lines().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n- " } else { b"\n  " });
+        out.extend_from_slice(line.as_bytes());
+    }
 }
 
 /// Output syntax of a dump.
@@ -122,17 +194,14 @@ impl<W: Write> ListWriter<W> {
         match format {
             ListFormat::Json => {
                 let mut out = Vec::with_capacity(1024);
-                out.extend_from_slice(b"\n        ");
-                write_json_pretty(&mut out, item, b"\n        ");
+                out.extend_from_slice(ITEM_NEWLINE);
+                write_json_pretty(&mut out, item, ITEM_NEWLINE);
                 Ok(out)
             }
             ListFormat::Yaml => {
                 let text = kube::to_yaml(item)?;
-                let mut out = Vec::with_capacity(text.len() + 64);
-                for (i, line) in text.lines().enumerate() {
-                    out.extend_from_slice(if i == 0 { b"\n- " } else { b"\n  " });
-                    out.extend_from_slice(line.as_bytes());
-                }
+                let mut out = Vec::new();
+                yaml_item(&mut out, &text);
                 Ok(out)
             }
         }

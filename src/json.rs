@@ -16,17 +16,44 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// Whether any byte of `block` needs escaping. Written as a branch-free fold over
+/// a fixed-size block so that the compiler turns it into a few vector compares:
+/// long strings without escapes (base64 data, keys) are copied at memory speed.
+#[inline]
+fn block_needs_escape(block: &[u8; 16]) -> bool {
+    let mut any = false;
+    for &b in block {
+        any |= (b < 0x20) | (b == b'"') | (b == b'\\');
+    }
+    any
+}
+
+/// The index of the first byte at or after `from` that needs escaping, or `bytes.len()`.
+#[inline]
+fn next_escape(bytes: &[u8], mut from: usize) -> usize {
+    while let Some(block) = bytes.get(from..from + 16) {
+        let block: &[u8; 16] = block.try_into().unwrap_or(&[0; 16]);
+        if block_needs_escape(block) {
+            break;
+        }
+        from += 16;
+    }
+    while from < bytes.len() && !NEEDS_ESCAPE[usize::from(bytes[from])] {
+        from += 1;
+    }
+    from
+}
+
 /// Append `s` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[usize::from(b)] {
-            continue;
-        }
+    loop {
+        let i = next_escape(bytes, start);
         out.extend_from_slice(&bytes[start..i]);
+        let Some(&b) = bytes.get(i) else { break };
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -47,7 +74,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         }
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
@@ -85,6 +111,19 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         cases.push((0u8..=0x7f).map(char::from).collect());
+        // Escapes at every position of strings longer than the 16-byte blocks.
+        for len in [15, 16, 17, 33, 48] {
+            for pos in 0..len {
+                for c in ['"', '\\', '\n', '\u{1}', '\u{1f}', ' ', '\u{7f}', 'é'] {
+                    let mut s: Vec<char> = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOP"
+                        .chars()
+                        .take(len)
+                        .collect();
+                    s[pos] = c;
+                    cases.push(s.into_iter().collect());
+                }
+            }
+        }
         for s in cases {
             let mut ours = Vec::new();
             write_str(&mut ours, &s);

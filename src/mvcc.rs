@@ -538,9 +538,9 @@ impl<'a> LiveView<'a> {
                 revision: r.revision,
             })
             .collect();
-        // A stable sort: it merges runs already in order instead of re-sorting them
-        // (keys are unique, so stability itself does not matter).
-        entries.sort_by(|a, b| a.key.cmp(b.key));
+        // Keys are unique, so an unstable sort gives the one order there is; it is
+        // the faster one on keys written in no particular order.
+        entries.sort_unstable_by(|a, b| a.key.cmp(b.key));
         Ok(LiveView {
             revision: at.unwrap_or(latest_revision),
             latest_revision,

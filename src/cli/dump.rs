@@ -4,7 +4,7 @@ use super::audit::{open_snapshot, resource_filter, threads, with_verified_stdout
 use super::gate::GatedWriter;
 use super::{CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor};
-use atrest::dump::{recover_with_extra, ListFormat, ListWriter};
+use atrest::dump::{recover_serialized, ListFormat, ListWriter};
 use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
 use atrest::fsutil::PrivateTree;
 use atrest::keyring::ExtraKeys;
@@ -259,12 +259,21 @@ fn recover_one(
     let per_file = a.out_dir.is_some();
     let expected = ExpectedObject::from_object_key(rec.key, &a.etcd_prefix, &ok)?;
     let mut read_with = None;
-    let result = recover_with_extra(ts, extra, &ok.resource, &expected, &rec.stored(), a.clean)
-        .map_err(|e| e.to_string())
-        .and_then(|(v, by)| {
-            read_with = by.map(|k| k.to_string());
-            serialize(&v, list_format, per_file)
-        });
+    let mut bytes = Vec::with_capacity(2 * rec.value.len() + 1024);
+    let result = recover_serialized(
+        (ts, extra),
+        &ok.resource,
+        &expected,
+        &rec.stored(),
+        a.clean,
+        (list_format, !per_file),
+        &mut bytes,
+    )
+    .map(|by| {
+        read_with = by.map(|k| k.to_string());
+        bytes
+    })
+    .map_err(|e| e.to_string());
     Some(Recovered {
         key: String::from_utf8_lossy(rec.key).into_owned(),
         resource: ok.resource,
@@ -301,17 +310,4 @@ fn write_object_file(
     tree.write_file(&parts, &format!("{name}.{ext}"), item)
         .map(|_| ())
         .map_err(|e| e.to_string())
-}
-
-/// One object as a List item, or as a whole file of its own.
-fn serialize(v: &serde_json::Value, format: ListFormat, per_file: bool) -> Result<Vec<u8>, String> {
-    if !per_file {
-        return ListWriter::<Vec<u8>>::serialize_item(format, v).map_err(|e| e.to_string());
-    }
-    match format {
-        ListFormat::Yaml => atrest::kube::to_yaml(v)
-            .map(String::into_bytes)
-            .map_err(|e| e.to_string()),
-        ListFormat::Json => Ok((atrest::dump::to_json_pretty(v) + "\n").into_bytes()),
-    }
 }

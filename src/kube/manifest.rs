@@ -74,7 +74,7 @@ pub fn to_yaml(value: &Value) -> Result<String, KubeError> {
     Ok(out)
 }
 
-fn push_indent(out: &mut String, indent: usize) {
+pub(crate) fn push_indent(out: &mut String, indent: usize) {
     out.extend(std::iter::repeat_n(' ', indent));
 }
 
@@ -101,16 +101,7 @@ fn write_map(
         if !(i == 0 && inline_first) {
             push_indent(out, indent);
         }
-        let key_text = key_scalar(key);
-        if key_text.len() > MAX_IMPLICIT_KEY {
-            // Explicit key: `? key` then `: value` on the next line.
-            out.push_str("? ");
-            out.push_str(&key_text);
-            out.push('\n');
-            push_indent(out, indent);
-        } else {
-            out.push_str(&key_text);
-        }
+        write_key(out, key, indent);
         out.push(':');
         write_after_key(out, value, indent, depth)?;
     }
@@ -169,21 +160,39 @@ fn write_scalar(out: &mut String, value: &Value, content_indent: usize) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => {
-            if literal_ok(s) {
-                write_literal(out, s, content_indent);
-                return;
-            }
-            if plain_ok(s) {
-                out.push_str(s);
-            } else {
-                double_quote(out, s);
-            }
-        }
+        Value::String(s) => return write_str_scalar(out, s, content_indent),
         Value::Array(_) => out.push_str("[]"),
         Value::Object(_) => out.push_str("{}"),
     }
     out.push('\n');
+}
+
+/// A string scalar and its line break; literal block content goes at `content_indent`.
+pub(crate) fn write_str_scalar(out: &mut String, s: &str, content_indent: usize) {
+    if literal_ok(s) {
+        write_literal(out, s, content_indent);
+        return;
+    }
+    if plain_ok(s) {
+        out.push_str(s);
+    } else {
+        double_quote(out, s);
+    }
+    out.push('\n');
+}
+
+/// A mapping key (not its `:`), as an explicit `? key` past YAML's implicit-key
+/// length, in which case the `:` goes on the next line at `indent`.
+pub(crate) fn write_key(out: &mut String, key: &str, indent: usize) {
+    let key_text = key_scalar(key);
+    if key_text.len() > MAX_IMPLICIT_KEY {
+        out.push_str("? ");
+        out.push_str(&key_text);
+        out.push('\n');
+        push_indent(out, indent);
+    } else {
+        out.push_str(&key_text);
+    }
 }
 
 fn key_scalar(key: &str) -> String {

@@ -17,8 +17,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::emit::{emit_value, str_entry, Emitter};
 use super::wire::{string_entry, Field, Reader};
-use super::KubeError;
+use super::{KubeError, ManifestOptions};
 
 pub use crate::envelope::PROTOBUF_MAGIC;
 
@@ -366,6 +367,137 @@ pub fn parse_name_namespace(raw: &[u8], raw_offset: usize) -> Result<(String, St
         }
     }
     Ok((name, namespace))
+}
+
+impl ObjectMeta {
+    /// Emit the form [`ObjectMeta::to_json`] gives, as [`super::decode_manifest`]
+    /// prints it: keys sorted, `resourceVersion` from `opts`, server-owned fields
+    /// dropped with `opts.clean` (see [`super::CLEAN_METADATA_FIELDS`]).
+    pub fn emit<E: Emitter + ?Sized>(&self, e: &mut E, opts: &ManifestOptions) {
+        let keep = !opts.clean;
+        let str_field = |e: &mut E, key: &str, v: &str| {
+            if !v.is_empty() {
+                str_entry(e, key, v);
+            }
+        };
+        e.begin_map();
+        if !self.annotations.is_empty() {
+            e.key("annotations");
+            emit_string_map(e, &self.annotations);
+        }
+        if keep {
+            e.key("creationTimestamp");
+            emit_time(e, self.creation_timestamp);
+            if let Some(s) = self.deletion_grace_period_seconds {
+                e.key("deletionGracePeriodSeconds");
+                e.int(s);
+            }
+            if let Some(t) = self.deletion_timestamp {
+                e.key("deletionTimestamp");
+                emit_time(e, t);
+            }
+        }
+        if !self.finalizers.is_empty() {
+            e.key("finalizers");
+            e.begin_seq();
+            for f in &self.finalizers {
+                e.str(f);
+            }
+            e.end_seq();
+        }
+        str_field(e, "generateName", &self.generate_name);
+        if keep && self.generation != 0 {
+            e.key("generation");
+            e.int(self.generation);
+        }
+        if !self.labels.is_empty() {
+            e.key("labels");
+            emit_string_map(e, &self.labels);
+        }
+        if keep && !self.managed_fields.is_empty() {
+            e.key("managedFields");
+            e.begin_seq();
+            for m in &self.managed_fields {
+                emit_managed(e, m);
+            }
+            e.end_seq();
+        }
+        str_field(e, "name", &self.name);
+        str_field(e, "namespace", &self.namespace);
+        if !self.owner_references.is_empty() {
+            e.key("ownerReferences");
+            e.begin_seq();
+            for o in &self.owner_references {
+                emit_owner(e, o);
+            }
+            e.end_seq();
+        }
+        if keep {
+            match opts.resource_version {
+                Some(rv) => str_entry(e, "resourceVersion", &rv.to_string()),
+                None => str_field(e, "resourceVersion", &self.resource_version),
+            }
+            str_field(e, "selfLink", &self.self_link);
+            str_field(e, "uid", &self.uid);
+        }
+        e.end_map();
+    }
+}
+
+/// A `map[string]string` (keys already in byte order in the `BTreeMap`).
+pub(crate) fn emit_string_map<E: Emitter + ?Sized>(e: &mut E, map: &BTreeMap<String, String>) {
+    e.begin_map();
+    for (k, v) in map {
+        str_entry(e, k, v);
+    }
+    e.end_map();
+}
+
+fn emit_time<E: Emitter + ?Sized>(e: &mut E, t: Time) {
+    match t {
+        Some(s) => e.str(&format_rfc3339(s)),
+        None => e.null(),
+    }
+}
+
+fn emit_owner<E: Emitter + ?Sized>(e: &mut E, o: &OwnerReference) {
+    e.begin_map();
+    str_entry(e, "apiVersion", &o.api_version);
+    if let Some(b) = o.block_owner_deletion {
+        e.key("blockOwnerDeletion");
+        e.bool(b);
+    }
+    if let Some(c) = o.controller {
+        e.key("controller");
+        e.bool(c);
+    }
+    str_entry(e, "kind", &o.kind);
+    str_entry(e, "name", &o.name);
+    str_entry(e, "uid", &o.uid);
+    e.end_map();
+}
+
+fn emit_managed<E: Emitter + ?Sized>(e: &mut E, m: &ManagedFieldsEntry) {
+    let str_field = |e: &mut E, key: &str, v: &str| {
+        if !v.is_empty() {
+            str_entry(e, key, v);
+        }
+    };
+    e.begin_map();
+    str_field(e, "apiVersion", &m.api_version);
+    str_field(e, "fieldsType", &m.fields_type);
+    if let Some(raw) = &m.fields_v1 {
+        e.key("fieldsV1");
+        emit_value(e, &fields_v1_json(raw));
+    }
+    str_field(e, "manager", &m.manager);
+    str_field(e, "operation", &m.operation);
+    str_field(e, "subresource", &m.subresource);
+    if let Some(t) = m.time {
+        e.key("time");
+        emit_time(e, t);
+    }
+    e.end_map();
 }
 
 fn parse_owner(field: &Field<'_>) -> Result<OwnerReference, KubeError> {

@@ -12,6 +12,7 @@
 //! full `metadata` only (the rest of the object is left out: the caller should say
 //! so), JSON objects as stored. Keys are sorted at every level, like kubectl.
 
+pub mod emit;
 mod manifest;
 mod meta;
 mod secret;
@@ -275,6 +276,32 @@ fn decode_protobuf(plaintext: &[u8]) -> Result<Value, KubeError> {
             Value::Object(obj)
         }
     })
+}
+
+/// Write what [`decode_manifest`] returns through `e`, without building the value:
+/// the same document, byte for byte, for every input [`decode_manifest`] accepts
+/// (an error leaves `e` untouched).
+pub fn emit_manifest<E: emit::Emitter + ?Sized>(
+    plaintext: &[u8],
+    opts: &ManifestOptions,
+    e: &mut E,
+) -> Result<(), KubeError> {
+    if detect(plaintext) != Some(Encoding::Protobuf) {
+        let v = decode_manifest(plaintext, opts)?;
+        emit::emit_value(e, &v);
+        return Ok(());
+    }
+    let u = meta::parse_unknown(plaintext)?;
+    let type_meta = (u.api_version.as_str(), u.kind.as_str());
+    match type_meta {
+        ("v1", "Secret") => Secret::decode(u.raw, u.raw_offset)?.emit(e, type_meta, opts),
+        ("v1", "ConfigMap") => ConfigMap::decode(u.raw, u.raw_offset)?.emit(e, type_meta, opts),
+        _ => {
+            let m = meta::parse_object_meta(u.raw, u.raw_offset)?;
+            secret::emit_meta_only(e, type_meta, &m, opts);
+        }
+    }
+    Ok(())
 }
 
 /// Whether [`decode_manifest`] prints this type in full (otherwise only its metadata).

@@ -15,9 +15,11 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::meta::{ObjectMeta, OBJECT_METADATA};
+use super::emit::{str_entry, Emitter};
+use super::meta::{emit_string_map, ObjectMeta, OBJECT_METADATA};
 use super::wire::{bytes_entry, string_entry, Reader};
 use super::KubeError;
+use super::ManifestOptions;
 
 const SECRET_DATA: u32 = 2;
 const SECRET_TYPE: u32 = 3;
@@ -96,6 +98,42 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// Emit what [`super::decode_manifest`] prints for this Secret, keys sorted.
+    pub fn emit<E: Emitter + ?Sized>(
+        &self,
+        e: &mut E,
+        (api_version, kind): (&str, &str),
+        opts: &ManifestOptions,
+    ) {
+        e.begin_map();
+        if !api_version.is_empty() {
+            str_entry(e, "apiVersion", api_version);
+        }
+        if !self.data.is_empty() {
+            e.key("data");
+            emit_bytes_map(e, &self.data);
+        }
+        if let Some(i) = self.immutable {
+            e.key("immutable");
+            e.bool(i);
+        }
+        if !kind.is_empty() {
+            str_entry(e, "kind", kind);
+        }
+        e.key("metadata");
+        self.metadata.emit(e, opts);
+        if !self.string_data.is_empty() {
+            e.key("stringData");
+            emit_string_map(e, &self.string_data);
+        }
+        if !self.type_.is_empty() {
+            str_entry(e, "type", &self.type_);
+        }
+        e.end_map();
+    }
+}
+
 impl ConfigMap {
     /// Decode the typed object bytes (`runtime.Unknown.raw`) at absolute `offset`.
     pub fn decode(raw: &[u8], offset: usize) -> Result<Self, KubeError> {
@@ -139,6 +177,67 @@ impl ConfigMap {
         }
         Value::Object(m)
     }
+}
+
+impl ConfigMap {
+    /// Emit what [`super::decode_manifest`] prints for this ConfigMap, keys sorted.
+    pub fn emit<E: Emitter + ?Sized>(
+        &self,
+        e: &mut E,
+        (api_version, kind): (&str, &str),
+        opts: &ManifestOptions,
+    ) {
+        e.begin_map();
+        if !api_version.is_empty() {
+            str_entry(e, "apiVersion", api_version);
+        }
+        if !self.binary_data.is_empty() {
+            e.key("binaryData");
+            emit_bytes_map(e, &self.binary_data);
+        }
+        if !self.data.is_empty() {
+            e.key("data");
+            emit_string_map(e, &self.data);
+        }
+        if let Some(i) = self.immutable {
+            e.key("immutable");
+            e.bool(i);
+        }
+        if !kind.is_empty() {
+            str_entry(e, "kind", kind);
+        }
+        e.key("metadata");
+        self.metadata.emit(e, opts);
+        e.end_map();
+    }
+}
+
+/// Type and metadata of an object whose other fields are not decoded.
+pub(crate) fn emit_meta_only<E: Emitter + ?Sized>(
+    e: &mut E,
+    (api_version, kind): (&str, &str),
+    metadata: &ObjectMeta,
+    opts: &ManifestOptions,
+) {
+    e.begin_map();
+    if !api_version.is_empty() {
+        str_entry(e, "apiVersion", api_version);
+    }
+    if !kind.is_empty() {
+        str_entry(e, "kind", kind);
+    }
+    e.key("metadata");
+    metadata.emit(e, opts);
+    e.end_map();
+}
+
+fn emit_bytes_map<E: Emitter + ?Sized>(e: &mut E, map: &BTreeMap<String, Vec<u8>>) {
+    e.begin_map();
+    for (k, v) in map {
+        e.key(k);
+        e.base64(v);
+    }
+    e.end_map();
 }
 
 /// `kind` and `apiVersion` (both `omitempty` in `runtime.TypeMeta`).

@@ -665,7 +665,84 @@ fn python_fixture_encoder_round_trips() {
     );
 }
 
+/// [`emit_manifest`] writes, in JSON and YAML, exactly what printing
+/// [`decode_manifest`]'s value gives, and fails where it fails.
+fn check_emitted_equals_decoded(bytes: &[u8]) {
+    for clean in [false, true] {
+        for resource_version in [None, Some(7)] {
+            let opts = ManifestOptions {
+                resource_version,
+                clean,
+            };
+            let mut json_out = Vec::new();
+            let emitted = emit_manifest(
+                bytes,
+                &opts,
+                &mut emit::JsonEmitter::new(&mut json_out, b"\n"),
+            );
+            let mut yaml = emit::YamlEmitter::new();
+            let emitted_yaml = emit_manifest(bytes, &opts, &mut yaml);
+            match decode_manifest(bytes, &opts) {
+                Ok(v) => {
+                    assert!(emitted.is_ok() && emitted_yaml.is_ok());
+                    let mut want = Vec::new();
+                    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+                    let mut ser = serde_json::Serializer::with_formatter(&mut want, fmt);
+                    serde::Serialize::serialize(&v, &mut ser).unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&json_out),
+                        String::from_utf8_lossy(&want)
+                    );
+                    assert_eq!(yaml.finish(), to_yaml(&v));
+                }
+                Err(e) => {
+                    assert_eq!(emitted, Err(e.clone()));
+                    assert_eq!(emitted_yaml, Err(e));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn emitted_manifests_equal_decoded_ones() {
+    let mut cm = Enc::default();
+    let mut m = Enc::default();
+    m.str(1, "settings").str(3, "default").msg(8, &time(1));
+    cm.msg(1, &m)
+        .entry(2, "app.properties", b"a=1\nb=2\n")
+        .entry(3, "logo.png", &[0x89, b'P', b'N', b'G'])
+        .int(4, 0);
+    let mut d = Enc::default();
+    d.msg(1, &full_meta("web", "prod")).bytes(3, b"");
+    let mut empty_meta = Enc::default();
+    empty_meta.msg(1, &Enc::default());
+    let mut deleted = Enc::default();
+    let mut dm = Enc::default();
+    dm.str(1, "x")
+        .msg(9, &time(5))
+        .int(10, 30)
+        .msg(8, &Enc::default());
+    deleted
+        .msg(1, &dm)
+        .entry(4, "s", b"string data")
+        .str(3, "kubernetes.io/tls");
+    for bytes in [
+        full_secret(),
+        stored("v1", "ConfigMap", &cm),
+        stored("apps/v1", "Deployment", &d),
+        stored("", "Secret", &empty_meta),
+        stored("v1", "Secret", &deleted),
+        br#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"db","uid":"u"},"data":{"p":"czNjcjN0"}}"#.to_vec(),
+        b"k8s\x00garbage".to_vec(),
+        b"".to_vec(),
+    ] {
+        check_emitted_equals_decoded(&bytes);
+    }
+}
+
 fn check_never_panics(bytes: &[u8]) {
+    check_emitted_equals_decoded(bytes);
     let _ = detect(bytes);
     let info = object_info(bytes);
     // Where both succeed, the cheap identity agrees with the full decode.
