@@ -175,12 +175,38 @@ pub fn format_rfc3339(seconds: i64) -> String {
         secs_of_day % 3600 / 60,
         secs_of_day % 60,
     );
-    let year = if year < 0 {
-        format!("-{:04}", year.unsigned_abs())
-    } else {
-        format!("{year:04}")
+    if !(0..=9999).contains(&year) {
+        let year = if year < 0 {
+            format!("-{:04}", year.unsigned_abs())
+        } else {
+            format!("{year:04}")
+        };
+        return format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z");
+    }
+    // The common case without the formatting machinery (every object has one).
+    let digits = |n: i64, width: usize, out: &mut String| {
+        let mut buf = [b'0'; 4];
+        let mut n = n;
+        for i in (0..width).rev() {
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.extend(buf[..width].iter().map(|&b| char::from(b)));
     };
-    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+    let mut out = String::with_capacity(20);
+    digits(year, 4, &mut out);
+    out.push('-');
+    digits(i64::from(month), 2, &mut out);
+    out.push('-');
+    digits(i64::from(day), 2, &mut out);
+    out.push('T');
+    digits(h, 2, &mut out);
+    out.push(':');
+    digits(m, 2, &mut out);
+    out.push(':');
+    digits(s, 2, &mut out);
+    out.push('Z');
+    out
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01.
@@ -613,6 +639,18 @@ mod tests {
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
         assert_eq!(format_rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
         assert_eq!(format_rfc3339(GO_ZERO_TIME_UNIX), "0001-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(-62_198_755_200), "-0001-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(253_402_300_800), "10000-01-01T00:00:00Z");
+        // Days from year 1 to 9908 agree with the formatting machinery.
+        for day in (-719_000i64..2_900_000).step_by(997) {
+            let t = day * 86_400 + (day.rem_euclid(86_400));
+            let (y, mo, d) = civil_from_days(t.div_euclid(86_400));
+            let sod = t.rem_euclid(86_400);
+            assert_eq!(
+                format_rfc3339(t),
+                format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+            );
+        }
         // Extremes must not panic.
         let _ = format_rfc3339(i64::MAX);
         let _ = format_rfc3339(i64::MIN);
