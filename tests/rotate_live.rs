@@ -961,3 +961,72 @@ fn retire_proof_cannot_be_fooled_on_real_etcd() {
     refused(&sc, "key1", &src, "saw no object of secrets");
     assert!(backups(d.path()).len() == 1, "only case 3 wrote");
 }
+
+/// The library's scan (`rotation::UsageScan`) of a live etcd, read at one revision
+/// in pages smaller than the keyspace, and of a snapshot of it: both count every
+/// object under the key that wrote it, report progress for every record, and agree.
+#[test]
+fn usage_scan_of_live_etcd_and_of_its_snapshot_agree() {
+    use atrest::keyring::ExtraKeys;
+    use atrest::rotation::UsageScan;
+    use atrest::snapshot::{Snapshot, SnapshotOptions};
+    use atrest::source::SnapshotSource;
+    use atrest::transformer::Transformers;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let Some(etcd) = start_etcd(false) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    // 5 Secrets under key1, 3 under key2, 2 in plaintext; one ConfigMap.
+    for i in 0..10 {
+        let key = format!("/registry/secrets/ns/s{i}");
+        let value = match i {
+            0..5 => sealed("aescbc", "key1", K1, &key),
+            5..8 => sealed("aescbc", "key2", K2, &key),
+            _ => object(&key),
+        };
+        etcd.put(&key, &value);
+    }
+    etcd.put(CONFIGMAP, b"{}");
+    let c = cfg(&[(
+        "secrets",
+        &(keyed("aescbc", &[("key2", K2), ("key1", K1)]) + ID),
+    )]);
+    let ts = Transformers::new(&c).unwrap();
+    let extra = ExtraKeys::default();
+    let scan = UsageScan::new(&ts, &extra, "/registry");
+
+    let live_seen = AtomicU64::new(0);
+    let live = common::rt().block_on(async {
+        let e = common::connect(&etcd.options()).await;
+        let revision = e.revision().await.unwrap();
+        scan.live(&e, revision, 3, &|n| {
+            live_seen.fetch_add(n, Ordering::Relaxed);
+        })
+        .await
+        .unwrap()
+    });
+    let snap = d.path().join("s.db");
+    etcd.snapshot(&snap);
+    let file = Snapshot::open(&snap, SnapshotOptions::default()).unwrap();
+    let source = SnapshotSource::open(file.bolt(), None).unwrap();
+    let snap_seen = AtomicU64::new(0);
+    let from_snapshot = scan.snapshot(&source, &|n| {
+        snap_seen.fetch_add(n, Ordering::Relaxed);
+    });
+
+    for (what, u, seen) in [
+        ("live", &live, &live_seen),
+        ("snapshot", &from_snapshot, &snap_seen),
+    ] {
+        assert_eq!(u.summary.objects, 11, "{what}");
+        assert_eq!(seen.load(Ordering::Relaxed), 11, "{what} progress");
+        assert_eq!(u.objects_under("aescbc", "key1"), 5, "{what}");
+        assert_eq!(u.objects_under("aescbc", "key2"), 3, "{what}");
+        assert_eq!(u.at_risk_total, 0, "{what}");
+    }
+    assert_eq!(live.summary, from_snapshot.summary);
+    assert_eq!(live.under_key, from_snapshot.under_key);
+    assert_eq!(live.examples, from_snapshot.examples);
+}
