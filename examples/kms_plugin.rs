@@ -14,6 +14,11 @@
 //!   does: every call when it is empty, else only the methods it lists
 //!   (`Status`, `Decrypt`, `Encrypt`, `Version`, `V1Decrypt`, `V1Encrypt`);
 //! - `hang`: while it exists, calls answer only after 60 s (to test timeouts);
+//! - `die_after` (a number N): the plugin exits, unanswered, when Decrypt call
+//!   N+1 arrives (v2 and v1 counted together), as a plugin that crashes in the
+//!   middle of a run;
+//! - `hang_after` (a number N): Decrypt calls after the N-th answer only after
+//!   60 s, as a plugin that stops answering in the middle of a run;
 //! - `calls.log`: one line per call is appended (`Status`, `Decrypt 1`, ...).
 //!
 //! ```text
@@ -30,6 +35,7 @@ use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tonic::body::Body;
@@ -45,7 +51,8 @@ struct Args {
     /// Where to listen: unix:///path/to/plugin.sock or unix:///@abstract-name.
     #[arg(long)]
     socket: String,
-    /// Directory for run-time control files (key_id, fail, hang) and calls.log.
+    /// Directory for run-time control files (key_id, fail, hang, die_after,
+    /// hang_after) and calls.log.
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// The key ID at start.
@@ -65,6 +72,8 @@ struct Args {
 struct Plugin {
     args: Args,
     kek_seed: Vec<u8>,
+    /// Decrypt calls received (v2 and v1), for `die_after` and `hang_after`.
+    decrypts: AtomicU64,
 }
 
 impl Plugin {
@@ -82,6 +91,13 @@ impl Plugin {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| self.args.key_id.clone())
+    }
+
+    /// The number in state file `name`, if it holds one.
+    fn number(&self, name: &str) -> Option<u64> {
+        self.state_file(name)
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|s| s.trim().parse().ok())
     }
 
     fn log(&self, line: &str) {
@@ -314,6 +330,19 @@ impl tower::Service<http::Request<Body>> for Service {
             if p.has("hang") {
                 tokio::time::sleep(std::time::Duration::from_secs(60)).await;
             }
+            if matches!(
+                req.uri().path(),
+                proto::path::V2_DECRYPT | proto::path::V1_DECRYPT
+            ) {
+                let n = p.decrypts.fetch_add(1, Ordering::SeqCst) + 1;
+                if p.number("die_after").is_some_and(|max| n > max) {
+                    eprintln!("kms plugin: exiting at Decrypt call {n} (die_after)");
+                    std::process::exit(3);
+                }
+                if p.number("hang_after").is_some_and(|max| n > max) {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                }
+            }
             let resp = match req.uri().path() {
                 proto::path::V2_STATUS => unary(req, move |r| p.status(r)).await,
                 proto::path::V2_DECRYPT => unary(req, move |r| p.decrypt(r)).await,
@@ -363,7 +392,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     println!("kms plugin listening on {}", args.socket);
-    let svc = Service(Arc::new(Plugin { args, kek_seed }));
+    let svc = Service(Arc::new(Plugin {
+        args,
+        kek_seed,
+        decrypts: AtomicU64::new(0),
+    }));
     tonic::transport::Server::builder()
         .serve_with_incoming(
             svc,

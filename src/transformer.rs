@@ -534,8 +534,7 @@ fn read_kms(
     match plugin.api() {
         ApiVersion::V2 => {
             let obj = EncryptedObject::parse(payload)?;
-            let key = plugin.data_key_v2(&obj)?;
-            let plain = obj.open(&key, etcd_key)?;
+            let plain = plugin.with_data_key_v2(&obj, |key| obj.open(key, etcd_key))??;
             let current = &plugin.status()?.key_id;
             let detail = if obj.key_id != current.as_bytes() {
                 Some(format!(
@@ -555,8 +554,8 @@ fn read_kms(
         }
         ApiVersion::V1 => {
             let (dek, data) = split_v1(payload)?;
-            let key = plugin.data_key_v1(dek)?;
-            let (plain, cbc) = key.open_with_fallback(data, etcd_key)?;
+            let (plain, cbc) =
+                plugin.with_data_key_v1(dek, |key| key.open_with_fallback(data, etcd_key))??;
             let detail = cbc.then(|| {
                 "written with AES-CBC by a KMS v1 writer older than Kubernetes 1.25".to_string()
             });

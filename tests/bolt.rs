@@ -12,6 +12,8 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+mod common;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/bolt")
@@ -154,17 +156,7 @@ fn historical_view_matches_etcd_and_still_has_later_deleted_keys() {
 /// check is the same for every etcd version.
 #[test]
 fn regenerated_fixtures_match_the_etcd_that_wrote_them() {
-    let etcd = std::env::var_os("ATREST_ETCD_BIN").unwrap_or_else(|| "etcd".into());
-    if std::process::Command::new(&etcd)
-        .arg("--version")
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        assert!(
-            std::env::var_os("ATREST_REQUIRE_ETCD").is_none(),
-            "etcd is required (apt-get install etcd-server etcd-client, or set ATREST_ETCD_BIN and ATREST_ETCDCTL_BIN)"
-        );
-        eprintln!("skipping: etcd not installed");
+    if !common::etcd_available() {
         return;
     }
     let d = tempfile::tempdir().unwrap();

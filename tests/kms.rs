@@ -831,3 +831,138 @@ fn kek_rotation_rewrite_live_etcd() {
         assert_eq!((code, &out), (0, plain), "{key}: {err}");
     }
 }
+
+/// A plugin that dies or stops answering in the middle of a run (after the
+/// objects under its first DEK sources were read and reported): every command
+/// that reads through it exits 2 naming the endpoint and prints nothing on
+/// stdout, live and from a snapshot, in every output format; `dump --out-dir`
+/// says the tree it wrote is incomplete.
+#[test]
+fn plugin_failing_mid_run_leaves_no_partial_result() {
+    let cluster = Cluster::start(1, false);
+    let dir = tempfile::tempdir().unwrap();
+    let ep = socket_in(dir.path());
+    let start = || Plugin::start(&ep, &["--kek-seed", "00112233"]);
+    let plugin = start();
+    let yaml = kms_config("v2", "kp", &ep, "");
+    let cfg = write_file(dir.path(), "enc.yaml", &yaml);
+    // Several writers, each with its own seed: a Decrypt per seed, spread
+    // over the run (objects are read in key order, a seed per block of keys).
+    let (seeds, per_seed) = (6, 40);
+    let writers: Vec<V2Writer> = (0..seeds).map(|_| V2Writer::new(&yaml, "kp")).collect();
+    let mut kvs = Vec::new();
+    for i in 0..seeds * per_seed {
+        let key = format!("/registry/secrets/ns/s{i:03}");
+        let stored = writers[i / per_seed].write(&secret(&format!("s{i:03}"), "v"), &key);
+        kvs.push((key.into_bytes(), stored));
+    }
+    let rt = common::rt();
+    rt.block_on(async {
+        let etcd = common::connect(&cluster.options()).await;
+        // etcd takes at most 128 operations per transaction.
+        for batch in kvs.chunks(100) {
+            etcd.put_many(batch).await.unwrap();
+        }
+    });
+    let snap = dir.path().join("backup.db");
+    let st = common::etcdctl()
+        .args(["--endpoints", &cluster.endpoints(), "snapshot", "save"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let snap = snap.display().to_string();
+    let cfg = cfg.display().to_string();
+    let endpoints = cluster.endpoints();
+    let live = |extra: &[&str]| {
+        let mut a = args(&["audit", "--endpoints", &endpoints, "--config", &cfg]);
+        a.extend(args(&["--page-size", "20", "--threads", "1"]));
+        a.extend(args(extra));
+        a
+    };
+    let from_snapshot = |cmd: &str, extra: &[&str]| {
+        let mut a = args(&[cmd, "--snapshot", &snap, "--config", &cfg, "--threads", "1"]);
+        a.extend(args(extra));
+        a
+    };
+
+    // The healthy plugin: full results, one Decrypt per seed.
+    let (code, out, err) = atrest(&live(&["-o", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["objects"].as_array().unwrap().len(), seeds * per_seed);
+    assert_eq!(plugin.calls("Decrypt"), seeds, "one Decrypt per seed");
+    let (code, out, err) = atrest(&from_snapshot("dump", &["-o", "json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), seeds * per_seed);
+    drop(plugin);
+
+    let restore = dir.path().join("restore");
+    let restore_s = restore.display().to_string();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("die_after", live(&["-o", "json"])),
+        ("die_after", live(&["-o", "yaml"])),
+        ("hang_after", live(&[])),
+        ("die_after", from_snapshot("audit", &["-o", "json"])),
+        ("hang_after", from_snapshot("audit", &["-o", "yaml"])),
+        ("die_after", from_snapshot("audit", &[])),
+        ("die_after", from_snapshot("dump", &[])),
+        ("hang_after", from_snapshot("dump", &["-o", "json"])),
+        (
+            "die_after",
+            from_snapshot("dump", &["--out-dir", &restore_s]),
+        ),
+    ];
+    for (knob, a) in cases {
+        let what = format!("{knob}: atrest {}", a.join(" "));
+        let plugin = start();
+        // Two Decrypts are answered (two seeds' objects read), then it fails.
+        plugin.set(knob, "2");
+        let t = Instant::now();
+        let (code, out, err) = atrest(&a);
+        assert_eq!(code, 2, "{what}: {err}");
+        assert!(out.is_empty(), "{what}: partial output on stdout:\n{out}");
+        assert!(err.contains(&ep), "{what}: the endpoint is named: {err}");
+        assert_eq!(
+            plugin.calls("Decrypt"),
+            2,
+            "{what}: the plugin failed mid-run, after two seeds"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(50),
+            "{what}: took {:?}",
+            t.elapsed()
+        );
+        if a.contains(&restore_s) {
+            assert!(err.contains("INCOMPLETE"), "{what}: {err}");
+            let written = walk_files(&restore);
+            assert!(
+                err.contains(&format!("{written} object file(s) were written")),
+                "{what}: {written} files: {err}"
+            );
+            assert!(written < seeds * per_seed, "{what}: {written}");
+        }
+    }
+}
+
+/// Regular files under `dir`, recursively.
+fn walk_files(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_files(&p)
+            } else {
+                usize::from(p.is_file())
+            }
+        })
+        .sum()
+}

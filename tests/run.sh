@@ -150,6 +150,6 @@ etcd35_test live_etcd
 etcd35_test etcd_auth
 etcd35_test info a_real_etcds_snapshot_reports_its_members_leases_and_version
 etcd35_test kms v2_audit_live_etcd_rotation kek_rotation_rewrite_live_etcd
-etcd35_test rotate rotation_end_to_end_on_real_etcd retire_on_live_etcd_refuses_until_rewritten retire_proof_cannot_be_fooled_on_real_etcd
+etcd35_test rotate_live rotation_end_to_end_on_real_etcd retire_on_live_etcd_refuses_until_rewritten retire_proof_cannot_be_fooled_on_real_etcd usage_scan_of_live_etcd_and_of_its_snapshot_agree
 etcd35_test safety key_drift_is_undecryptable_and_never_rewritten malformed_plaintext_is_never_rewritten
 echo "==> all passed (etcd $("$etcd34" --version | sed -n 's/^etcd Version: //p') and $ETCD35_VERSION)"

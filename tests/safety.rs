@@ -4,33 +4,26 @@
 
 mod common;
 
+use common::fixtures::field;
 use common::*;
 use serde_json::Value;
-
-/// Length-delimited protobuf field (bodies under 128 bytes).
-fn ld(field: u8, body: &[u8]) -> Vec<u8> {
-    assert!(body.len() < 128);
-    let mut v = vec![(field << 3) | 2, body.len() as u8];
-    v.extend_from_slice(body);
-    v
-}
 
 /// An object as kube-apiserver stores it in protobuf: `k8s\0` + runtime.Unknown
 /// {typeMeta {apiVersion, kind}, raw {metadata {name, namespace}, field 2 = `data`}}.
 fn proto_object(api_version: &str, kind: &str, ns: &str, name: &str, data: &[u8]) -> Vec<u8> {
-    let mut tm = ld(1, api_version.as_bytes());
-    tm.extend(ld(2, kind.as_bytes()));
-    let mut meta = ld(1, name.as_bytes());
+    let mut tm = field(1, api_version.as_bytes());
+    tm.extend(field(2, kind.as_bytes()));
+    let mut meta = field(1, name.as_bytes());
     if !ns.is_empty() {
-        meta.extend(ld(3, ns.as_bytes()));
+        meta.extend(field(3, ns.as_bytes()));
     }
-    let mut raw = ld(1, &meta);
+    let mut raw = field(1, &meta);
     if !data.is_empty() {
-        raw.extend(ld(2, data));
+        raw.extend(field(2, data));
     }
     let mut out = b"k8s\x00".to_vec();
-    out.extend(ld(1, &tm));
-    out.extend(ld(2, &raw));
+    out.extend(field(1, &tm));
+    out.extend(field(2, &raw));
     out
 }
 

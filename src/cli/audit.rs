@@ -116,17 +116,30 @@ pub fn open_snapshot(path: &std::path::Path, skip_hash_check: bool) -> Result<Sn
 }
 
 /// Run `f` with a writer to stdout that releases output only once the
-/// snapshot's sha256 trailer has been verified (on a thread of its own).
+/// snapshot's sha256 trailer has been verified (on a thread of its own), and
+/// with `hold_to_end` only when `f` calls [`GatedWriter::open`] at its end.
 pub fn with_verified_stdout<R>(
     snap: &Snapshot,
+    hold_to_end: bool,
     f: impl FnOnce(&mut GatedWriter<'_, std::io::StdoutLock<'static>>) -> R,
 ) -> R {
     std::thread::scope(|s| {
         let check =
             (snap.hash_check() == HashCheck::Pending).then(|| s.spawn(|| snap.verify_hash()));
-        let mut gate = GatedWriter::new(std::io::stdout().lock(), check);
+        let mut gate = GatedWriter::new(std::io::stdout().lock(), check).hold_to_end(hold_to_end);
         f(&mut gate)
     })
+}
+
+/// Release held output once a run has produced `result`: a report with
+/// findings (exit 1) is released, an error (exit 2) drops what was held.
+pub fn release<W: Write>(gate: &mut GatedWriter<'_, W>, result: CmdResult) -> CmdResult {
+    if matches!(&result, Err(f) if f.code == 2) {
+        return result;
+    }
+    gate.open().map_err(Failure::output)?;
+    gate.flush().map_err(Failure::output)?;
+    result
 }
 
 /// Build the chains of `--config`, if given.
@@ -228,8 +241,11 @@ fn run_snapshot(a: Args) -> CmdResult {
     let label = path.display().to_string();
     let damaged = |e: &dyn std::fmt::Display| Failure::usage(format!("{}: {e}", path.display()));
     let threads = threads(a.threads);
-    // The hash is checked while the keyspace is read and audited.
-    with_verified_stdout(&snap, |gate| {
+    // The hash is checked while the keyspace is read and audited. Through a KMS
+    // plugin, the report is held until the run is complete: a plugin that
+    // fails mid-run leaves no partial report.
+    let hold = super::kms::in_use(ts.as_ref());
+    with_verified_stdout(&snap, hold, |gate| {
         let source = SnapshotSource::open(snap.bolt(), a.revision).map_err(|e| damaged(&e))?;
         let history = if a.history {
             Some(
@@ -268,11 +284,10 @@ fn run_snapshot(a: Args) -> CmdResult {
             },
         )?;
         progress.finish();
+        super::kms::check(ts.as_ref())?;
         let result = report.finish(history.as_deref(), deep.as_deref());
         // Nothing is released before the snapshot's hash has been verified.
-        gate.open().map_err(Failure::output)?;
-        gate.flush().map_err(Failure::output)?;
-        result
+        release(gate, result)
     })
 }
 
@@ -306,8 +321,10 @@ fn run_live(a: Args) -> CmdResult {
             None => etcd.revision().await.map_err(Failure::usage)?,
         };
         let ranges = scan_ranges(&a.etcd_prefix, resources.as_deref());
-        let mut report =
-            Report::begin(std::io::stdout(), a.output, &source, revision, ts.is_some())?;
+        // Through a KMS plugin, the report is held until the run is complete.
+        let mut gate = GatedWriter::new(std::io::stdout().lock(), None)
+            .hold_to_end(super::kms::in_use(ts.as_ref()));
+        let mut report = Report::begin(&mut gate, a.output, &source, revision, ts.is_some())?;
         let format = report.format;
         let threads = threads(a.threads);
         let progress = super::etcd::scan_progress(&etcd, &ranges, revision, "auditing").await?;
@@ -337,7 +354,9 @@ fn run_live(a: Args) -> CmdResult {
             live::ScanError::Consumer(f) => f,
         })?;
         progress.finish();
-        report.finish(None, None)
+        super::kms::check(ts.as_ref())?;
+        let result = report.finish(None, None);
+        release(&mut gate, result)
     })
 }
 

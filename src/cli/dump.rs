@@ -30,6 +30,8 @@ Examples:
   atrest dump --snapshot backup.db --config enc.yaml --resource secrets,configmaps --out-dir ./restore
 
 Objects that cannot be decrypted are listed on stderr with the reason, and the exit code is 1.
+A KMS plugin that dies or stops answering mid-run stops the dump (exit 2): nothing is
+printed on stdout, and with --out-dir the error says the tree is incomplete.
 Exit codes: 0 every selected object recovered, 1 some could not be, 2 the snapshot or config cannot be read.";
 
 /// `-o yaml|json` for manifests.
@@ -126,8 +128,11 @@ pub fn run(a: Args) -> CmdResult {
         DumpFormat::Yaml => ListFormat::Yaml,
         DumpFormat::Json => ListFormat::Json,
     };
-    // The hash is checked while the keyspace is read and recovered.
-    with_verified_stdout(&snap, |gate| {
+    // The hash is checked while the keyspace is read and recovered. Through a
+    // KMS plugin, the List is held until the run is complete: a plugin that
+    // fails mid-run leaves no partial List.
+    let hold = super::kms::in_use(Some(&ts));
+    with_verified_stdout(&snap, hold, |gate| {
         let source = SnapshotSource::open(snap.bolt(), a.revision)
             .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?;
         dump(&a, (&ts, &extra), &source, &auditor, list_format, gate)
@@ -170,7 +175,7 @@ fn dump(
             .filter_map(|rec| recover_one(a, (ts, extra), auditor, list_format, rec))
             .collect()
     };
-    source.par_map(threads(a.threads), &|n| progress.inc(n), work, |results| {
+    let scanned = source.par_map(threads(a.threads), &|n| progress.inc(n), work, |results| {
         super::kms::check(Some(ts))?;
         for r in results {
             if let (Some(k), Ok(_)) = (&r.read_with, &r.result) {
@@ -210,7 +215,19 @@ fn dump(
             }
         }
         Ok::<(), Failure>(())
-    })?;
+    });
+    if let Err(f) = scanned.and_then(|()| super::kms::check(Some(ts))) {
+        // Files already written stay (each one whole, 0600), but the tree is
+        // not the dump that was asked for: say so, never leave it silently.
+        return Err(match &a.out_dir {
+            Some(dir) => Failure::usage(format!(
+                "{}; the tree under {} is INCOMPLETE: {recovered} object file(s) were written before the dump stopped; delete it, or dump again into it once the cause is fixed (files are overwritten)",
+                f.message,
+                dir.display()
+            )),
+            None => f,
+        });
+    }
     progress.finish();
     if let Some(l) = list.take() {
         let mut out = l.finish().map_err(Failure::output)?;

@@ -350,7 +350,7 @@ fn find(a: FindArgs) -> CmdResult {
             _ => serde_json::to_string_pretty(&v).map_err(Failure::usage)? + "\n",
         }
     };
-    with_verified_stdout(&snap, |gate| {
+    with_verified_stdout(&snap, false, |gate| {
         gate.write_all(text.as_bytes()).map_err(Failure::output)?;
         gate.open().map_err(Failure::output)?;
         gate.flush().map_err(Failure::output)

@@ -38,3 +38,9 @@ pub fn check(ts: Option<&Transformers>) -> Result<(), Failure> {
         None => Ok(()),
     }
 }
+
+/// Whether values are read through a KMS plugin, which can fail mid-run: the
+/// command then holds its output until the run is complete.
+pub fn in_use(ts: Option<&Transformers>) -> bool {
+    ts.is_some_and(|t| t.kms().is_some())
+}

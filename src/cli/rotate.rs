@@ -4,18 +4,17 @@
 use super::etcd::{suggested_flags, EtcdArgs};
 use super::output::{shell_word, write_stdout};
 use super::{load_config, CmdResult, Failure};
-use atrest::audit::{AuditOptions, Auditor};
 use atrest::config::LoadedConfig;
 use atrest::etcd::ConnectOptions;
 use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::keyring::ExtraKeys;
-use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
+use atrest::rewrite::DEFAULT_PAGE_SIZE;
 use atrest::rotation::{
     self, Change, ItemStage, KeyUsage, KeyedProvider, NextStep, PrepareOptions, RetireTarget,
-    RotationError, Scope, StatusReport,
+    RotationError, Scope, StatusReport, UsageScan,
 };
 use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
-use atrest::source::{default_threads, live, ordered_map, Record, SnapshotSource};
+use atrest::source::SnapshotSource;
 use atrest::transformer::Transformers;
 use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -267,9 +266,6 @@ struct Scan {
     hash: Option<HashCheck>,
 }
 
-/// Within a page of a live etcd, this many at a time.
-const PAGE_CHUNK: usize = 64;
-
 fn scan(
     src: &Source,
     ts: &Transformers,
@@ -277,14 +273,7 @@ fn scan(
     prefix: &str,
     kms: &[String],
 ) -> Result<Scan, Failure> {
-    let auditor = Auditor::new(
-        Some(ts),
-        AuditOptions {
-            prefix: prefix.to_string(),
-            resources: None,
-        },
-    )
-    .with_extra_keys(extra);
+    let scanner = UsageScan::new(ts, extra, prefix);
     match src {
         Source::Snapshot {
             path,
@@ -301,16 +290,7 @@ fn scan(
             let source = SnapshotSource::open(snap.bolt(), None)
                 .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
             let progress = super::progress::Progress::new(source.len() as u64, "scanning");
-            let mut usage = KeyUsage::default();
-            source.par_map(
-                default_threads(),
-                &|n| progress.inc(n),
-                |records| KeyUsage::scan(&auditor, ts, records.iter().map(Record::stored)),
-                |chunk| {
-                    usage = std::mem::take(&mut usage).merge(chunk);
-                    Ok::<(), Failure>(())
-                },
-            )?;
+            let usage = scanner.snapshot(&source, &|n| progress.inc(n));
             progress.finish();
             Ok(Scan {
                 name: path.display().to_string(),
@@ -327,34 +307,13 @@ fn scan(
                 // One revision for every page: the proof is about one state of the
                 // keyspace, whatever kube-apiserver writes meanwhile.
                 let revision = etcd.revision().await.map_err(Failure::usage)?;
-                let mut usage = KeyUsage::default();
-                let ranges = scan_ranges(prefix, None);
                 let progress =
-                    super::etcd::scan_progress(&etcd, &ranges, revision, "scanning").await?;
-                live::scan(
-                    &etcd,
-                    ranges,
-                    revision,
-                    *page_size,
-                    &|n| progress.inc(n),
-                    |records| {
-                        let chunks: Vec<&[Record<'_>]> = records.chunks(PAGE_CHUNK).collect();
-                        ordered_map(
-                            chunks.len(),
-                            default_threads(),
-                            |i| KeyUsage::scan(&auditor, ts, chunks[i].iter().map(Record::stored)),
-                            |page| {
-                                usage = std::mem::take(&mut usage).merge(page);
-                                Ok::<(), Failure>(())
-                            },
-                        )
-                    },
-                )
-                .await
-                .map_err(|e| match e {
-                    live::ScanError::Etcd(e) => Failure::usage(e),
-                    live::ScanError::Consumer(f) => f,
-                })?;
+                    super::etcd::scan_progress(&etcd, &scanner.ranges(), revision, "scanning")
+                        .await?;
+                let usage = scanner
+                    .live(&etcd, revision, *page_size, &|n| progress.inc(n))
+                    .await
+                    .map_err(Failure::usage)?;
                 progress.finish();
                 Ok::<_, Failure>((revision, usage))
             })?;

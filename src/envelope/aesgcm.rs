@@ -239,40 +239,94 @@ impl AesGcm {
 
     /// Decrypt and authenticate `nonce ‖ ciphertext ‖ tag` with `aad` (the etcd key).
     pub fn open(&self, payload: &[u8], aad: &[u8]) -> Result<Vec<u8>, DecryptError> {
-        // Upstream checks only the nonce length before calling Open; a payload
-        // without a whole tag then fails authentication. Report both as too short.
-        if payload.len() < NONCE_SIZE + TAG_SIZE {
-            return Err(DecryptError::TooShort {
-                len: payload.len(),
-                min: NONCE_SIZE + TAG_SIZE,
-            });
-        }
-        let (nonce, rest) = payload.split_at(NONCE_SIZE);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_SIZE);
-        let mut out = ct.to_vec();
-        let ok = match &self.cipher {
-            // ring decrypts, then checks the tag, and zeroes `out` on a mismatch.
-            Cipher::Ring(r) => ring::aead::Nonce::try_assume_unique_for_key(nonce)
-                .and_then(|n| {
-                    let t = ring::aead::Tag::try_from(tag)?;
-                    r.0.open_in_place_separate_tag(n, ring::aead::Aad::from(aad), t, &mut out, 0..)
-                        .map(|_| ())
-                })
-                .is_ok(),
-            portable => with_portable!(portable, c => c.decrypt_in_place_detached(
-                GenericArray::from_slice(nonce),
-                aad,
-                &mut out,
-                GenericArray::from_slice(tag),
-            ))
-            .is_some_and(|r| r.is_ok()),
-        };
-        if ok {
-            Ok(out)
-        } else {
-            Err(DecryptError::AuthenticationFailed)
+        let (nonce, ct, tag) = split_payload(payload)?;
+        match &self.cipher {
+            Cipher::Ring(r) => ring_open(&r.0, nonce, ct, tag, aad),
+            portable => {
+                let mut out = ct.to_vec();
+                let ok = with_portable!(portable, c => c.decrypt_in_place_detached(
+                    GenericArray::from_slice(nonce),
+                    aad,
+                    &mut out,
+                    GenericArray::from_slice(tag),
+                ))
+                .is_some_and(|r| r.is_ok());
+                if ok {
+                    Ok(out)
+                } else {
+                    Err(DecryptError::AuthenticationFailed)
+                }
+            }
         }
     }
+
+    /// Decrypt `payload` with a key used for this one value (a KMS v2 key
+    /// derived from a seed), held by the caller in a zeroizing buffer: ring's
+    /// expanded key is built on the stack and wiped right after, without the
+    /// heap box of a long-lived key; a 24-byte key takes the portable path.
+    pub(crate) fn open_once(
+        key: &[u8],
+        payload: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, DecryptError> {
+        let alg = match key.len() {
+            16 => &ring::aead::AES_128_GCM,
+            32 => &ring::aead::AES_256_GCM,
+            _ => {
+                return AesGcm::from_key_bytes(key)
+                    .map_err(|_| DecryptError::AuthenticationFailed)?
+                    .open(payload, aad)
+            }
+        };
+        let (nonce, ct, tag) = split_payload(payload)?;
+        let unbound = ring::aead::UnboundKey::new(alg, key)
+            .map_err(|_| DecryptError::AuthenticationFailed)?;
+        let mut expanded = MaybeUninit::new(ring::aead::LessSafeKey::new(unbound));
+        // SAFETY: initialised just above; wiped only below, after its last use.
+        let out = ring_open(unsafe { expanded.assume_init_ref() }, nonce, ct, tag, aad);
+        // `LessSafeKey` has no `Drop` and owns no heap memory (see `RingKey`):
+        // wiping its bytes in place is all its end needs.
+        expanded.zeroize();
+        out
+    }
+}
+
+/// A GCM payload's parts: nonce, ciphertext, tag.
+type Parts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// `nonce ‖ ciphertext ‖ tag`, split.
+fn split_payload(payload: &[u8]) -> Result<Parts<'_>, DecryptError> {
+    // Upstream checks only the nonce length before calling Open; a payload
+    // without a whole tag then fails authentication. Report both as too short.
+    if payload.len() < NONCE_SIZE + TAG_SIZE {
+        return Err(DecryptError::TooShort {
+            len: payload.len(),
+            min: NONCE_SIZE + TAG_SIZE,
+        });
+    }
+    let (nonce, rest) = payload.split_at(NONCE_SIZE);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_SIZE);
+    Ok((nonce, ct, tag))
+}
+
+/// Decrypt with ring: it decrypts, then checks the tag, and zeroes the output
+/// on a mismatch.
+fn ring_open(
+    key: &ring::aead::LessSafeKey,
+    nonce: &[u8],
+    ct: &[u8],
+    tag: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, DecryptError> {
+    let mut out = ct.to_vec();
+    ring::aead::Nonce::try_assume_unique_for_key(nonce)
+        .and_then(|n| {
+            let t = ring::aead::Tag::try_from(tag)?;
+            key.open_in_place_separate_tag(n, ring::aead::Aad::from(aad), t, &mut out, 0..)
+                .map(|_| ())
+        })
+        .map_err(|_| DecryptError::AuthenticationFailed)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ use super::{random_bytes, DecryptError, RandomError};
 use crate::key::SecretKey;
 use crate::kube::wire::{map_entry, Reader};
 use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+use zeroize::{Zeroize, Zeroizing};
 
 /// `EncryptedObject` field numbers (`kmsv2/v2/api.proto`).
 const FIELD_ENCRYPTED_DATA: u32 = 1;
@@ -211,17 +213,43 @@ impl<'a> EncryptedObject<'a> {
     /// `generateCacheKey` (source type, source, keyID, sorted annotations).
     pub fn cache_key(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.encrypted_dek_source.len() + self.key_id.len());
-        out.extend_from_slice(&(self.source_type.number() as u32).to_be_bytes());
-        push_u16_prefixed(&mut out, self.encrypted_dek_source);
-        push_u16_prefixed(&mut out, self.key_id);
-        if !self.annotations.is_empty() {
-            out.extend_from_slice(&(self.annotations.len() as u32).to_be_bytes());
-            for (k, v) in &self.annotations {
-                push_u16_prefixed(&mut out, k);
-                push_u16_prefixed(&mut out, v);
-            }
-        }
+        self.cache_key_parts(|b| {
+            out.extend_from_slice(b);
+            true
+        });
         out
+    }
+
+    /// Whether [`EncryptedObject::cache_key`] equals `key`, without building it
+    /// (the per-object check of a cache hit).
+    pub fn cache_key_eq(&self, key: &[u8]) -> bool {
+        let mut rest = key;
+        self.cache_key_parts(|b| match rest.strip_prefix(b) {
+            Some(r) => {
+                rest = r;
+                true
+            }
+            None => false,
+        }) && rest.is_empty()
+    }
+
+    /// The cache key in pieces, each handed to `f` until it returns false;
+    /// whether every piece was handed over.
+    fn cache_key_parts(&self, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+        if !(f(&(self.source_type.number() as u32).to_be_bytes())
+            && u16_prefixed(&mut f, self.encrypted_dek_source)
+            && u16_prefixed(&mut f, self.key_id))
+        {
+            return false;
+        }
+        if self.annotations.is_empty() {
+            return true;
+        }
+        f(&(self.annotations.len() as u32).to_be_bytes())
+            && self
+                .annotations
+                .iter()
+                .all(|(k, v)| u16_prefixed(&mut f, k) && u16_prefixed(&mut f, v))
     }
 
     /// Decrypt the object's data with the plugin's plaintext `dek_source`.
@@ -230,10 +258,9 @@ impl<'a> EncryptedObject<'a> {
     }
 }
 
-fn push_u16_prefixed(out: &mut Vec<u8>, b: &[u8]) {
+fn u16_prefixed(f: &mut impl FnMut(&[u8]) -> bool, b: &[u8]) -> bool {
     // Every length was validated to fit (≤ 32 kB).
-    out.extend_from_slice(&(b.len().min(u16::MAX as usize) as u16).to_be_bytes());
-    out.extend_from_slice(b);
+    f(&(b.len().min(usize::from(u16::MAX)) as u16).to_be_bytes()) && f(b)
 }
 
 fn validate_dek_source(source: &[u8]) -> Result<(), KmsFormatError> {
@@ -286,18 +313,30 @@ fn is_fqdn(name: &[u8]) -> bool {
     if name.is_empty() || name.len() > 253 {
         return false;
     }
-    let labels: Vec<&[u8]> = name.split(|&b| b == b'.').collect();
-    if labels.len() < 2 {
-        return false;
+    // Checked for every object read: one pass, no allocation.
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let (mut labels, mut len, mut prev) = (1usize, 0usize, b'.');
+    for &b in name {
+        if b == b'.' {
+            // A label ends: not empty, not ending with `-`.
+            if !alnum(prev) {
+                return false;
+            }
+            labels += 1;
+            len = 0;
+        } else {
+            // A label starts alphanumeric; `-` only inside.
+            if !(alnum(b) || (b == b'-' && len > 0)) {
+                return false;
+            }
+            len += 1;
+            if len > 63 {
+                return false;
+            }
+        }
+        prev = b;
     }
-    labels.iter().all(|l| {
-        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        !l.is_empty()
-            && l.len() <= 63
-            && l.first().is_some_and(alnum)
-            && l.last().is_some_and(alnum)
-            && l.iter().all(|b| alnum(b) || *b == b'-')
-    })
+    labels >= 2 && alnum(prev)
 }
 
 /// The plugin's plaintext, ready to decrypt data: an AES-GCM key (v2 source
@@ -307,7 +346,7 @@ pub enum DataKey {
     /// v2 `AES_GCM_KEY`.
     Gcm(Box<AesGcm>),
     /// v2 `HKDF_SHA256_XNONCE_AES_GCM_SEED`.
-    Seed(SecretKey),
+    Seed(Seed),
     /// v1: the DEK for GCM, or CBC for values written before 1.25.
     V1 {
         /// GCM with the DEK.
@@ -346,7 +385,7 @@ impl DataKey {
                         expected: "a seed needs at least 32 bytes",
                     });
                 }
-                Ok(DataKey::Seed(plain))
+                Ok(DataKey::Seed(Seed::new(plain)))
             }
         }
     }
@@ -381,7 +420,8 @@ impl DataKey {
                     });
                 }
                 let (info, rest) = data.split_at(SEED_INFO_SIZE);
-                derive(seed, info)?.open(rest, etcd_key).map(|p| (p, false))
+                let key = seed.expand(info)?;
+                AesGcm::open_once(key.as_slice(), rest, etcd_key).map(|p| (p, false))
             }
             // Upstream tries GCM, then CBC (a prefix transformer with two empty
             // prefixes): a read by the second is stale.
@@ -406,7 +446,10 @@ impl DataKey {
     ) -> Result<Vec<u8>, RandomError> {
         let mut info = [0u8; SEED_INFO_SIZE];
         random_bytes(&mut info)?;
-        let gcm = derive(seed, &info).map_err(|e| RandomError(e.to_string()))?;
+        let key = Seed::new(seed.clone())
+            .expand(&info)
+            .map_err(|e| RandomError(e.to_string()))?;
+        let gcm = AesGcm::from_key_bytes(key.as_slice()).map_err(|e| RandomError(e.to_string()))?;
         let mut out = Vec::with_capacity(SEED_INFO_SIZE + AesGcm::sealed_len(plaintext.len()));
         out.extend_from_slice(&info);
         gcm.seal_into(plaintext, etcd_key, &mut out)?;
@@ -414,14 +457,59 @@ impl DataKey {
     }
 }
 
-/// HKDF-Expand(SHA-256, PRK = seed, info) → AES-256-GCM (`sha256KDFExpandOnly`).
-fn derive(seed: &SecretKey, info: &[u8]) -> Result<AesGcm, DecryptError> {
-    let hk = hkdf::Hkdf::<sha2::Sha256>::from_prk(seed.expose())
-        .map_err(|_| DecryptError::AuthenticationFailed)?;
-    let mut okm = zeroize::Zeroizing::new([0u8; DERIVED_KEY_SIZE]);
-    hk.expand(info, okm.as_mut_slice())
-        .map_err(|_| DecryptError::AuthenticationFailed)?;
-    AesGcm::from_key_bytes(okm.as_slice()).map_err(|_| DecryptError::AuthenticationFailed)
+/// A KMS v2 seed, with HKDF's HMAC-SHA256 state for it computed once: each
+/// value's key is HKDF-Expand(SHA-256, PRK = seed, info), one output block,
+/// i.e. HMAC(seed, info ‖ 0x01) (`sha256KDFExpandOnly` in
+/// `aes_extended_nonce.go`); keyed once, it costs two SHA-256 blocks per value.
+pub struct Seed {
+    seed: SecretKey,
+    /// ring's HMAC key: the inner and outer pad states, inline (no heap).
+    prk: MaybeUninit<ring::hkdf::Prk>,
+}
+
+impl Seed {
+    fn new(seed: SecretKey) -> Seed {
+        let prk = ring::hkdf::Prk::new_less_safe(ring::hkdf::HKDF_SHA256, seed.expose());
+        Seed {
+            seed,
+            prk: MaybeUninit::new(prk),
+        }
+    }
+
+    /// The AES-256 key of the value whose HKDF info is `info`.
+    fn expand(&self, info: &[u8]) -> Result<Zeroizing<[u8; DERIVED_KEY_SIZE]>, DecryptError> {
+        let mut okm = Zeroizing::new([0u8; DERIVED_KEY_SIZE]);
+        let infos = [info];
+        // SAFETY: initialised in `new`; wiped only in `drop`.
+        let prk = unsafe { self.prk.assume_init_ref() };
+        prk.expand(&infos, DerivedKeyLen)
+            .and_then(|okm_out| okm_out.fill(okm.as_mut_slice()))
+            .map_err(|_| DecryptError::AuthenticationFailed)?;
+        Ok(okm)
+    }
+}
+
+impl Clone for Seed {
+    fn clone(&self) -> Seed {
+        Seed::new(self.seed.clone())
+    }
+}
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        // `Prk` has no `Drop` and owns no heap memory (two inline SHA-256
+        // states): wiping its bytes in place is all its end needs.
+        self.prk.zeroize();
+    }
+}
+
+/// HKDF output length for ring: one AES-256 key.
+struct DerivedKeyLen;
+
+impl ring::hkdf::KeyType for DerivedKeyLen {
+    fn len(&self) -> usize {
+        DERIVED_KEY_SIZE
+    }
 }
 
 /// A KMS v1 payload split into the encrypted DEK and the data.
@@ -433,13 +521,13 @@ pub fn split_v1(payload: &[u8]) -> Result<(&[u8], &[u8]), KmsFormatError> {
 
 /// The `keyID` of a KMS v2 `EncryptedObject`, if the payload parses as one
 /// (without validation: audit shows it even for an object that fails it).
-pub fn kms_v2_key_id(payload: &[u8]) -> Option<String> {
+pub fn kms_v2_key_id(payload: &[u8]) -> Option<&str> {
     let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
     let mut found = None;
     while let Ok(Some(field)) = reader.next_field() {
         if field.number == FIELD_KEY_ID {
             let id = field.bytes().ok()?;
-            found = Some(String::from_utf8(id.to_vec()).ok()?);
+            found = Some(std::str::from_utf8(id).ok()?);
         }
     }
     found
@@ -514,7 +602,7 @@ mod tests {
     fn finds_kms_v2_key_id() {
         // encryptedData=1 "abc", keyID=2 "key-7", encryptedDEKSourceType=5 (1)
         let msg = b"\x0a\x03abc\x12\x05key-7\x28\x01";
-        assert_eq!(kms_v2_key_id(msg).as_deref(), Some("key-7"));
+        assert_eq!(kms_v2_key_id(msg), Some("key-7"));
         assert_eq!(kms_v2_key_id(b"\x0a\x03ab"), None);
         assert_eq!(kms_v2_key_id(b""), None);
         assert_eq!(kms_v2_key_id(&[0xff; 20]), None);
@@ -659,6 +747,91 @@ mod tests {
         );
         assert_ne!(key(&a), key(&c));
         assert_ne!(key(&a), key(&d));
+        let e = encode_v2(
+            b"d",
+            b"1",
+            b"s",
+            &annotations(),
+            DekSourceType::HkdfSha256XNonceAesGcmSeed,
+        );
+        let f = encode_v2(b"d", b"1", b"t", &annotations(), DekSourceType::AesGcmKey);
+        let ann2 = BTreeMap::from([(b"kek.example.com".to_vec(), b"w".to_vec())]);
+        let g = encode_v2(b"d", b"1", b"s", &ann2, DekSourceType::AesGcmKey);
+        let all = [&a, &c, &d, &e, &f, &g];
+        for (i, x) in all.iter().enumerate() {
+            let ox = EncryptedObject::parse(x).unwrap();
+            for (j, y) in all.iter().enumerate() {
+                let ky = key(y);
+                assert_eq!(ox.cache_key_eq(&ky), i == j, "{i} vs {j}");
+                assert_eq!(ox.cache_key() == ky, i == j, "{i} vs {j}");
+            }
+            // Neither a prefix nor an extension of its key matches.
+            let kx = ox.cache_key();
+            assert!(!ox.cache_key_eq(&kx[..kx.len() - 1]));
+            assert!(!ox.cache_key_eq(&[kx.as_slice(), b"x"].concat()));
+        }
+    }
+
+    /// The one-pass FQDN check agrees with the rule spelled out label by label
+    /// (apimachinery `IsFullyQualifiedDomainName`), on every short name over
+    /// an alphabet of the interesting bytes.
+    #[test]
+    fn fqdn_check_matches_the_rule() {
+        fn by_labels(name: &[u8]) -> bool {
+            let name = name.strip_suffix(b".").unwrap_or(name);
+            let labels: Vec<&[u8]> = name.split(|&b| b == b'.').collect();
+            let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+            !name.is_empty()
+                && name.len() <= 253
+                && labels.len() >= 2
+                && labels.iter().all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.first().is_some_and(alnum)
+                        && l.last().is_some_and(alnum)
+                        && l.iter().all(|b| alnum(b) || *b == b'-')
+                })
+        }
+        let alphabet = b"a9.-A_";
+        let mut names: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..6 {
+            let longer: Vec<Vec<u8>> = names
+                .iter()
+                .flat_map(|n| alphabet.iter().map(move |c| [n.as_slice(), &[*c]].concat()))
+                .collect();
+            names.extend(longer.into_iter().filter(|n| n.len() <= 6));
+            names.sort();
+            names.dedup();
+        }
+        let label63 = vec![b'a'; 63];
+        let label64 = vec![b'a'; 64];
+        names.push([label63.as_slice(), b".com"].concat());
+        names.push([label64.as_slice(), b".com"].concat());
+        names.push([b"a.".repeat(126).as_slice(), b"b"].concat());
+        names.push([b"a.".repeat(127).as_slice(), b"b"].concat());
+        for n in &names {
+            assert_eq!(is_fqdn(n), by_labels(n), "{:?}", String::from_utf8_lossy(n));
+        }
+    }
+
+    /// The seed's precomputed HMAC state gives the key the plain HKDF-Expand
+    /// of RFC 5869 gives (upstream `sha256KDFExpandOnly`), for seeds shorter
+    /// and longer than SHA-256's block.
+    #[test]
+    fn seed_expand_is_hkdf_expand() {
+        for len in [32usize, 48, 64, 65, 100] {
+            let raw: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let seed = Seed::new(SecretKey::new(raw.clone()));
+            for info in [[0u8; 32], [0xa5; 32], std::array::from_fn(|i| i as u8)] {
+                let mut want = [0u8; 32];
+                hkdf::Hkdf::<sha2::Sha256>::from_prk(&raw)
+                    .unwrap()
+                    .expand(&info, &mut want)
+                    .unwrap();
+                assert_eq!(*seed.expand(&info).unwrap(), want, "seed {len} bytes");
+                assert_eq!(*seed.clone().expand(&info).unwrap(), want);
+            }
+        }
     }
 
     #[test]

@@ -41,6 +41,7 @@ use crate::envelope::kms::{
 };
 use crate::key::SecretKey;
 use client::{new_uid, Client, Runtime};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -208,6 +209,25 @@ pub struct PluginStatus {
 
 type Slot = Arc<OnceLock<Result<Arc<DataKey>, KmsError>>>;
 
+/// Identifies a [`Plugin`] in the per-thread cache below.
+static NEXT_PLUGIN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The data key a thread used last, with the cache key it answers to. A run
+/// reads long stretches of objects under one DEK source: a hit here costs one
+/// comparison of the cache key's bytes, with no lock, no hashing and no
+/// reference count shared between threads. Scan workers end with the scan,
+/// which drops their entry; a plugin dropped on the thread holding an entry
+/// clears it.
+struct LastKey {
+    plugin: u64,
+    cache_key: Vec<u8>,
+    key: Arc<DataKey>,
+}
+
+thread_local! {
+    static LAST_KEY: RefCell<Option<LastKey>> = const { RefCell::new(None) };
+}
+
 /// The seed v2 values are written with, and what goes into every value with it.
 struct WriteSeed {
     seed: SecretKey,
@@ -226,6 +246,7 @@ struct WriteState {
 
 /// One configured KMS provider and its plugin connection.
 pub struct Plugin {
+    id: u64,
     name: String,
     api: ApiVersion,
     client: Client,
@@ -245,6 +266,19 @@ impl std::fmt::Debug for Plugin {
             .field("api", &self.api)
             .field("endpoint", &self.client.endpoint())
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        // This thread's last key, if it is one of this plugin's.
+        let _ = LAST_KEY.try_with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                if last.as_ref().is_some_and(|l| l.plugin == self.id) {
+                    *last = None;
+                }
+            }
+        });
     }
 }
 
@@ -355,15 +389,49 @@ impl Plugin {
 
     fn cached(
         &self,
-        cache_key: Vec<u8>,
+        cache_key: &[u8],
         fetch: impl FnOnce() -> Result<Arc<DataKey>, KmsError>,
     ) -> Result<Arc<DataKey>, KmsError> {
         let slot: Slot = match self.keys.lock() {
-            Ok(mut map) => Arc::clone(map.entry(cache_key).or_default()),
+            Ok(mut map) => match map.get(cache_key) {
+                Some(slot) => Arc::clone(slot),
+                None => Arc::clone(map.entry(cache_key.to_vec()).or_default()),
+            },
             // A poisoned lock only loses the cache: ask the plugin again.
             Err(_) => Arc::new(OnceLock::new()),
         };
         slot.get_or_init(fetch).clone().map_err(|e| self.record(e))
+    }
+
+    /// Run `f` with the data key of `cache_key` (`is_key` compares a cache key
+    /// with it): this thread's last key when it matches, else the run's cache,
+    /// else one `Decrypt` (`fetch`).
+    fn with_key<R>(
+        &self,
+        is_key: impl Fn(&[u8]) -> bool,
+        cache_key: impl FnOnce() -> Vec<u8>,
+        fetch: impl FnOnce() -> Result<Arc<DataKey>, KmsError>,
+        f: impl FnOnce(&DataKey) -> R,
+    ) -> Result<R, KmsError> {
+        let hit = LAST_KEY.with_borrow(|last| match last {
+            Some(l) if l.plugin == self.id && is_key(&l.cache_key) => Ok(f(&l.key)),
+            _ => Err(f),
+        });
+        let f = match hit {
+            Ok(r) => return Ok(r),
+            Err(f) => f,
+        };
+        let cache_key = cache_key();
+        let key = self.cached(&cache_key, fetch)?;
+        let r = f(&key);
+        LAST_KEY.with_borrow_mut(|last| {
+            *last = Some(LastKey {
+                plugin: self.id,
+                cache_key,
+                key,
+            })
+        });
+        Ok(r)
     }
 
     fn bad_key(&self, detail: String) -> KmsError {
@@ -377,45 +445,84 @@ impl Plugin {
     /// The data key of a v2 object: from the cache, or one `Decrypt` call.
     pub fn data_key_v2(&self, obj: &EncryptedObject<'_>) -> Result<Arc<DataKey>, KmsError> {
         self.status()?;
-        self.cached(obj.cache_key(), || {
-            self.decrypt_calls.fetch_add(1, Ordering::Relaxed);
-            let req = proto::DecryptRequest {
-                ciphertext: obj.encrypted_dek_source.to_vec(),
-                uid: new_uid(),
-                key_id: obj.key_id.to_vec(),
-                annotations: obj
-                    .annotations
-                    .iter()
-                    .map(|(k, v)| proto::BytesEntry {
-                        key: k.to_vec(),
-                        value: v.to_vec(),
-                    })
-                    .collect(),
-            };
-            let resp: proto::DecryptResponse =
-                self.client.call("Decrypt", proto::path::V2_DECRYPT, req)?;
-            let plain = SecretKey::new(resp.plaintext);
-            DataKey::v2(obj.source_type, plain)
-                .map(Arc::new)
-                .map_err(|e| self.bad_key(e.to_string()))
-        })
+        self.cached(&obj.cache_key(), || self.fetch_v2(obj))
+    }
+
+    /// Run `f` with the data key of a v2 object (as [`Plugin::data_key_v2`],
+    /// without a lock or a shared reference count when this thread used the
+    /// same key last: the per-object path of a scan).
+    pub fn with_data_key_v2<R>(
+        &self,
+        obj: &EncryptedObject<'_>,
+        f: impl FnOnce(&DataKey) -> R,
+    ) -> Result<R, KmsError> {
+        self.status()?;
+        self.with_key(
+            |k| obj.cache_key_eq(k),
+            || obj.cache_key(),
+            || self.fetch_v2(obj),
+            f,
+        )
+    }
+
+    /// One v2 `Decrypt` of the object's DEK source.
+    fn fetch_v2(&self, obj: &EncryptedObject<'_>) -> Result<Arc<DataKey>, KmsError> {
+        self.decrypt_calls.fetch_add(1, Ordering::Relaxed);
+        let req = proto::DecryptRequest {
+            ciphertext: obj.encrypted_dek_source.to_vec(),
+            uid: new_uid(),
+            key_id: obj.key_id.to_vec(),
+            annotations: obj
+                .annotations
+                .iter()
+                .map(|(k, v)| proto::BytesEntry {
+                    key: k.to_vec(),
+                    value: v.to_vec(),
+                })
+                .collect(),
+        };
+        let resp: proto::DecryptResponse =
+            self.client.call("Decrypt", proto::path::V2_DECRYPT, req)?;
+        let plain = SecretKey::new(resp.plaintext);
+        DataKey::v2(obj.source_type, plain)
+            .map(Arc::new)
+            .map_err(|e| self.bad_key(e.to_string()))
     }
 
     /// The data key of a v1 value's encrypted DEK: from the cache, or one `Decrypt`.
     pub fn data_key_v1(&self, encrypted_dek: &[u8]) -> Result<Arc<DataKey>, KmsError> {
         self.status()?;
-        self.cached(encrypted_dek.to_vec(), || {
-            self.decrypt_calls.fetch_add(1, Ordering::Relaxed);
-            let req = proto::V1DecryptRequest {
-                version: V1_VERSION.into(),
-                cipher: encrypted_dek.to_vec(),
-            };
-            let resp: proto::V1DecryptResponse =
-                self.client.call("Decrypt", proto::path::V1_DECRYPT, req)?;
-            DataKey::v1(SecretKey::new(resp.plain))
-                .map(Arc::new)
-                .map_err(|e| self.bad_key(e.to_string()))
-        })
+        self.cached(encrypted_dek, || self.fetch_v1(encrypted_dek))
+    }
+
+    /// Run `f` with the data key of a v1 value's encrypted DEK (as
+    /// [`Plugin::with_data_key_v2`]).
+    pub fn with_data_key_v1<R>(
+        &self,
+        encrypted_dek: &[u8],
+        f: impl FnOnce(&DataKey) -> R,
+    ) -> Result<R, KmsError> {
+        self.status()?;
+        self.with_key(
+            |k| k == encrypted_dek,
+            || encrypted_dek.to_vec(),
+            || self.fetch_v1(encrypted_dek),
+            f,
+        )
+    }
+
+    /// One v1 `Decrypt` of an encrypted DEK.
+    fn fetch_v1(&self, encrypted_dek: &[u8]) -> Result<Arc<DataKey>, KmsError> {
+        self.decrypt_calls.fetch_add(1, Ordering::Relaxed);
+        let req = proto::V1DecryptRequest {
+            version: V1_VERSION.into(),
+            cipher: encrypted_dek.to_vec(),
+        };
+        let resp: proto::V1DecryptResponse =
+            self.client.call("Decrypt", proto::path::V1_DECRYPT, req)?;
+        DataKey::v1(SecretKey::new(resp.plain))
+            .map(Arc::new)
+            .map_err(|e| self.bad_key(e.to_string()))
     }
 
     /// v2 `Encrypt`: wrap a new DEK or seed under the plugin's current KEK.
@@ -708,6 +815,7 @@ impl Plugins {
                 .unwrap_or(DEFAULT_TIMEOUT);
             let client = Client::new(&k.name, &endpoint, timeout, Arc::clone(&rt))?;
             plugins.push(Arc::new(Plugin {
+                id: NEXT_PLUGIN_ID.fetch_add(1, Ordering::Relaxed),
                 name: k.name.clone(),
                 api: ApiVersion::of(k),
                 client,

@@ -1,12 +1,15 @@
 //! Test support: real etcd processes on free loopback ports with temporary data
 //! dirs, stopped when dropped (also on panic); TLS certificates made at test time;
-//! a cluster writer and checker.
+//! a cluster writer and checker; etcdctl and atrest runs; and, in [`fixtures`],
+//! configs and stored objects the tests build.
 //!
 //! The etcd and etcdctl binaries are `ATREST_ETCD_BIN` and `ATREST_ETCDCTL_BIN`
 //! when set (tests/run.sh runs the real-etcd tests once with Debian's etcd 3.4
 //! from `PATH` and once with etcd 3.5 this way), else `etcd` and `etcdctl` on
 //! `PATH`.
 #![allow(dead_code)]
+
+pub mod fixtures;
 
 use atrest::config::EncryptionConfiguration;
 use atrest::etcd::{ConnectOptions, Etcd, ReadAt};
@@ -36,6 +39,35 @@ pub fn etcdctl() -> Command {
     let mut c = Command::new(etcdctl_bin());
     c.env("ETCDCTL_API", "3");
     c
+}
+
+/// Whether `cmd VERSION_ARG` runs and succeeds.
+fn runs(cmd: &std::ffi::OsStr, version_arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether etcd and etcdctl run. When they do not, a real-etcd test skips (it
+/// says so on stderr), unless ATREST_REQUIRE_ETCD is set (tests/run.sh), where
+/// it fails.
+pub fn etcd_available() -> bool {
+    if runs(&etcd_bin(), "--version") && runs(&etcdctl_bin(), "version") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("ATREST_REQUIRE_ETCD").is_none(),
+        "etcd and etcdctl are required (apt-get install etcd-server etcd-client, or set ATREST_ETCD_BIN and ATREST_ETCDCTL_BIN)"
+    );
+    eprintln!("skipping: etcd/etcdctl not installed");
+    false
+}
+
+/// A throw-away single-member etcd (see [`Cluster::start`]); `None` when etcd is
+/// not installed and the test skips (see [`etcd_available`]).
+pub fn start_etcd(tls: bool) -> Option<Cluster> {
+    etcd_available().then(|| Cluster::start(1, tls))
 }
 
 /// `n` distinct free loopback ports (held open together while picked).
@@ -320,6 +352,78 @@ impl Cluster {
         }
     }
 
+    /// The connection flags of `rotate retire`, where the client key is `--client-key`.
+    pub fn retire_conn_args(&self) -> Vec<String> {
+        self.conn_args()
+            .into_iter()
+            .map(|a| {
+                if a == "--key" {
+                    "--client-key".into()
+                } else {
+                    a
+                }
+            })
+            .collect()
+    }
+
+    /// Run etcdctl against the cluster with `stdin`: its stdout, or its stderr.
+    pub fn try_ctl(&self, args: &[&str], stdin: &[u8]) -> Result<Vec<u8>, String> {
+        use std::io::Write;
+        let mut child = etcdctl()
+            .args(self.conn_args())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(stdin).map_err(|e| e.to_string())?;
+        }
+        let o = child.wait_with_output().map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(o.stdout)
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+
+    /// Run etcdctl against the cluster; it must succeed.
+    pub fn ctl(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        self.try_ctl(args, stdin)
+            .unwrap_or_else(|e| panic!("etcdctl {args:?}: {e}"))
+    }
+
+    /// `etcdctl put` (the value goes on stdin, so it may hold NUL bytes).
+    pub fn put(&self, key: &str, value: &[u8]) {
+        self.ctl(&["put", key], value);
+    }
+
+    /// Every key/value under a prefix, read with etcdctl.
+    pub fn get_prefix(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let out = self.ctl(&["get", prefix, "--prefix", "-w", "json"], b"");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        v["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .map(|kv| {
+                        let k = b64.decode(kv["key"].as_str().unwrap()).unwrap();
+                        let val = b64.decode(kv["value"].as_str().unwrap()).unwrap();
+                        (String::from_utf8(k).unwrap(), val)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `etcdctl snapshot save PATH`.
+    pub fn snapshot(&self, path: &Path) {
+        self.ctl(&["snapshot", "save", path.to_str().unwrap()], b"");
+    }
+
     /// The member ID of the current leader, as index into `members`.
     pub fn leader(&self) -> Option<usize> {
         let out = etcdctl()
@@ -461,6 +565,21 @@ pub fn atrest(args: &[String]) -> (i32, String, String) {
 }
 
 pub fn atrest_env(args: &[String], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = atrest_command(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The atrest command with `args`, without the ETCDCTL_* variables of the
+/// caller's environment.
+fn atrest_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     let mut c = Command::new(ATREST);
     c.args(args);
     for k in [
@@ -473,15 +592,33 @@ pub fn atrest_env(args: &[String], env: &[(&str, &str)]) -> (i32, String, String
     ] {
         c.env_remove(k);
     }
-    for (k, v) in env {
-        c.env(k, v);
+    c
+}
+
+/// What a run of atrest gave.
+pub struct Out {
+    /// Exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run atrest without the ETCDCTL_* variables of the caller's environment.
+pub fn run(args: &[&str]) -> Out {
+    let o = atrest_command(args).output().unwrap();
+    Out {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+}
+
+/// `a` followed by `b`, as one argument list.
+pub fn cat<'a>(a: &[&'a str], b: &'a [String]) -> Vec<&'a str> {
+    a.iter()
+        .copied()
+        .chain(b.iter().map(String::as_str))
+        .collect()
 }
 
 pub fn args(v: &[&str]) -> Vec<String> {
