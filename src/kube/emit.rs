@@ -12,7 +12,6 @@
 //! `map[string]interface{}` keys in byte order); [`emit_value`] sorts the keys of
 //! arbitrary JSON (stored JSON objects, `managedFields[].fieldsV1`) on the fly.
 
-use base64::Engine;
 use serde_json::Value;
 
 use super::manifest::{self, MAX_YAML_DEPTH};
@@ -450,14 +449,17 @@ mod tests {
     #[test]
     fn base64_matches_the_string_path() {
         let long: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 3) as u8).collect();
-        for n in [0, 1, 2, 3, 31, 32, 33, 47, 48, 49, 95, 96, 97, 1000, 4999, 5000] {
+        for n in [
+            0, 1, 2, 3, 31, 32, 33, 47, 48, 49, 95, 96, 97, 1000, 4999, 5000,
+        ] {
             let mut ours = Vec::new();
             JsonEmitter::new(&mut ours, b"\n").base64(&long[..n]);
-            let want = base64::engine::general_purpose::STANDARD.encode(&long[..n]);
+            let want =
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &long[..n]);
             assert_eq!(ours, format!("\"{want}\"").into_bytes(), "{n} bytes");
         }
         for bytes in [&b""[..], b"x", b"\x00\xff\xfe", b"123", b"\xd7m\xf8"] {
-            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let text = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
             let mut a = Vec::new();
             let mut e = JsonEmitter::new(&mut a, b"\n");
             e.base64(bytes);

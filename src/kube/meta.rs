@@ -648,7 +648,12 @@ mod tests {
             let sod = t.rem_euclid(86_400);
             assert_eq!(
                 format_rfc3339(t),
-                format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+                format!(
+                    "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                    sod / 3600,
+                    sod % 3600 / 60,
+                    sod % 60
+                )
             );
         }
         // Extremes must not panic.
