@@ -32,3 +32,4 @@ pub mod rotation;
 pub mod snapshot;
 pub mod source;
 pub mod transformer;
+pub mod wire;

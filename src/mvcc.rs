@@ -16,6 +16,7 @@
 
 use crate::bolt::{BoltError, BoltFile, BucketIter, Entry};
 use crate::snapshot::hex;
+use crate::wire::{self, Reader, WireError};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
@@ -114,53 +115,41 @@ pub enum KvDecodeError {
     BadWireType { wire_type: u8, offset: usize },
     #[error("field {field} at byte {offset} claims {len} bytes, past the end of the message")]
     LengthOutOfBounds { field: u64, offset: usize, len: u64 },
+    /// Any other wire-format error (the reads `KeyValue::decode` makes do not give one).
+    #[error(transparent)]
+    Wire(WireError),
 }
 
-const WIRE_VARINT: u8 = 0;
-const WIRE_FIXED64: u8 = 1;
-const WIRE_BYTES: u8 = 2;
-const WIRE_FIXED32: u8 = 5;
-
-struct ProtoReader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> ProtoReader<'a> {
-    fn varint(&mut self) -> Result<u64, KvDecodeError> {
-        let start = self.pos;
-        let mut value = 0u64;
-        for i in 0..10 {
-            let byte = *self
-                .buf
-                .get(self.pos)
-                .ok_or(KvDecodeError::TruncatedVarint { offset: start })?;
-            self.pos += 1;
-            if i == 9 && byte > 1 {
-                return Err(KvDecodeError::VarintOverflow { offset: start });
+impl KvDecodeError {
+    /// The error of a varint or length-delimited read, in this module's words.
+    fn from_wire(e: WireError) -> Self {
+        match e {
+            WireError::Truncated { offset, .. } => KvDecodeError::TruncatedVarint { offset },
+            WireError::VarintTooLong { offset, .. } | WireError::VarintOverflow { offset, .. } => {
+                KvDecodeError::VarintOverflow { offset }
             }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
+            WireError::LengthPastEnd {
+                field,
+                length,
+                value_offset,
+                ..
+            } => KvDecodeError::LengthOutOfBounds {
+                field,
+                offset: value_offset,
+                len: length,
+            },
+            other => KvDecodeError::Wire(other),
         }
-        Err(KvDecodeError::VarintOverflow { offset: start })
     }
 
-    fn take(&mut self, field: u64, len: u64) -> Result<&'a [u8], KvDecodeError> {
-        let start = self.pos;
-        let out_of_bounds = KvDecodeError::LengthOutOfBounds {
-            field,
-            offset: start,
-            len,
-        };
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| start.checked_add(l))
-            .filter(|&e| e <= self.buf.len())
-            .ok_or(out_of_bounds)?;
-        self.pos = end;
-        Ok(&self.buf[start..end])
+    /// The error of a fixed64/fixed32 read of `len` bytes.
+    fn from_fixed(field: u64, len: u64) -> impl FnOnce(WireError) -> Self {
+        move |e| match e {
+            WireError::Truncated { offset, .. } => {
+                KvDecodeError::LengthOutOfBounds { field, offset, len }
+            }
+            other => KvDecodeError::from_wire(other),
+        }
     }
 }
 
@@ -168,19 +157,16 @@ impl<'a> KeyValue<'a> {
     /// Decode protobuf bytes. Unknown fields are skipped; a repeated field keeps
     /// its last value, as proto3 decoders do.
     pub fn decode(bytes: &'a [u8]) -> Result<KeyValue<'a>, KvDecodeError> {
-        let mut r = ProtoReader { buf: bytes, pos: 0 };
+        let mut r = Reader::with_base(bytes, 0, "mvccpb.KeyValue").rejecting_overflow();
         let mut kv = KeyValue::default();
-        while r.pos < bytes.len() {
-            let tag_at = r.pos;
-            let tag = r.varint()?;
-            let field = tag >> 3;
-            let wire_type = (tag & 7) as u8;
+        while let Some(tag) = r.read_tag().map_err(KvDecodeError::from_wire)? {
+            let (field, wire_type, tag_at) = (tag.number, tag.wire_type, tag.offset);
             if field == 0 {
                 return Err(KvDecodeError::FieldZero { offset: tag_at });
             }
             let expected = match field {
-                1 | 5 => Some(WIRE_BYTES),
-                2 | 3 | 4 | 6 => Some(WIRE_VARINT),
+                1 | 5 => Some(wire::LEN),
+                2 | 3 | 4 | 6 => Some(wire::VARINT),
                 _ => None,
             };
             if let Some(expected) = expected {
@@ -194,9 +180,11 @@ impl<'a> KeyValue<'a> {
                 }
             }
             match wire_type {
-                WIRE_VARINT => {
+                wire::VARINT => {
                     // int64 fields are two's complement in a 64-bit varint.
-                    let v = r.varint()? as i64;
+                    let v = r
+                        .read_varint("varint value")
+                        .map_err(KvDecodeError::from_wire)? as i64;
                     match field {
                         2 => kv.create_revision = v,
                         3 => kv.mod_revision = v,
@@ -205,20 +193,21 @@ impl<'a> KeyValue<'a> {
                         _ => {}
                     }
                 }
-                WIRE_BYTES => {
-                    let len = r.varint()?;
-                    let data = r.take(field, len)?;
+                wire::LEN => {
+                    let data = r.read_bytes(field).map_err(KvDecodeError::from_wire)?;
                     match field {
                         1 => kv.key = data,
                         5 => kv.value = data,
                         _ => {}
                     }
                 }
-                WIRE_FIXED64 => {
-                    r.take(field, 8)?;
+                wire::FIXED64 => {
+                    r.read_fixed::<8>("fixed64 value")
+                        .map_err(KvDecodeError::from_fixed(field, 8))?;
                 }
-                WIRE_FIXED32 => {
-                    r.take(field, 4)?;
+                wire::FIXED32 => {
+                    r.read_fixed::<4>("fixed32 value")
+                        .map_err(KvDecodeError::from_fixed(field, 4))?;
                 }
                 other => {
                     return Err(KvDecodeError::BadWireType {
@@ -613,6 +602,70 @@ mod tests {
             KeyValue::decode(&eleven),
             Err(KvDecodeError::VarintOverflow { .. })
         ));
+    }
+
+    #[test]
+    fn key_value_errors_name_field_offset_and_length() {
+        let mut ten = vec![0x10];
+        ten.extend([0xff; 8]);
+        ten.extend([0x81, 0x01]);
+        let mut overflow = vec![0x10];
+        overflow.extend([0xff; 9]);
+        overflow.push(0x02);
+        let cases: [(&[u8], KvDecodeError); 8] = [
+            (
+                &[0x0a, 5, b'k'],
+                KvDecodeError::LengthOutOfBounds {
+                    field: 1,
+                    offset: 2,
+                    len: 5,
+                },
+            ),
+            (&[0x10], KvDecodeError::TruncatedVarint { offset: 1 }),
+            (&[0x0a, 0x80], KvDecodeError::TruncatedVarint { offset: 1 }),
+            (
+                &[0x49, 1, 2],
+                KvDecodeError::LengthOutOfBounds {
+                    field: 9,
+                    offset: 1,
+                    len: 8,
+                },
+            ),
+            (
+                &[0x4d, 1],
+                KvDecodeError::LengthOutOfBounds {
+                    field: 9,
+                    offset: 1,
+                    len: 4,
+                },
+            ),
+            (
+                &[0x0b],
+                KvDecodeError::WrongWireType {
+                    field: 1,
+                    wire_type: 3,
+                    expected: 2,
+                    offset: 0,
+                },
+            ),
+            (
+                &[0x4e],
+                KvDecodeError::BadWireType {
+                    wire_type: 6,
+                    offset: 0,
+                },
+            ),
+            (&overflow, KvDecodeError::VarintOverflow { offset: 1 }),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(KeyValue::decode(bytes), Err(want), "{bytes:02x?}");
+        }
+        // Ten bytes whose last one carries only bit 63 are a valid varint.
+        assert!(KeyValue::decode(&ten).is_ok());
+        // An unknown field past protobuf's field-number limit is skipped.
+        let mut far = vec![0x80, 0x80, 0x80, 0x80, 0x10];
+        far.push(0);
+        assert_eq!(KeyValue::decode(&far), Ok(KeyValue::default()));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::aescbc::AesCbc;
 use super::aesgcm::AesGcm;
 use super::{random_bytes, DecryptError, RandomError};
 use crate::key::SecretKey;
-use crate::kube::wire::{map_entry, Reader};
+use crate::wire::{map_entry, put_bytes, put_tag, put_varint, Reader, WireError, LEN, VARINT};
 use std::collections::BTreeMap;
 
 /// `EncryptedObject` field numbers (`kmsv2/v2/api.proto`).
@@ -152,7 +152,7 @@ impl std::fmt::Debug for EncryptedObject<'_> {
 impl<'a> EncryptedObject<'a> {
     /// Decode and validate a KMS v2 payload (the bytes after the prefix).
     pub fn parse(payload: &'a [u8]) -> Result<EncryptedObject<'a>, KmsFormatError> {
-        let pb = |e: crate::kube::KubeError| KmsFormatError::Protobuf(e.to_string());
+        let pb = |e: WireError| KmsFormatError::Protobuf(e.to_string());
         let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
         let (mut data, mut key_id, mut source): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
         let mut source_type = 0u64;
@@ -468,36 +468,15 @@ pub fn encode_v2(
         let mut entry = Vec::with_capacity(k.len() + v.len() + 8);
         put_bytes(&mut entry, 1, k);
         put_bytes(&mut entry, 2, v);
-        put_tag(&mut out, FIELD_ANNOTATIONS, 2);
+        put_tag(&mut out, FIELD_ANNOTATIONS, LEN);
         put_varint(&mut out, entry.len() as u64);
         out.extend_from_slice(&entry);
     }
     if source_type.number() != 0 {
-        put_tag(&mut out, FIELD_ENCRYPTED_DEK_SOURCE_TYPE, 0);
+        put_tag(&mut out, FIELD_ENCRYPTED_DEK_SOURCE_TYPE, VARINT);
         put_varint(&mut out, source_type.number());
     }
     out
-}
-
-fn put_tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
-    put_varint(out, (u64::from(field) << 3) | u64::from(wire_type));
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-    if b.is_empty() {
-        return;
-    }
-    put_tag(out, field, 2);
-    put_varint(out, b.len() as u64);
-    out.extend_from_slice(b);
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::wire::{string_entry, Field, Reader};
 use super::KubeError;
+use crate::wire::{string_entry, Field, Reader};
 
 pub use crate::envelope::PROTOBUF_MAGIC;
 

@@ -16,8 +16,8 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::meta::{ObjectMeta, OBJECT_METADATA};
-use super::wire::{bytes_entry, string_entry, Reader};
 use super::KubeError;
+use crate::wire::{bytes_entry, string_entry, Reader};
 
 const SECRET_DATA: u32 = 2;
 const SECRET_TYPE: u32 = 3;
