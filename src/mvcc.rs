@@ -10,7 +10,7 @@
 //!   create_revision = 2, mod_revision = 3, version = 4 (int64 varints),
 //!   value = 5 bytes, lease = 6 int64}.
 //!
-//! The live value of a key at revision `R` is its record with the highest revision
+//! The value of a key at revision `R` is its record with the highest revision
 //! `<= R`, unless that record is a tombstone. Compaction removes history below the
 //! compacted revision, so views below it cannot be reconstructed.
 
@@ -381,7 +381,7 @@ pub fn meta_info(file: &BoltFile) -> Result<MetaInfo, MvccError> {
     Ok(info)
 }
 
-/// Hashes etcd keys for the index of live keys: a word-at-a-time multiply-rotate
+/// Hashes etcd keys for the index of the keys of a [`KeyspaceView`]: a word-at-a-time multiply-rotate
 /// hash (far cheaper than SipHash on keys of tens of bytes) with a per-process
 /// random seed, and a final mix so that every bit of the result depends on every
 /// byte. The keys come from a file, not from an attacker on the network; the seed
@@ -447,31 +447,32 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// The live value of one key in a [`LiveView`].
+/// The value of one key in a [`KeyspaceView`]: its latest record at the view's revision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LiveEntry<'a> {
+pub struct KeyspaceEntry<'a> {
     pub key: &'a [u8],
     pub kv: KeyValue<'a>,
     /// Revision of the record holding this value (`kv.mod_revision` in a sound file).
     pub revision: Revision,
 }
 
-/// Every live key at one revision, sorted by key.
+/// The keyspace at one revision: every key that exists there (its latest record is
+/// not a tombstone), sorted by key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveView<'a> {
+pub struct KeyspaceView<'a> {
     /// The revision viewed.
     pub revision: i64,
     /// The latest revision in the file.
     pub latest_revision: i64,
     /// History below this revision has been compacted away.
     pub compacted_revision: i64,
-    pub entries: Vec<LiveEntry<'a>>,
+    pub entries: Vec<KeyspaceEntry<'a>>,
 }
 
-impl<'a> LiveView<'a> {
+impl<'a> KeyspaceView<'a> {
     /// Build the view at revision `at` (`None`: the latest) in one pass over the
     /// `key` bucket. Records above `at` are not decoded.
-    pub fn build(file: &'a BoltFile, at: Option<i64>) -> Result<LiveView<'a>, MvccError> {
+    pub fn build(file: &'a BoltFile, at: Option<i64>) -> Result<KeyspaceView<'a>, MvccError> {
         let compacted = meta_info(file)?.compacted_revision();
         if let Some(requested) = at {
             if requested <= 0 {
@@ -518,10 +519,10 @@ impl<'a> LiveView<'a> {
             }
         }
         drop(index);
-        let mut entries: Vec<LiveEntry<'a>> = latest
+        let mut entries: Vec<KeyspaceEntry<'a>> = latest
             .into_iter()
             .filter(|r| !r.tombstone)
-            .map(|r| LiveEntry {
+            .map(|r| KeyspaceEntry {
                 key: r.kv.key,
                 kv: r.kv,
                 revision: r.revision,
@@ -530,7 +531,7 @@ impl<'a> LiveView<'a> {
         // A stable sort: it merges runs already in order instead of re-sorting them
         // (keys are unique, so stability itself does not matter).
         entries.sort_by(|a, b| a.key.cmp(b.key));
-        Ok(LiveView {
+        Ok(KeyspaceView {
             revision: at.unwrap_or(latest_revision),
             latest_revision,
             compacted_revision: compacted,
@@ -539,9 +540,9 @@ impl<'a> LiveView<'a> {
     }
 }
 
-/// Live keys at revision `at` (`None`: the latest), sorted by key.
-pub fn live_keys(file: &BoltFile, at: Option<i64>) -> Result<Vec<LiveEntry<'_>>, MvccError> {
-    LiveView::build(file, at).map(|view| view.entries)
+/// The keys that exist at revision `at` (`None`: the latest), sorted by key.
+pub fn keys_at(file: &BoltFile, at: Option<i64>) -> Result<Vec<KeyspaceEntry<'_>>, MvccError> {
+    KeyspaceView::build(file, at).map(|view| view.entries)
 }
 
 /// The latest revision: the newest stored revision, or the compacted revision if
