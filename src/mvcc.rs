@@ -21,25 +21,25 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 /// Bucket holding every revision (`schema.Key`).
-pub const KEY_BUCKET: &[u8] = b"key";
+pub(crate) const KEY_BUCKET: &[u8] = b"key";
 /// Bucket holding etcd's own bookkeeping (`schema.Meta`).
-pub const META_BUCKET: &[u8] = b"meta";
+pub(crate) const META_BUCKET: &[u8] = b"meta";
 /// Raft index of the last applied entry, u64 big-endian (`MetaConsistentIndexKeyName`).
-pub const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
+pub(crate) const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
 /// Raft term of that entry, u64 big-endian, etcd 3.5+ (`MetaTermKeyName`).
-pub const TERM_KEY: &[u8] = b"term";
+pub(crate) const TERM_KEY: &[u8] = b"term";
 /// Revision a compaction was requested at, as a revision key (`ScheduledCompactKeyName`).
-pub const SCHEDULED_COMPACT_KEY: &[u8] = b"scheduledCompactRev";
+pub(crate) const SCHEDULED_COMPACT_KEY: &[u8] = b"scheduledCompactRev";
 /// Revision of the last completed compaction, as a revision key (`FinishedCompactKeyName`).
-pub const FINISHED_COMPACT_KEY: &[u8] = b"finishedCompactRev";
+pub(crate) const FINISHED_COMPACT_KEY: &[u8] = b"finishedCompactRev";
 /// Length of a revision key (`revBytesLen`).
-pub const REVISION_KEY_LEN: usize = 17;
+pub(crate) const REVISION_KEY_LEN: usize = 17;
 /// Length of a tombstone revision key (`markedRevBytesLen`).
-pub const TOMBSTONE_KEY_LEN: usize = 18;
+pub(crate) const TOMBSTONE_KEY_LEN: usize = 18;
 /// Separator between main and sub revision in a revision key.
-pub const REVISION_SEPARATOR: u8 = b'_';
+pub(crate) const REVISION_SEPARATOR: u8 = b'_';
 /// Trailing mark of a tombstone revision key (`markTombstone`).
-pub const TOMBSTONE_MARK: u8 = b't';
+pub(crate) const TOMBSTONE_MARK: u8 = b't';
 
 /// A revision: `main` is the cluster-wide revision of a transaction, `sub` the
 /// index of the change inside it.

@@ -31,17 +31,17 @@ const FIELD_ENCRYPTED_DEK_SOURCE_TYPE: u32 = 5;
 
 /// Limits of `kmsv2/envelope.go`: `KeyIDMaxSize`, `encryptedDEKSourceMaxSize`,
 /// `annotationsMaxSize`.
-pub const KEY_ID_MAX_SIZE: usize = 1024;
+pub(crate) const KEY_ID_MAX_SIZE: usize = 1024;
 /// Largest encrypted DEK source upstream accepts.
-pub const ENCRYPTED_DEK_SOURCE_MAX_SIZE: usize = 1024;
+pub(crate) const ENCRYPTED_DEK_SOURCE_MAX_SIZE: usize = 1024;
 /// Largest total size of annotation keys and values.
-pub const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
+pub(crate) const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
 
 /// `infoSizeExtendedNonceGCM` and `MinSeedSizeExtendedNonceGCM` of
 /// `aes_extended_nonce.go`: the per-value HKDF info, and the seed size.
-pub const SEED_INFO_SIZE: usize = 32;
+pub(crate) const SEED_INFO_SIZE: usize = 32;
 /// Minimum (and written) seed size.
-pub const SEED_SIZE: usize = 32;
+pub(crate) const SEED_SIZE: usize = 32;
 /// `derivedKeySizeExtendedNonceGCM`: an AES-256 key.
 const DERIVED_KEY_SIZE: usize = 32;
 
@@ -248,7 +248,7 @@ fn validate_dek_source(source: &[u8]) -> Result<(), KmsFormatError> {
 
 /// `ValidateKeyID` of `kmsv2/envelope.go` (also applied to `Status` and
 /// `Encrypt` answers).
-pub fn validate_key_id(key_id: &[u8]) -> Result<(), KmsFormatError> {
+pub(crate) fn validate_key_id(key_id: &[u8]) -> Result<(), KmsFormatError> {
     if key_id.is_empty() {
         return Err(KmsFormatError::EmptyKeyId);
     }
@@ -260,7 +260,7 @@ pub fn validate_key_id(key_id: &[u8]) -> Result<(), KmsFormatError> {
 
 /// `validateAnnotations`: every key a fully qualified domain name
 /// (apimachinery `IsFullyQualifiedDomainName`), keys and values ≤ 32 kB in total.
-pub fn validate_annotations<'b>(
+pub(crate) fn validate_annotations<'b>(
     annotations: impl Iterator<Item = (&'b [u8], &'b [u8])>,
 ) -> Result<(), KmsFormatError> {
     let mut total = 0usize;
@@ -433,7 +433,7 @@ pub fn split_v1(payload: &[u8]) -> Result<(&[u8], &[u8]), KmsFormatError> {
 
 /// The `keyID` of a KMS v2 `EncryptedObject`, if the payload parses as one
 /// (without validation: audit shows it even for an object that fails it).
-pub fn kms_v2_key_id(payload: &[u8]) -> Option<String> {
+pub(crate) fn kms_v2_key_id(payload: &[u8]) -> Option<String> {
     let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
     let mut found = None;
     while let Ok(Some(field)) = reader.next_field() {
@@ -446,7 +446,7 @@ pub fn kms_v2_key_id(payload: &[u8]) -> Option<String> {
 }
 
 /// The encrypted-DEK length of a KMS v1 payload, if the header is consistent.
-pub fn kms_v1_dek_len(payload: &[u8]) -> Option<usize> {
+pub(crate) fn kms_v1_dek_len(payload: &[u8]) -> Option<usize> {
     let len = usize::from(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
     (payload.len() >= V1_DEK_LEN_SIZE + len).then_some(len)
 }
