@@ -71,7 +71,7 @@ else
 fi
 snap_bytes=$(stat -c %s "$snap")
 echo "snapshot: $snap_bytes bytes ($((snap_bytes / 1048576)) MiB), $count Secrets loaded"
-# Objects the audit covers (live keys under /registry), for objects/s.
+# Objects the audit covers (keys under /registry at the latest revision), for objects/s.
 objects=$("$atrest" audit --snapshot "$snap" --config "$cfg" -o json \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["objects"])')
 echo "objects audited: $objects"

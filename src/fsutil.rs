@@ -83,7 +83,7 @@ impl Perms {
 
 /// Where a path that may be a symlink (or a chain of them) points; the final
 /// target need not exist.
-pub fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+pub(crate) fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
     let mut cur = path.to_path_buf();
     for _ in 0..MAX_LINKS {
         match fs::symlink_metadata(&cur) {
@@ -127,7 +127,11 @@ pub fn write_private(path: &Path, data: &[u8], overwrite: bool) -> Result<(), Wr
 /// Write a new file `path` (never replacing one) with the owner, group and mode
 /// of the file `like`: the copy of a config (`.bak`) is as private, and as
 /// readable to its owner, as the config itself.
-pub fn write_private_like(path: &Path, data: &[u8], like: &Path) -> Result<(), WriteFileError> {
+pub(crate) fn write_private_like(
+    path: &Path,
+    data: &[u8],
+    like: &Path,
+) -> Result<(), WriteFileError> {
     let m = fs::metadata(like).map_err(|source| WriteFileError::Io {
         path: like.to_path_buf(),
         source,
@@ -199,7 +203,7 @@ fn write_atomic(
 }
 
 /// Create a directory (and parents) with mode 0700.
-pub fn create_private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)

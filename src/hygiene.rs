@@ -1,4 +1,5 @@
-//! Snapshot hygiene: plaintext that a backup still holds outside the live data.
+//! Snapshot hygiene: plaintext that a backup still holds outside its keyspace at
+//! the latest revision.
 //!
 //! Two places keep old values in an etcd db file after encryption is turned on
 //! and objects are rewritten: superseded revisions that compaction has not yet
@@ -9,7 +10,7 @@
 use crate::audit::Auditor;
 use crate::bolt::{BoltError, BoltFile};
 use crate::envelope::{looks_like_object, Envelope, ProviderKind};
-use crate::mvcc::{self, LiveEntry, MvccError};
+use crate::mvcc::{self, KeyspaceEntry, MvccError};
 use crate::transformer::Transformers;
 use serde::Serialize;
 
@@ -26,7 +27,7 @@ pub struct HistoryFinding {
     pub name: String,
     /// Revision of the superseded value.
     pub mod_revision: i64,
-    /// Whether the key is still live (false: deleted since).
+    /// Whether the key still exists at the latest revision (false: deleted since).
     pub key_live: bool,
 }
 
@@ -42,11 +43,11 @@ fn should_be_encrypted(ts: Option<&Transformers>, gr: &crate::etcd_key::GroupRes
     }
 }
 
-/// Superseded revisions (older than the live one, or of deleted keys) that hold
+/// Superseded revisions (older than the key's value in `keyspace`, or of deleted keys) that hold
 /// plaintext objects of resources that should be encrypted.
 pub fn superseded_plaintext(
     file: &BoltFile,
-    live: &[LiveEntry<'_>],
+    keyspace: &[KeyspaceEntry<'_>],
     auditor: &Auditor<'_>,
     ts: Option<&Transformers>,
 ) -> Result<Vec<HistoryFinding>, MvccError> {
@@ -59,11 +60,11 @@ pub fn superseded_plaintext(
         let Some(ok) = auditor.select(rec.kv.key) else {
             continue;
         };
-        let live_rev = live
+        let kept_rev = keyspace
             .binary_search_by(|e| e.key.cmp(rec.kv.key))
             .ok()
-            .map(|i| live[i].revision);
-        if live_rev == Some(rec.revision) {
+            .map(|i| keyspace[i].revision);
+        if kept_rev == Some(rec.revision) {
             continue;
         }
         let value = rec.kv.value;
@@ -79,7 +80,7 @@ pub fn superseded_plaintext(
             namespace: ok.namespace.map(str::to_string),
             name: ok.name.to_string(),
             mod_revision: rec.kv.mod_revision,
-            key_live: live_rev.is_some(),
+            key_live: kept_rev.is_some(),
         });
     }
     Ok(out)

@@ -20,7 +20,7 @@
 use crate::audit::{AuditOptions, Auditor, StoredObject};
 use crate::bolt::{BoltError, Entry};
 use crate::etcd_key::parse_object_key;
-use crate::mvcc::{self, LiveView, MvccError, META_BUCKET};
+use crate::mvcc::{self, KeyspaceView, MvccError, META_BUCKET};
 use crate::snapshot::{hex, HashCheck, Snapshot, SnapshotError, HASH_TRAILER_LEN};
 use crate::transformer::Transformers;
 use rayon::prelude::*;
@@ -68,15 +68,15 @@ pub struct SnapshotInfo {
     pub removed_members: Vec<String>,
     /// Leases in the file.
     pub leases: u64,
-    /// Live objects under the prefix, by resource (`secrets`, `deployments.apps`).
+    /// Objects under the prefix at the latest revision, by resource (`secrets`, `deployments.apps`).
     pub objects: BTreeMap<String, u64>,
     /// The `--etcd-prefix` the objects were counted under.
     pub etcd_prefix: String,
-    /// With a config: live objects by resource, then by provider (`identity`,
+    /// With a config: those objects by resource, then by provider (`identity`,
     /// `aescbc:key1`, `kms:plugin`) as stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub providers: Option<BTreeMap<String, BTreeMap<String, u64>>>,
-    /// With a config: live objects by audit status (`current`, `stale`, ...).
+    /// With a config: those objects by audit status (`current`, `stale`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statuses: Option<BTreeMap<String, u64>>,
     /// Size of the file in bytes (hash trailer included).
@@ -206,7 +206,7 @@ fn read_info(snap: &Snapshot, options: InfoOptions<'_>) -> Result<SnapshotInfo, 
     let bolt_err = |e: BoltError| mvcc_err(MvccError::Bolt(e));
     let bolt = snap.bolt();
     let meta = mvcc::meta_info(bolt).map_err(mvcc_err)?;
-    let view = LiveView::build(bolt, None).map_err(mvcc_err)?;
+    let view = KeyspaceView::build(bolt, None).map_err(mvcc_err)?;
     let raw_meta = |name: &[u8]| -> Result<Option<Vec<u8>>, InfoError> {
         let Some(bucket) = bolt.root().bucket(META_BUCKET).map_err(bolt_err)? else {
             return Ok(None);
@@ -419,11 +419,11 @@ fn count_values(snap: &Snapshot, bucket: &'static [u8]) -> Result<u64, InfoError
     Ok(bucket_values(snap, bucket)?.len() as u64)
 }
 
-/// Classify every live object with the config (checked reads, as `audit` does)
+/// Classify every object at the latest revision with the config (checked reads, as `audit` does)
 /// and count by resource and provider, and by status.
 fn count_by_provider(
     info: &mut SnapshotInfo,
-    view: &LiveView<'_>,
+    view: &KeyspaceView<'_>,
     ts: &Transformers,
     prefix: &str,
 ) {

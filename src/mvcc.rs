@@ -10,35 +10,36 @@
 //!   create_revision = 2, mod_revision = 3, version = 4 (int64 varints),
 //!   value = 5 bytes, lease = 6 int64}.
 //!
-//! The live value of a key at revision `R` is its record with the highest revision
+//! The value of a key at revision `R` is its record with the highest revision
 //! `<= R`, unless that record is a tombstone. Compaction removes history below the
 //! compacted revision, so views below it cannot be reconstructed.
 
 use crate::bolt::{BoltError, BoltFile, BucketIter, Entry};
 use crate::snapshot::hex;
+use crate::wire::{self, Reader, WireError};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 /// Bucket holding every revision (`schema.Key`).
-pub const KEY_BUCKET: &[u8] = b"key";
+pub(crate) const KEY_BUCKET: &[u8] = b"key";
 /// Bucket holding etcd's own bookkeeping (`schema.Meta`).
-pub const META_BUCKET: &[u8] = b"meta";
+pub(crate) const META_BUCKET: &[u8] = b"meta";
 /// Raft index of the last applied entry, u64 big-endian (`MetaConsistentIndexKeyName`).
-pub const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
+pub(crate) const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
 /// Raft term of that entry, u64 big-endian, etcd 3.5+ (`MetaTermKeyName`).
-pub const TERM_KEY: &[u8] = b"term";
+pub(crate) const TERM_KEY: &[u8] = b"term";
 /// Revision a compaction was requested at, as a revision key (`ScheduledCompactKeyName`).
-pub const SCHEDULED_COMPACT_KEY: &[u8] = b"scheduledCompactRev";
+pub(crate) const SCHEDULED_COMPACT_KEY: &[u8] = b"scheduledCompactRev";
 /// Revision of the last completed compaction, as a revision key (`FinishedCompactKeyName`).
-pub const FINISHED_COMPACT_KEY: &[u8] = b"finishedCompactRev";
+pub(crate) const FINISHED_COMPACT_KEY: &[u8] = b"finishedCompactRev";
 /// Length of a revision key (`revBytesLen`).
-pub const REVISION_KEY_LEN: usize = 17;
+pub(crate) const REVISION_KEY_LEN: usize = 17;
 /// Length of a tombstone revision key (`markedRevBytesLen`).
-pub const TOMBSTONE_KEY_LEN: usize = 18;
+pub(crate) const TOMBSTONE_KEY_LEN: usize = 18;
 /// Separator between main and sub revision in a revision key.
-pub const REVISION_SEPARATOR: u8 = b'_';
+pub(crate) const REVISION_SEPARATOR: u8 = b'_';
 /// Trailing mark of a tombstone revision key (`markTombstone`).
-pub const TOMBSTONE_MARK: u8 = b't';
+pub(crate) const TOMBSTONE_MARK: u8 = b't';
 
 /// A revision: `main` is the cluster-wide revision of a transaction, `sub` the
 /// index of the change inside it.
@@ -114,53 +115,41 @@ pub enum KvDecodeError {
     BadWireType { wire_type: u8, offset: usize },
     #[error("field {field} at byte {offset} claims {len} bytes, past the end of the message")]
     LengthOutOfBounds { field: u64, offset: usize, len: u64 },
+    /// Any other wire-format error (the reads `KeyValue::decode` makes do not give one).
+    #[error(transparent)]
+    Wire(WireError),
 }
 
-const WIRE_VARINT: u8 = 0;
-const WIRE_FIXED64: u8 = 1;
-const WIRE_BYTES: u8 = 2;
-const WIRE_FIXED32: u8 = 5;
-
-struct ProtoReader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> ProtoReader<'a> {
-    fn varint(&mut self) -> Result<u64, KvDecodeError> {
-        let start = self.pos;
-        let mut value = 0u64;
-        for i in 0..10 {
-            let byte = *self
-                .buf
-                .get(self.pos)
-                .ok_or(KvDecodeError::TruncatedVarint { offset: start })?;
-            self.pos += 1;
-            if i == 9 && byte > 1 {
-                return Err(KvDecodeError::VarintOverflow { offset: start });
+impl KvDecodeError {
+    /// The error of a varint or length-delimited read, in this module's words.
+    fn from_wire(e: WireError) -> Self {
+        match e {
+            WireError::Truncated { offset, .. } => KvDecodeError::TruncatedVarint { offset },
+            WireError::VarintTooLong { offset, .. } | WireError::VarintOverflow { offset, .. } => {
+                KvDecodeError::VarintOverflow { offset }
             }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
+            WireError::LengthPastEnd {
+                field,
+                length,
+                value_offset,
+                ..
+            } => KvDecodeError::LengthOutOfBounds {
+                field,
+                offset: value_offset,
+                len: length,
+            },
+            other => KvDecodeError::Wire(other),
         }
-        Err(KvDecodeError::VarintOverflow { offset: start })
     }
 
-    fn take(&mut self, field: u64, len: u64) -> Result<&'a [u8], KvDecodeError> {
-        let start = self.pos;
-        let out_of_bounds = KvDecodeError::LengthOutOfBounds {
-            field,
-            offset: start,
-            len,
-        };
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| start.checked_add(l))
-            .filter(|&e| e <= self.buf.len())
-            .ok_or(out_of_bounds)?;
-        self.pos = end;
-        Ok(&self.buf[start..end])
+    /// The error of a fixed64/fixed32 read of `len` bytes.
+    fn from_fixed(field: u64, len: u64) -> impl FnOnce(WireError) -> Self {
+        move |e| match e {
+            WireError::Truncated { offset, .. } => {
+                KvDecodeError::LengthOutOfBounds { field, offset, len }
+            }
+            other => KvDecodeError::from_wire(other),
+        }
     }
 }
 
@@ -168,19 +157,16 @@ impl<'a> KeyValue<'a> {
     /// Decode protobuf bytes. Unknown fields are skipped; a repeated field keeps
     /// its last value, as proto3 decoders do.
     pub fn decode(bytes: &'a [u8]) -> Result<KeyValue<'a>, KvDecodeError> {
-        let mut r = ProtoReader { buf: bytes, pos: 0 };
+        let mut r = Reader::with_base(bytes, 0, "mvccpb.KeyValue").rejecting_overflow();
         let mut kv = KeyValue::default();
-        while r.pos < bytes.len() {
-            let tag_at = r.pos;
-            let tag = r.varint()?;
-            let field = tag >> 3;
-            let wire_type = (tag & 7) as u8;
+        while let Some(tag) = r.read_tag().map_err(KvDecodeError::from_wire)? {
+            let (field, wire_type, tag_at) = (tag.number, tag.wire_type, tag.offset);
             if field == 0 {
                 return Err(KvDecodeError::FieldZero { offset: tag_at });
             }
             let expected = match field {
-                1 | 5 => Some(WIRE_BYTES),
-                2 | 3 | 4 | 6 => Some(WIRE_VARINT),
+                1 | 5 => Some(wire::LEN),
+                2 | 3 | 4 | 6 => Some(wire::VARINT),
                 _ => None,
             };
             if let Some(expected) = expected {
@@ -194,9 +180,11 @@ impl<'a> KeyValue<'a> {
                 }
             }
             match wire_type {
-                WIRE_VARINT => {
+                wire::VARINT => {
                     // int64 fields are two's complement in a 64-bit varint.
-                    let v = r.varint()? as i64;
+                    let v = r
+                        .read_varint("varint value")
+                        .map_err(KvDecodeError::from_wire)? as i64;
                     match field {
                         2 => kv.create_revision = v,
                         3 => kv.mod_revision = v,
@@ -205,20 +193,21 @@ impl<'a> KeyValue<'a> {
                         _ => {}
                     }
                 }
-                WIRE_BYTES => {
-                    let len = r.varint()?;
-                    let data = r.take(field, len)?;
+                wire::LEN => {
+                    let data = r.read_bytes(field).map_err(KvDecodeError::from_wire)?;
                     match field {
                         1 => kv.key = data,
                         5 => kv.value = data,
                         _ => {}
                     }
                 }
-                WIRE_FIXED64 => {
-                    r.take(field, 8)?;
+                wire::FIXED64 => {
+                    r.read_fixed::<8>("fixed64 value")
+                        .map_err(KvDecodeError::from_fixed(field, 8))?;
                 }
-                WIRE_FIXED32 => {
-                    r.take(field, 4)?;
+                wire::FIXED32 => {
+                    r.read_fixed::<4>("fixed32 value")
+                        .map_err(KvDecodeError::from_fixed(field, 4))?;
                 }
                 other => {
                     return Err(KvDecodeError::BadWireType {
@@ -392,7 +381,7 @@ pub fn meta_info(file: &BoltFile) -> Result<MetaInfo, MvccError> {
     Ok(info)
 }
 
-/// Hashes etcd keys for the index of live keys: a word-at-a-time multiply-rotate
+/// Hashes etcd keys for the index of the keys of a [`KeyspaceView`]: a word-at-a-time multiply-rotate
 /// hash (far cheaper than SipHash on keys of tens of bytes) with a per-process
 /// random seed, and a final mix so that every bit of the result depends on every
 /// byte. The keys come from a file, not from an attacker on the network; the seed
@@ -458,31 +447,32 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// The live value of one key in a [`LiveView`].
+/// The value of one key in a [`KeyspaceView`]: its latest record at the view's revision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LiveEntry<'a> {
+pub struct KeyspaceEntry<'a> {
     pub key: &'a [u8],
     pub kv: KeyValue<'a>,
     /// Revision of the record holding this value (`kv.mod_revision` in a sound file).
     pub revision: Revision,
 }
 
-/// Every live key at one revision, sorted by key.
+/// The keyspace at one revision: every key that exists there (its latest record is
+/// not a tombstone), sorted by key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveView<'a> {
+pub struct KeyspaceView<'a> {
     /// The revision viewed.
     pub revision: i64,
     /// The latest revision in the file.
     pub latest_revision: i64,
     /// History below this revision has been compacted away.
     pub compacted_revision: i64,
-    pub entries: Vec<LiveEntry<'a>>,
+    pub entries: Vec<KeyspaceEntry<'a>>,
 }
 
-impl<'a> LiveView<'a> {
+impl<'a> KeyspaceView<'a> {
     /// Build the view at revision `at` (`None`: the latest) in one pass over the
     /// `key` bucket. Records above `at` are not decoded.
-    pub fn build(file: &'a BoltFile, at: Option<i64>) -> Result<LiveView<'a>, MvccError> {
+    pub fn build(file: &'a BoltFile, at: Option<i64>) -> Result<KeyspaceView<'a>, MvccError> {
         let compacted = meta_info(file)?.compacted_revision();
         if let Some(requested) = at {
             if requested <= 0 {
@@ -529,19 +519,17 @@ impl<'a> LiveView<'a> {
             }
         }
         drop(index);
-        let mut entries: Vec<LiveEntry<'a>> = latest
+        let mut entries: Vec<KeyspaceEntry<'a>> = latest
             .into_iter()
             .filter(|r| !r.tombstone)
-            .map(|r| LiveEntry {
+            .map(|r| KeyspaceEntry {
                 key: r.kv.key,
                 kv: r.kv,
                 revision: r.revision,
             })
             .collect();
-        // Keys are unique, so an unstable sort gives the one order there is; it is
-        // the faster one on keys written in no particular order.
-        entries.sort_unstable_by(|a, b| a.key.cmp(b.key));
-        Ok(LiveView {
+        sort_by_key(&mut entries);
+        Ok(KeyspaceView {
             revision: at.unwrap_or(latest_revision),
             latest_revision,
             compacted_revision: compacted,
@@ -550,9 +538,26 @@ impl<'a> LiveView<'a> {
     }
 }
 
-/// Live keys at revision `at` (`None`: the latest), sorted by key.
-pub fn live_keys(file: &BoltFile, at: Option<i64>) -> Result<Vec<LiveEntry<'_>>, MvccError> {
-    LiveView::build(file, at).map(|view| view.entries)
+/// Sort entries by key. The keys lie scattered over the whole file, so a sort
+/// that compared them in place would spend its time on cache misses: it compares
+/// copies packed into one buffer instead, and moves indices, not entries. Keys are
+/// unique, so the unstable sort gives the one order there is.
+fn sort_by_key(entries: &mut Vec<KeyspaceEntry<'_>>) {
+    let total = entries.iter().map(|e| e.key.len()).sum();
+    let mut packed = Vec::with_capacity(total);
+    let mut spans = Vec::with_capacity(entries.len());
+    for e in entries.iter() {
+        spans.push(packed.len()..packed.len() + e.key.len());
+        packed.extend_from_slice(e.key);
+    }
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|&a, &b| packed[spans[a].clone()].cmp(&packed[spans[b].clone()]));
+    *entries = order.into_iter().map(|i| entries[i]).collect();
+}
+
+/// The keys that exist at revision `at` (`None`: the latest), sorted by key.
+pub fn keys_at(file: &BoltFile, at: Option<i64>) -> Result<Vec<KeyspaceEntry<'_>>, MvccError> {
+    KeyspaceView::build(file, at).map(|view| view.entries)
 }
 
 /// The latest revision: the newest stored revision, or the compacted revision if
@@ -613,6 +618,70 @@ mod tests {
             KeyValue::decode(&eleven),
             Err(KvDecodeError::VarintOverflow { .. })
         ));
+    }
+
+    #[test]
+    fn key_value_errors_name_field_offset_and_length() {
+        let mut ten = vec![0x10];
+        ten.extend([0xff; 8]);
+        ten.extend([0x81, 0x01]);
+        let mut overflow = vec![0x10];
+        overflow.extend([0xff; 9]);
+        overflow.push(0x02);
+        let cases: [(&[u8], KvDecodeError); 8] = [
+            (
+                &[0x0a, 5, b'k'],
+                KvDecodeError::LengthOutOfBounds {
+                    field: 1,
+                    offset: 2,
+                    len: 5,
+                },
+            ),
+            (&[0x10], KvDecodeError::TruncatedVarint { offset: 1 }),
+            (&[0x0a, 0x80], KvDecodeError::TruncatedVarint { offset: 1 }),
+            (
+                &[0x49, 1, 2],
+                KvDecodeError::LengthOutOfBounds {
+                    field: 9,
+                    offset: 1,
+                    len: 8,
+                },
+            ),
+            (
+                &[0x4d, 1],
+                KvDecodeError::LengthOutOfBounds {
+                    field: 9,
+                    offset: 1,
+                    len: 4,
+                },
+            ),
+            (
+                &[0x0b],
+                KvDecodeError::WrongWireType {
+                    field: 1,
+                    wire_type: 3,
+                    expected: 2,
+                    offset: 0,
+                },
+            ),
+            (
+                &[0x4e],
+                KvDecodeError::BadWireType {
+                    wire_type: 6,
+                    offset: 0,
+                },
+            ),
+            (&overflow, KvDecodeError::VarintOverflow { offset: 1 }),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(KeyValue::decode(bytes), Err(want), "{bytes:02x?}");
+        }
+        // Ten bytes whose last one carries only bit 63 are a valid varint.
+        assert!(KeyValue::decode(&ten).is_ok());
+        // An unknown field past protobuf's field-number limit is skipped.
+        let mut far = vec![0x80, 0x80, 0x80, 0x80, 0x10];
+        far.push(0);
+        assert_eq!(KeyValue::decode(&far), Ok(KeyValue::default()));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use atrest::bolt::meta::{fnv1a64, META_CHECKSUM_SPAN, META_OFFSET};
 use atrest::bolt::page::{BRANCH_PAGE_FLAG, LEAF_PAGE_FLAG};
 use atrest::bolt::{BoltError, BoltFile, Bucket, Entry};
-use atrest::mvcc::{self, LiveView, MvccError, Revision};
+use atrest::mvcc::{self, KeyspaceView, MvccError, Revision};
 use atrest::snapshot::{HashCheck, Snapshot, SnapshotError, SnapshotOptions};
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -77,7 +77,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn as_expected(view: &LiveView<'_>) -> Vec<ExpectedKv> {
+fn as_expected(view: &KeyspaceView<'_>) -> Vec<ExpectedKv> {
     view.entries
         .iter()
         .map(|e| ExpectedKv {
@@ -92,15 +92,15 @@ fn as_expected(view: &LiveView<'_>) -> Vec<ExpectedKv> {
         .collect()
 }
 
-fn assert_same_as_etcd(view: &LiveView<'_>, want: &Expected) {
+fn assert_same_as_etcd(view: &KeyspaceView<'_>, want: &Expected) {
     let got = as_expected(view);
-    assert_eq!(got.len(), want.kvs.len(), "number of live keys");
+    assert_eq!(got.len(), want.kvs.len(), "number of keys");
     for (g, w) in got.iter().zip(&want.kvs) {
         assert_eq!(g, w, "key {}", String::from_utf8_lossy(&w.key));
     }
 }
 
-fn live_value<'a>(view: &LiveView<'a>, key: &[u8]) -> Option<&'a [u8]> {
+fn value_of<'a>(view: &KeyspaceView<'a>, key: &[u8]) -> Option<&'a [u8]> {
     view.entries
         .iter()
         .find(|e| e.key == key)
@@ -108,12 +108,12 @@ fn live_value<'a>(view: &LiveView<'a>, key: &[u8]) -> Option<&'a [u8]> {
 }
 
 #[test]
-fn snapshot_live_view_matches_etcd() {
+fn snapshot_keyspace_view_matches_etcd() {
     let snap = Snapshot::open(&fixture("snapshot.db"), SnapshotOptions::default()).unwrap();
     assert!(snap.has_hash_trailer());
     assert_eq!(snap.hash_check(), HashCheck::Verified);
     let want = expected("expected-live.json");
-    let view = LiveView::build(snap.bolt(), None).unwrap();
+    let view = KeyspaceView::build(snap.bolt(), None).unwrap();
     assert_eq!(view.latest_revision, want.revision);
     assert_eq!(view.compacted_revision, want.compact_revision);
     assert_same_as_etcd(&view, &want);
@@ -121,13 +121,13 @@ fn snapshot_live_view_matches_etcd() {
 }
 
 #[test]
-fn member_db_live_view_matches_etcd() {
+fn member_db_keyspace_view_matches_etcd() {
     let snap = Snapshot::open(&fixture("member.db"), SnapshotOptions::default()).unwrap();
     assert!(!snap.has_hash_trailer());
     assert_eq!(snap.hash_check(), HashCheck::NoTrailer);
     let want = expected("expected-live.json");
-    let entries = mvcc::live_keys(snap.bolt(), None).unwrap();
-    let view = LiveView::build(snap.bolt(), None).unwrap();
+    let entries = mvcc::keys_at(snap.bolt(), None).unwrap();
+    let view = KeyspaceView::build(snap.bolt(), None).unwrap();
     assert_eq!(entries, view.entries);
     assert_same_as_etcd(&view, &want);
 }
@@ -136,22 +136,22 @@ fn member_db_live_view_matches_etcd() {
 fn historical_view_matches_etcd_and_still_has_later_deleted_keys() {
     let file = BoltFile::open(&fixture("snapshot.db")).unwrap();
     let want = expected("expected-hist.json");
-    let view = LiveView::build(&file, Some(want.revision)).unwrap();
+    let view = KeyspaceView::build(&file, Some(want.revision)).unwrap();
     assert_eq!(view.revision, want.revision);
     assert_same_as_etcd(&view, &want);
     assert_eq!(
-        live_value(&view, b"/registry/secrets/default/to-delete"),
+        value_of(&view, b"/registry/secrets/default/to-delete"),
         Some(&b"will be deleted"[..])
     );
     assert_eq!(
-        live_value(&view, b"/registry/secrets/default/recreated"),
+        value_of(&view, b"/registry/secrets/default/recreated"),
         Some(&b"first life"[..])
     );
 }
 
 /// The fixture script run now, against the etcd under test, into a temporary
 /// directory: the reader sees exactly what that etcd's own `etcdctl get` reported,
-/// live and at the historical revision, in the snapshot and the raw member db.
+/// at the latest and at the historical revision, in the snapshot and the raw member db.
 /// Revisions are whatever this run produced (the script records them), so the
 /// check is the same for every etcd version.
 #[test]
@@ -170,24 +170,24 @@ fn regenerated_fixtures_match_the_etcd_that_wrote_them() {
         "make-bolt-fixtures.sh failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let live = expected_from(&d.path().join("expected-live.json"));
+    let latest = expected_from(&d.path().join("expected-live.json"));
     let hist = expected_from(&d.path().join("expected-hist.json"));
-    assert!(live.kvs.len() > 1800, "{} live keys", live.kvs.len());
-    assert!(live.compact_revision > 0 && hist.revision > live.compact_revision);
+    assert!(latest.kvs.len() > 1800, "{} keys", latest.kvs.len());
+    assert!(latest.compact_revision > 0 && hist.revision > latest.compact_revision);
 
     let snap = Snapshot::open(&d.path().join("snapshot.db"), SnapshotOptions::default()).unwrap();
     assert_eq!(snap.hash_check(), HashCheck::Verified);
-    let view = LiveView::build(snap.bolt(), None).unwrap();
-    assert_eq!(view.latest_revision, live.revision);
-    assert_eq!(view.compacted_revision, live.compact_revision);
-    assert_same_as_etcd(&view, &live);
-    let view = LiveView::build(snap.bolt(), Some(hist.revision)).unwrap();
+    let view = KeyspaceView::build(snap.bolt(), None).unwrap();
+    assert_eq!(view.latest_revision, latest.revision);
+    assert_eq!(view.compacted_revision, latest.compact_revision);
+    assert_same_as_etcd(&view, &latest);
+    let view = KeyspaceView::build(snap.bolt(), Some(hist.revision)).unwrap();
     assert_same_as_etcd(&view, &hist);
 
     let member = Snapshot::open(&d.path().join("member.db"), SnapshotOptions::default()).unwrap();
     assert_eq!(member.hash_check(), HashCheck::NoTrailer);
-    let view = LiveView::build(member.bolt(), None).unwrap();
-    assert_same_as_etcd(&view, &live);
+    let view = KeyspaceView::build(member.bolt(), None).unwrap();
+    assert_same_as_etcd(&view, &latest);
 
     for f in ["snapshot.db", "member.db", "small.db"] {
         let mut bytes = std::fs::read(d.path().join(f)).unwrap();
@@ -199,15 +199,15 @@ fn regenerated_fixtures_match_the_etcd_that_wrote_them() {
 }
 
 #[test]
-fn deleted_keys_are_absent_from_the_live_view() {
+fn deleted_keys_are_absent_from_the_keyspace_view() {
     let file = BoltFile::open(&fixture("member.db")).unwrap();
-    let view = LiveView::build(&file, None).unwrap();
+    let view = KeyspaceView::build(&file, None).unwrap();
     for gone in [
         &b"/registry/secrets/default/to-delete"[..],
         b"/registry/secrets/default/gone-early",
     ] {
         assert!(
-            live_value(&view, gone).is_none(),
+            value_of(&view, gone).is_none(),
             "{}",
             String::from_utf8_lossy(gone)
         );
@@ -227,7 +227,7 @@ fn deleted_keys_are_absent_from_the_live_view() {
         "a re-created key starts a new generation"
     );
     assert_eq!(
-        live_value(&view, b"/registry/secrets/default/plain"),
+        value_of(&view, b"/registry/secrets/default/plain"),
         Some(&b"v4-latest"[..])
     );
     // The tombstones themselves are stored as records.
@@ -275,17 +275,17 @@ fn records_come_in_revision_order_with_binary_big_and_leased_values() {
 #[test]
 fn compacted_and_future_revisions_are_refused() {
     let file = BoltFile::open(&fixture("snapshot.db")).unwrap();
-    let live = expected("expected-live.json");
+    let latest = expected("expected-live.json");
     let info = mvcc::meta_info(&file).unwrap();
-    assert_eq!(info.compacted_revision(), live.compact_revision);
+    assert_eq!(info.compacted_revision(), latest.compact_revision);
     assert!(info.consistent_index.is_some());
-    let err = LiveView::build(&file, Some(live.compact_revision - 1)).unwrap_err();
+    let err = KeyspaceView::build(&file, Some(latest.compact_revision - 1)).unwrap_err();
     assert!(matches!(err, MvccError::Compacted { .. }), "{err}");
     assert!(err.to_string().contains("compacted"), "{err}");
-    LiveView::build(&file, Some(live.compact_revision)).unwrap();
-    let err = LiveView::build(&file, Some(live.revision + 1)).unwrap_err();
+    KeyspaceView::build(&file, Some(latest.compact_revision)).unwrap();
+    let err = KeyspaceView::build(&file, Some(latest.revision + 1)).unwrap_err();
     assert!(matches!(err, MvccError::FutureRevision { .. }), "{err}");
-    let err = LiveView::build(&file, Some(0)).unwrap_err();
+    let err = KeyspaceView::build(&file, Some(0)).unwrap_err();
     assert!(matches!(err, MvccError::InvalidRevision { .. }), "{err}");
 }
 
@@ -418,7 +418,7 @@ fn walk(bytes: Vec<u8>, lookups: bool) -> Result<usize, String> {
         r.map_err(|e| e.to_string())?;
         n += 1;
     }
-    let view = LiveView::build(&file, None).map_err(|e| e.to_string())?;
+    let view = KeyspaceView::build(&file, None).map_err(|e| e.to_string())?;
     Ok(n + view.entries.len())
 }
 
@@ -736,6 +736,6 @@ fn regression_meta_with_huge_freelist_overflow() {
     let report = file.check();
     assert!(report.is_err() || report.is_ok_and(|r| r.reachable_pages <= 2));
     assert!(mvcc::records(&file).is_err());
-    assert!(mvcc::live_keys(&file, None).is_err());
+    assert!(mvcc::keys_at(&file, None).is_err());
     assert!(file.free_pages().map_or(true, |p| p.is_empty()));
 }

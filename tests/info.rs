@@ -33,7 +33,7 @@ fn info_json(file: &Path, extra: &[&str]) -> (i32, Value, String) {
     (code, v, err)
 }
 
-/// Live objects by resource, counted from etcd's own `etcdctl get` listing.
+/// Objects by resource at the latest revision, counted from etcd's own `etcdctl get` listing.
 fn objects_from_etcd_listing(expected: &Value) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for kv in expected["kvs"].as_array().unwrap() {
@@ -153,7 +153,7 @@ fn sample_info_matches_what_the_writer_recorded() {
     assert_script_member(&info, "sample");
     assert_eq!(info["leases"], 0);
 
-    // Objects, providers and statuses as the writer recorded each live object.
+    // Objects, providers and statuses as the writer recorded each object it left in etcd.
     let mut objects: BTreeMap<String, u64> = BTreeMap::new();
     let mut providers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();

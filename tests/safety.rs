@@ -446,7 +446,7 @@ fn truncating_a_member_db_while_reading_does_not_fault() {
             .unwrap()
             .set_len(0)
             .unwrap();
-        let view = atrest::mvcc::LiveView::build(snap.bolt(), None).unwrap();
+        let view = atrest::mvcc::KeyspaceView::build(snap.bolt(), None).unwrap();
         let bytes: usize = view.entries.iter().map(|e| e.kv.value.len()).sum();
         assert!(view.entries.len() > 10 && bytes > 0, "{}", path.display());
     }
@@ -457,7 +457,7 @@ fn truncating_a_member_db_while_reading_does_not_fault() {
     )
     .unwrap();
     assert!(snap.has_hash_trailer());
-    assert!(!atrest::mvcc::LiveView::build(snap.bolt(), None)
+    assert!(!atrest::mvcc::KeyspaceView::build(snap.bolt(), None)
         .unwrap()
         .entries
         .is_empty());

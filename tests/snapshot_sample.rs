@@ -432,7 +432,7 @@ fn regenerated_sample_matches_its_expectations() {
     assert_eq!(items, want);
 }
 
-/// Plaintext rewritten under a key and compacted away is gone from the live data
+/// Plaintext rewritten under a key and compacted away is gone from the keyspace
 /// and the history, but survives in free pages: `--deep` must find it.
 #[test]
 fn deep_scan_finds_plaintext_left_in_free_pages() {
@@ -442,7 +442,7 @@ fn deep_scan_finds_plaintext_left_in_free_pages() {
     let cfg = d.path().join("encryption-config.yaml");
     let (s, c) = (snap.to_str().unwrap(), cfg.to_str().unwrap());
     let (code, _, err) = atrest(&["audit", "--snapshot", s, "--config", c, "--history"]);
-    assert_eq!(code, Some(0), "live data and history are clean: {err}");
+    assert_eq!(code, Some(0), "keyspace and history are clean: {err}");
     let (code, stdout, err) = atrest(&[
         "audit",
         "--snapshot",

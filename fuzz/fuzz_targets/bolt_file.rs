@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // `check` refuses files whose pages are shared, which is what bounds the
-    // recursive walk below; `records` and the live view touch only the flat
+    // recursive walk below; `records` and the keyspace view touch only the flat
     // `key` and `meta` buckets and are bounded on their own.
     if file.check().is_ok() {
         walk(file.root());
@@ -33,6 +33,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = mvcc::meta_info(&file);
-    let _ = mvcc::live_keys(&file, None);
-    let _ = mvcc::live_keys(&file, Some(2));
+    let _ = mvcc::keys_at(&file, None);
+    let _ = mvcc::keys_at(&file, Some(2));
 });

@@ -7,22 +7,22 @@
 use super::page::{u32_at, u64_at, PAGE_HEADER_SIZE};
 
 /// Marks a file as a bolt database (`Magic` in meta.go).
-pub const MAGIC: u32 = 0xED0C_DAED;
+pub(crate) const MAGIC: u32 = 0xED0C_DAED;
 /// The only data-file format version bbolt writes (`Version`).
-pub const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 2;
 /// Offset of the meta struct inside its page.
 pub const META_OFFSET: usize = PAGE_HEADER_SIZE;
 /// Bytes covered by the checksum: everything before the `checksum` field.
 pub const META_CHECKSUM_SPAN: usize = 56;
 /// Size of the meta struct.
-pub const META_SIZE: usize = 64;
+pub(crate) const META_SIZE: usize = 64;
 /// A freelist page id of all ones: no freelist stored (etcd's `NoFreelistSync`).
-pub const NO_FREELIST: u64 = u64::MAX;
+pub(crate) const NO_FREELIST: u64 = u64::MAX;
 /// Page sizes bbolt probes for the second meta page: 1 KiB up to 16 MiB (db.go).
-pub const MIN_PAGE_SIZE: u32 = 1024;
-pub const MAX_PAGE_SIZE: u32 = 16 << 20;
+pub(crate) const MIN_PAGE_SIZE: u32 = 1024;
+pub(crate) const MAX_PAGE_SIZE: u32 = 16 << 20;
 /// The page size etcd uses on every common platform (`os.Getpagesize()`).
-pub const DEFAULT_PAGE_SIZE: u32 = 4096;
+pub(crate) const DEFAULT_PAGE_SIZE: u32 = 4096;
 
 // Field offsets inside the meta struct.
 const M_MAGIC: usize = 0;
@@ -45,7 +45,7 @@ pub struct Meta {
     pub root: u64,
     /// Sequence of the root bucket.
     pub sequence: u64,
-    /// Freelist page id, or [`NO_FREELIST`].
+    /// Freelist page id, or `NO_FREELIST` (`u64::MAX`).
     pub freelist: u64,
     /// High-water mark: every page in use has an id below this.
     pub pgid: u64,
@@ -92,7 +92,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 /// Parse and validate the meta page whose page starts at `page_offset` in `file`.
-pub fn read_meta(file: &[u8], page_offset: usize) -> Result<Meta, MetaProblem> {
+pub(crate) fn read_meta(file: &[u8], page_offset: usize) -> Result<Meta, MetaProblem> {
     let at = page_offset.saturating_add(META_OFFSET);
     let offset = at as u64;
     let m = at

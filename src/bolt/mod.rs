@@ -283,7 +283,7 @@ impl BoltFile {
         check::check(self)
     }
 
-    /// Page ids that hold no live data: pages below the high-water mark that
+    /// Page ids that hold no data in use: pages below the high-water mark that
     /// nothing references (etcd keeps no freelist on disk), and the pages between
     /// the high-water mark and the end of the file. Old values can survive there.
     pub fn free_pages(&self) -> Result<Vec<u64>, BoltError> {

@@ -8,23 +8,25 @@
 use super::BoltError;
 
 /// Size of the page header (`PageHeaderSize` in page.go).
-pub const PAGE_HEADER_SIZE: usize = 16;
+pub(crate) const PAGE_HEADER_SIZE: usize = 16;
 /// Size of one branch element: `pos u32 | ksize u32 | pgid u64` (`BranchPageElementSize`).
-pub const BRANCH_ELEMENT_SIZE: usize = 16;
+pub(crate) const BRANCH_ELEMENT_SIZE: usize = 16;
 /// Size of one leaf element: `flags u32 | pos u32 | ksize u32 | vsize u32` (`LeafPageElementSize`).
-pub const LEAF_ELEMENT_SIZE: usize = 16;
+pub(crate) const LEAF_ELEMENT_SIZE: usize = 16;
+// Element offsets are computed with one size for both kinds.
+const _: () = assert!(BRANCH_ELEMENT_SIZE == LEAF_ELEMENT_SIZE);
 
 /// Page flag: branch page (`BranchPageFlag`).
 pub const BRANCH_PAGE_FLAG: u16 = 0x01;
 /// Page flag: leaf page (`LeafPageFlag`).
 pub const LEAF_PAGE_FLAG: u16 = 0x02;
 /// Page flag: meta page (`MetaPageFlag`).
-pub const META_PAGE_FLAG: u16 = 0x04;
+pub(crate) const META_PAGE_FLAG: u16 = 0x04;
 /// Page flag: freelist page (`FreelistPageFlag`).
-pub const FREELIST_PAGE_FLAG: u16 = 0x10;
+pub(crate) const FREELIST_PAGE_FLAG: u16 = 0x10;
 
 /// Leaf element flag: the value is a nested bucket header (`BucketLeafFlag`).
-pub const BUCKET_LEAF_FLAG: u32 = 0x01;
+pub(crate) const BUCKET_LEAF_FLAG: u32 = 0x01;
 
 /// Byte offsets inside the page header.
 const HDR_ID: usize = 0;

@@ -9,7 +9,7 @@ use atrest::audit::{AuditOptions, Auditor};
 use atrest::config::LoadedConfig;
 use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::keyring::{needs, ExtraKey, ExtraKeys, Origin};
-use atrest::mvcc::LiveView;
+use atrest::mvcc::KeyspaceView;
 use atrest::transformer::Transformers;
 use clap::Subcommand;
 use serde_json::json;
@@ -267,7 +267,7 @@ fn find(a: FindArgs) -> CmdResult {
     // Every file's keys are equal here: the question is what the backup needs.
     let at_hand = ExtraKeys::new(&pairs, &archives).map_err(Failure::usage)?;
     let snap = open_snapshot(&a.snapshot, a.skip_hash_check)?;
-    let view = LiveView::build(snap.bolt(), a.revision)
+    let view = KeyspaceView::build(snap.bolt(), a.revision)
         .map_err(|e| Failure::usage(format!("{}: {e}", a.snapshot.display())))?;
     let selector = Auditor::new(
         None,

@@ -6,7 +6,7 @@ use super::output::{write_stdout, OutputFormat};
 use super::{load_config, CmdResult, Failure};
 use atrest::audit::ObjectReport;
 use atrest::etcd::MAX_TXN_OPS;
-use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
+use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::rewrite::{
     Counts, Event, Outcome, RewriteOptions, DEFAULT_BATCH, DEFAULT_IN_FLIGHT, DEFAULT_PAGE_SIZE,
 };
@@ -115,7 +115,7 @@ pub fn run(a: Args) -> CmdResult {
         resources: if a.all_resources {
             None
         } else if a.resource.is_empty() {
-            configured_resources(ts.config())
+            ts.config().configured_resources()
         } else {
             let list = resource_filter(&a.resource);
             for gr in list.iter().flatten() {
@@ -308,19 +308,4 @@ pub fn report_json(
         });
     }
     doc
-}
-
-/// The resources a config names (`secrets`, `deployments.apps`), or `None`
-/// (every resource) when it uses a wildcard such as `*.*` or `*.apps`.
-fn configured_resources(
-    cfg: &atrest::config::EncryptionConfiguration,
-) -> Option<Vec<GroupResource>> {
-    let names: Vec<&str> = cfg.resource_names().collect();
-    if names.iter().any(|n| n.starts_with('*')) {
-        return None;
-    }
-    let mut out: Vec<GroupResource> = names.into_iter().map(GroupResource::parse).collect();
-    out.sort();
-    out.dedup();
-    Some(out)
 }

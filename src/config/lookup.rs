@@ -35,6 +35,23 @@ impl EncryptionConfiguration {
             .flat_map(|item| item.resources.iter().map(String::as_str))
     }
 
+    /// The resources the file names (`secrets`, `deployments.apps`), sorted and
+    /// deduplicated, or `None` (every resource) when it uses a wildcard such as `*.*`
+    /// or `*.apps`.
+    pub fn configured_resources(&self) -> Option<Vec<crate::etcd_key::GroupResource>> {
+        let names: Vec<&str> = self.resource_names().collect();
+        if names.iter().any(|n| n.starts_with('*')) {
+            return None;
+        }
+        let mut out: Vec<crate::etcd_key::GroupResource> = names
+            .into_iter()
+            .map(crate::etcd_key::GroupResource::parse)
+            .collect();
+        out.sort();
+        out.dedup();
+        Some(out)
+    }
+
     /// Indices of the items holding the most specific matching rule, in file order
     /// (several when the same name is listed in several items).
     pub fn matching_items<'a>(
@@ -66,5 +83,45 @@ impl EncryptionConfiguration {
             .enumerate()
             .filter(move |(_, item)| step.is_some_and(|want| lists(want, item)))
             .map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd_key::GroupResource as Gr;
+
+    fn config(resources: &[&[&str]]) -> EncryptionConfiguration {
+        let mut yaml = String::from(
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n",
+        );
+        for item in resources {
+            yaml.push_str(&format!(
+                "- resources: [{}]\n  providers: [{{identity: {{}}}}]\n",
+                item.iter()
+                    .map(|r| format!("'{r}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        EncryptionConfiguration::from_yaml_str(&yaml).unwrap()
+    }
+
+    #[test]
+    fn configured_resources_are_sorted_by_group_unique_or_open_ended() {
+        let c = config(&[&["secrets", "deployments.apps"], &["configmaps", "secrets"]]);
+        assert_eq!(
+            c.configured_resources(),
+            Some(vec![
+                Gr::parse("configmaps"),
+                Gr::parse("secrets"),
+                Gr::parse("deployments.apps"),
+            ])
+        );
+        assert_eq!(
+            config(&[&["secrets"], &["*.apps"]]).configured_resources(),
+            None
+        );
+        assert_eq!(config(&[&["*.*"]]).configured_resources(), None);
     }
 }

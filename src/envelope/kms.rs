@@ -19,7 +19,7 @@ use super::aescbc::AesCbc;
 use super::aesgcm::AesGcm;
 use super::{random_bytes, DecryptError, RandomError};
 use crate::key::SecretKey;
-use crate::kube::wire::{map_entry, Reader};
+use crate::wire::{map_entry, put_bytes, put_tag, put_varint, Reader, WireError, LEN, VARINT};
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 use zeroize::{Zeroize, Zeroizing};
@@ -33,17 +33,17 @@ const FIELD_ENCRYPTED_DEK_SOURCE_TYPE: u32 = 5;
 
 /// Limits of `kmsv2/envelope.go`: `KeyIDMaxSize`, `encryptedDEKSourceMaxSize`,
 /// `annotationsMaxSize`.
-pub const KEY_ID_MAX_SIZE: usize = 1024;
+pub(crate) const KEY_ID_MAX_SIZE: usize = 1024;
 /// Largest encrypted DEK source upstream accepts.
-pub const ENCRYPTED_DEK_SOURCE_MAX_SIZE: usize = 1024;
+pub(crate) const ENCRYPTED_DEK_SOURCE_MAX_SIZE: usize = 1024;
 /// Largest total size of annotation keys and values.
-pub const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
+pub(crate) const ANNOTATIONS_MAX_SIZE: usize = 32 * 1024;
 
 /// `infoSizeExtendedNonceGCM` and `MinSeedSizeExtendedNonceGCM` of
 /// `aes_extended_nonce.go`: the per-value HKDF info, and the seed size.
-pub const SEED_INFO_SIZE: usize = 32;
+pub(crate) const SEED_INFO_SIZE: usize = 32;
 /// Minimum (and written) seed size.
-pub const SEED_SIZE: usize = 32;
+pub(crate) const SEED_SIZE: usize = 32;
 /// `derivedKeySizeExtendedNonceGCM`: an AES-256 key.
 const DERIVED_KEY_SIZE: usize = 32;
 
@@ -154,7 +154,7 @@ impl std::fmt::Debug for EncryptedObject<'_> {
 impl<'a> EncryptedObject<'a> {
     /// Decode and validate a KMS v2 payload (the bytes after the prefix).
     pub fn parse(payload: &'a [u8]) -> Result<EncryptedObject<'a>, KmsFormatError> {
-        let pb = |e: crate::kube::KubeError| KmsFormatError::Protobuf(e.to_string());
+        let pb = |e: WireError| KmsFormatError::Protobuf(e.to_string());
         let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
         let (mut data, mut key_id, mut source): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
         let mut source_type = 0u64;
@@ -275,7 +275,7 @@ fn validate_dek_source(source: &[u8]) -> Result<(), KmsFormatError> {
 
 /// `ValidateKeyID` of `kmsv2/envelope.go` (also applied to `Status` and
 /// `Encrypt` answers).
-pub fn validate_key_id(key_id: &[u8]) -> Result<(), KmsFormatError> {
+pub(crate) fn validate_key_id(key_id: &[u8]) -> Result<(), KmsFormatError> {
     if key_id.is_empty() {
         return Err(KmsFormatError::EmptyKeyId);
     }
@@ -287,7 +287,7 @@ pub fn validate_key_id(key_id: &[u8]) -> Result<(), KmsFormatError> {
 
 /// `validateAnnotations`: every key a fully qualified domain name
 /// (apimachinery `IsFullyQualifiedDomainName`), keys and values ≤ 32 kB in total.
-pub fn validate_annotations<'b>(
+pub(crate) fn validate_annotations<'b>(
     annotations: impl Iterator<Item = (&'b [u8], &'b [u8])>,
 ) -> Result<(), KmsFormatError> {
     let mut total = 0usize;
@@ -521,7 +521,7 @@ pub fn split_v1(payload: &[u8]) -> Result<(&[u8], &[u8]), KmsFormatError> {
 
 /// The `keyID` of a KMS v2 `EncryptedObject`, if the payload parses as one
 /// (without validation: audit shows it even for an object that fails it).
-pub fn kms_v2_key_id(payload: &[u8]) -> Option<&str> {
+pub(crate) fn kms_v2_key_id(payload: &[u8]) -> Option<&str> {
     let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
     let mut found = None;
     while let Ok(Some(field)) = reader.next_field() {
@@ -534,7 +534,7 @@ pub fn kms_v2_key_id(payload: &[u8]) -> Option<&str> {
 }
 
 /// The encrypted-DEK length of a KMS v1 payload, if the header is consistent.
-pub fn kms_v1_dek_len(payload: &[u8]) -> Option<usize> {
+pub(crate) fn kms_v1_dek_len(payload: &[u8]) -> Option<usize> {
     let len = usize::from(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
     (payload.len() >= V1_DEK_LEN_SIZE + len).then_some(len)
 }
@@ -556,36 +556,15 @@ pub fn encode_v2(
         let mut entry = Vec::with_capacity(k.len() + v.len() + 8);
         put_bytes(&mut entry, 1, k);
         put_bytes(&mut entry, 2, v);
-        put_tag(&mut out, FIELD_ANNOTATIONS, 2);
+        put_tag(&mut out, FIELD_ANNOTATIONS, LEN);
         put_varint(&mut out, entry.len() as u64);
         out.extend_from_slice(&entry);
     }
     if source_type.number() != 0 {
-        put_tag(&mut out, FIELD_ENCRYPTED_DEK_SOURCE_TYPE, 0);
+        put_tag(&mut out, FIELD_ENCRYPTED_DEK_SOURCE_TYPE, VARINT);
         put_varint(&mut out, source_type.number());
     }
     out
-}
-
-fn put_tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
-    put_varint(out, (u64::from(field) << 3) | u64::from(wire_type));
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-    if b.is_empty() {
-        return;
-    }
-    put_tag(out, field, 2);
-    put_varint(out, b.len() as u64);
-    out.extend_from_slice(b);
 }
 
 #[cfg(test)]

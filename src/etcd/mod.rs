@@ -1,7 +1,7 @@
 //! Live etcd access over the v3 gRPC API: connecting with TLS and auth, reading
 //! the keyspace in pages at one revision, and compare-and-swap writes in batches.
 //!
-//! The client is `tonic` (HTTP/2, rustls) with the messages of [`proto`] written by
+//! The client is `tonic` (HTTP/2, rustls) with the messages of `proto` written by
 //! hand, so building atrest needs no `protoc`. One channel per endpoint; requests
 //! go to one endpoint at a time and move to the next when it fails (as etcd's Go
 //! client pins an endpoint and fails over). With `--user`, a token from
@@ -20,7 +20,7 @@
 //! transactions too, since a transaction whose reply was lost either committed
 //! (its compares fail on the retry, and the caller re-reads) or did not.
 
-pub mod proto;
+pub(crate) mod proto;
 
 use crate::grpc;
 use proto::path;
@@ -230,7 +230,7 @@ pub struct EtcdError {
 
 /// Classify a failed call by what failed (gRPC status codes, and the words of
 /// the transport error under them).
-pub fn classify_error(st: &tonic::Status) -> (FailureKind, String) {
+pub(crate) fn classify_error(st: &tonic::Status) -> (FailureKind, String) {
     use std::error::Error as _;
     // The words to show: the status message and its root cause.
     let head = st.message().to_string();
@@ -1212,7 +1212,7 @@ impl Pages {
 
 /// The smallest key greater than every key that starts with `prefix`
 /// (etcd's `clientv3.GetPrefixRangeEnd`).
-pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::emit::{emit_value, str_entry, Emitter};
-use super::wire::{string_entry, Field, Reader};
 use super::{KubeError, ManifestOptions};
+use crate::wire::{string_entry, Field, Reader};
 
 pub use crate::envelope::PROTOBUF_MAGIC;
 

@@ -17,7 +17,6 @@ mod manifest;
 mod meta;
 mod secret;
 mod verify;
-pub(crate) mod wire;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -28,6 +27,7 @@ pub use secret::{ConfigMap, Secret};
 pub use verify::{verify_object, ExpectedObject, VerifyError};
 
 pub use crate::envelope::CBOR_MAGIC;
+use crate::wire::WireError;
 
 /// How a stored object is serialized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +119,84 @@ pub enum KubeError {
     Unsupported(&'static str),
     #[error("the value nests deeper than {limit} levels; refusing to print it")]
     TooDeep { limit: usize },
+}
+
+/// A wire-format error keeps its message, under the matching `KubeError` variant.
+impl From<WireError> for KubeError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Truncated {
+                message,
+                what,
+                offset,
+            } => KubeError::Truncated {
+                message,
+                what,
+                offset,
+            },
+            WireError::VarintTooLong { message, offset }
+            | WireError::VarintOverflow { message, offset } => {
+                KubeError::VarintTooLong { message, offset }
+            }
+            WireError::LengthPastEnd {
+                message,
+                field,
+                length,
+                remaining,
+                offset,
+                ..
+            } => KubeError::LengthPastEnd {
+                message,
+                // `next_field` checked it against protobuf's 29-bit limit.
+                field: u32::try_from(field).unwrap_or(u32::MAX),
+                length,
+                remaining,
+                offset,
+            },
+            WireError::WrongWireType {
+                message,
+                field,
+                expected,
+                found,
+                offset,
+            } => KubeError::WrongWireType {
+                message,
+                field,
+                expected,
+                found,
+                offset,
+            },
+            WireError::InvalidWireType {
+                message,
+                wire_type,
+                field,
+                offset,
+            } => KubeError::InvalidWireType {
+                message,
+                wire_type,
+                field,
+                offset,
+            },
+            WireError::GroupField {
+                message,
+                field,
+                offset,
+            } => KubeError::GroupField {
+                message,
+                field,
+                offset,
+            },
+            WireError::BadFieldNumber {
+                message,
+                number,
+                offset,
+            } => KubeError::BadFieldNumber {
+                message,
+                number,
+                offset,
+            },
+        }
+    }
 }
 
 /// Which serialization `plaintext` uses, from its first bytes only.

@@ -17,9 +17,8 @@ use serde_json::{Map, Value};
 
 use super::emit::{str_entry, Emitter};
 use super::meta::{emit_string_map, ObjectMeta, OBJECT_METADATA};
-use super::wire::{bytes_entry, string_entry, Reader};
-use super::KubeError;
-use super::ManifestOptions;
+use super::{KubeError, ManifestOptions};
+use crate::wire::{bytes_entry, string_entry, Reader};
 
 const SECRET_DATA: u32 = 2;
 const SECRET_TYPE: u32 = 3;

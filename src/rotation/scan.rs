@@ -51,7 +51,7 @@ impl<'a> UsageScan<'a> {
         KeyUsage::scan(&self.auditor, self.ts, records.iter().map(Record::stored))
     }
 
-    /// Every live key of `source` (a snapshot at one revision), chunks classified
+    /// Every key of `source` (a snapshot at one revision), chunks classified
     /// in parallel and merged in key order; `progress` counts the records done.
     pub fn snapshot(&self, source: &SnapshotSource<'_>, progress: Progress<'_>) -> KeyUsage {
         let mut usage = KeyUsage::default();

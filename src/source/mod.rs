@@ -4,7 +4,7 @@
 //! Both halves hand the commands the same [`Record`] (the fields of etcd's
 //! `mvccpb.KeyValue`, `api/mvccpb/kv.proto` in `etcd-io/etcd`) in key order, in
 //! chunks, and report progress through a callback, never through a terminal:
-//! - [`snapshot::SnapshotSource`]: the live keys of a bolt file at the latest or
+//! - [`snapshot::SnapshotSource`]: the keys of a bolt file at the latest or
 //!   a given revision ([`crate::mvcc`]);
 //! - [`live::scan`]: ranges of a running etcd at one revision, in pages.
 //!

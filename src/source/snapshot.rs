@@ -1,10 +1,10 @@
-//! The snapshot half of the source layer: the live keys of an etcd bolt file at
-//! one revision (the latest, or one given), in key order ([`crate::mvcc::LiveView`]),
+//! The snapshot half of the source layer: the keys of an etcd bolt file at
+//! one revision (the latest, or one given), in key order ([`crate::mvcc::KeyspaceView`]),
 //! handed over in chunks.
 
 use super::{ordered_map, Progress, Record};
 use crate::bolt::BoltFile;
-use crate::mvcc::{LiveEntry, LiveView, MvccError};
+use crate::mvcc::{KeyspaceEntry, KeyspaceView, MvccError};
 
 /// Most records per chunk: large enough that handing a chunk to a worker costs
 /// nothing next to its work, small enough that the few chunks per thread in
@@ -20,14 +20,14 @@ fn chunk_size(len: usize, threads: usize) -> usize {
 /// The keyspace of a snapshot at one revision.
 #[derive(Clone, Debug)]
 pub struct SnapshotSource<'f> {
-    view: LiveView<'f>,
+    view: KeyspaceView<'f>,
 }
 
 impl<'f> SnapshotSource<'f> {
-    /// The live keys of `file` at revision `at` (`None`: the latest).
+    /// The keys of `file` at revision `at` (`None`: the latest).
     pub fn open(file: &'f BoltFile, at: Option<i64>) -> Result<Self, MvccError> {
         Ok(SnapshotSource {
-            view: LiveView::build(file, at)?,
+            view: KeyspaceView::build(file, at)?,
         })
     }
 
@@ -36,18 +36,18 @@ impl<'f> SnapshotSource<'f> {
         self.view.revision
     }
 
-    /// Number of live keys.
+    /// Number of keys at the revision read.
     pub fn len(&self) -> usize {
         self.view.entries.len()
     }
 
-    /// True when no key is live.
+    /// True when no key exists at the revision read.
     pub fn is_empty(&self) -> bool {
         self.view.entries.is_empty()
     }
 
     /// The view underneath (for history scans that compare revisions).
-    pub fn view(&self) -> &LiveView<'f> {
+    pub fn view(&self) -> &KeyspaceView<'f> {
         &self.view
     }
 
@@ -58,7 +58,7 @@ impl<'f> SnapshotSource<'f> {
         let end = start.saturating_add(size).min(entries.len());
         entries[start..end]
             .iter()
-            .map(|e: &LiveEntry<'f>| Record::from_kv(&e.kv))
+            .map(|e: &KeyspaceEntry<'f>| Record::from_kv(&e.kv))
             .collect()
     }
 
