@@ -2,16 +2,16 @@
 //! live etcd read at one revision; both share the classification and the report.
 
 use super::etcd::EtcdArgs;
+use super::flags::{resource_filter, threads};
 use super::gate::GatedWriter;
-use super::output::OutputFormat;
-use super::{load_config, CmdResult, Failure};
+use super::output::{counts_list, object_lines, yaml_text, Align, OutputFormat, Table};
+use super::snapshot::{open_snapshot, release, with_verified_stdout};
+use super::{CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor, ObjectReport, Summary};
-use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
+use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::hygiene;
 use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
-use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
 use atrest::source::{live, ordered_map, Record, SnapshotSource};
-use atrest::transformer::Transformers;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -93,69 +93,6 @@ pub struct Args {
     etcd: EtcdArgs,
 }
 
-/// Parse `--resource` values.
-pub fn resource_filter(list: &[String]) -> Option<Vec<GroupResource>> {
-    let v: Vec<GroupResource> = list
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(GroupResource::parse)
-        .collect();
-    (!v.is_empty()).then_some(v)
-}
-
-/// Open a snapshot; every failure is exit 2 with the file named.
-/// Open a snapshot; every failure is exit 2 with the file named. The sha256
-/// trailer is checked later, on another thread: see [`with_verified_stdout`].
-pub fn open_snapshot(path: &std::path::Path, skip_hash_check: bool) -> Result<Snapshot, Failure> {
-    let options = SnapshotOptions {
-        skip_hash_check,
-        defer_hash_check: true,
-    };
-    Snapshot::open(path, options).map_err(Failure::usage)
-}
-
-/// Run `f` with a writer to stdout that releases output only once the
-/// snapshot's sha256 trailer has been verified (on a thread of its own), and
-/// with `hold_to_end` only when `f` calls [`GatedWriter::open`] at its end.
-pub fn with_verified_stdout<R>(
-    snap: &Snapshot,
-    hold_to_end: bool,
-    f: impl FnOnce(&mut GatedWriter<'_, std::io::StdoutLock<'static>>) -> R,
-) -> R {
-    std::thread::scope(|s| {
-        let check =
-            (snap.hash_check() == HashCheck::Pending).then(|| s.spawn(|| snap.verify_hash()));
-        let mut gate = GatedWriter::new(std::io::stdout().lock(), check).hold_to_end(hold_to_end);
-        f(&mut gate)
-    })
-}
-
-/// Release held output once a run has produced `result`: a report with
-/// findings (exit 1) is released, an error (exit 2) drops what was held.
-pub fn release<W: Write>(gate: &mut GatedWriter<'_, W>, result: CmdResult) -> CmdResult {
-    if matches!(&result, Err(f) if f.code == 2) {
-        return result;
-    }
-    gate.open().map_err(Failure::output)?;
-    gate.flush().map_err(Failure::output)?;
-    result
-}
-
-/// Build the chains of `--config`, if given.
-pub fn transformers(config: Option<&std::path::Path>) -> Result<Option<Transformers>, Failure> {
-    match config {
-        Some(p) => {
-            let loaded = load_config(p)?;
-            Ok(Some(Transformers::new(&loaded.config).map_err(|e| {
-                Failure::usage(format!("{}: {e}", p.display()))
-            })?))
-        }
-        None => Ok(None),
-    }
-}
-
-/// Build the chains of `--config` with its KMS plugins (checked now), if given.
 pub fn run(a: Args) -> CmdResult {
     let flag_endpoints = a.etcd.endpoints.is_some();
     match (&a.snapshot, flag_endpoints) {
@@ -289,15 +226,6 @@ fn run_snapshot(a: Args) -> CmdResult {
         // Nothing is released before the snapshot's hash has been verified.
         release(gate, result)
     })
-}
-
-/// `--threads`: 0 means one per CPU.
-pub fn threads(n: usize) -> usize {
-    if n == 0 {
-        atrest::source::default_threads()
-    } else {
-        n
-    }
 }
 
 fn run_live(a: Args) -> CmdResult {
@@ -471,7 +399,7 @@ impl<W: Write> Report<W> {
                 if let Some(d) = deep {
                     doc["free_pages"] = json!(d);
                 }
-                let text = atrest::kube::to_yaml(&doc).map_err(Failure::usage)?;
+                let text = yaml_text(&doc)?;
                 self.out.write_all(text.as_bytes()).map_err(io)?;
             }
             OutputFormat::Table => {
@@ -524,77 +452,25 @@ pub fn table(
     let mut t = String::new();
     let _ = writeln!(t, "source: {source} (revision {revision})");
     let _ = writeln!(t, "objects: {}", s.objects);
-    let rows: Vec<[String; 4]> = s
-        .cells
-        .iter()
-        .map(|((res, prov, key, st), n)| {
-            let pk = match key {
-                Some(k) => format!("{prov}/{k}"),
-                None => prov.to_string(),
-            };
-            [res.clone(), pk, st.to_string(), n.to_string()]
-        })
-        .collect();
-    let head = ["RESOURCE", "PROVIDER/KEY", "STATUS", "OBJECTS"];
-    let mut w = head.map(str::len);
-    for r in &rows {
-        for i in 0..4 {
-            w[i] = w[i].max(r[i].len());
-        }
+    let mut cells = Table::new(&[Align::Left, Align::Left, Align::Left, Align::Right]).head(&[
+        "RESOURCE",
+        "PROVIDER/KEY",
+        "STATUS",
+        "OBJECTS",
+    ]);
+    for ((res, prov, key, st), n) in &s.cells {
+        let pk = match key {
+            Some(k) => format!("{prov}/{k}"),
+            None => prov.to_string(),
+        };
+        cells.row([res.clone(), pk, st.to_string(), n.to_string()]);
     }
-    let line = |t: &mut String, c: [&str; 4]| {
-        let _ = writeln!(
-            t,
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}",
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            w0 = w[0],
-            w1 = w[1],
-            w2 = w[2],
-            w3 = w[3]
-        );
-    };
     t.push('\n');
-    line(&mut t, head);
-    for r in &rows {
-        line(&mut t, [&r[0], &r[1], &r[2], &r[3]]);
-    }
-    let by_status: Vec<String> = s
-        .by_status
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    let _ = writeln!(
-        t,
-        "\nby status: {}",
-        if by_status.is_empty() {
-            "-".into()
-        } else {
-            by_status.join(", ")
-        }
-    );
+    t.push_str(&cells.render());
+    let _ = writeln!(t, "\nby status: {}", counts_list(&s.by_status));
     if !findings.is_empty() {
         let _ = writeln!(t, "\nfindings ({}):", findings.len());
-        for f in findings {
-            let key = f
-                .key_name
-                .as_deref()
-                .map(|k| format!("/{k}"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                t,
-                "  {:<13} {} ({}{key}, rev {})",
-                f.status.name(),
-                f.key,
-                f.provider,
-                f.mod_revision
-            );
-            if let Some(d) = &f.detail {
-                let _ = writeln!(t, "                {d}");
-            }
-        }
+        object_lines(&mut t, findings);
     } else if with_config {
         let _ = writeln!(
             t,

@@ -1,7 +1,9 @@
 //! `atrest dump`: decrypt objects of an etcd snapshot back into manifests.
 
-use super::audit::{open_snapshot, resource_filter, threads, with_verified_stdout};
+use super::flags::{resource_filter, threads};
 use super::gate::GatedWriter;
+use super::output::ManifestFormat;
+use super::snapshot::{open_snapshot, with_verified_stdout};
 use super::{CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor};
 use atrest::dump::{recover_serialized, ListFormat, ListWriter};
@@ -11,7 +13,6 @@ use atrest::keyring::ExtraKeys;
 use atrest::kube::ExpectedObject;
 use atrest::source::{Record, SnapshotSource};
 use atrest::transformer::Transformers;
-use clap::ValueEnum;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -33,15 +34,6 @@ Objects that cannot be decrypted are listed on stderr with the reason, and the e
 A KMS plugin that dies or stops answering mid-run stops the dump (exit 2): nothing is
 printed on stdout, and with --out-dir the error says the tree is incomplete.
 Exit codes: 0 every selected object recovered, 1 some could not be, 2 the snapshot or config cannot be read.";
-
-/// `-o yaml|json` for manifests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DumpFormat {
-    /// Like `kubectl get -o yaml`.
-    Yaml,
-    /// Like `kubectl get -o json`.
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -75,7 +67,7 @@ pub struct Args {
     revision: Option<i64>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "yaml")]
-    output: DumpFormat,
+    output: ManifestFormat,
     /// Write one file per object under DIR/<resource>/<namespace>/<name>.<ext> instead of a List on stdout.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
@@ -125,8 +117,8 @@ pub fn run(a: Args) -> CmdResult {
         },
     );
     let list_format = match a.output {
-        DumpFormat::Yaml => ListFormat::Yaml,
-        DumpFormat::Json => ListFormat::Json,
+        ManifestFormat::Yaml => ListFormat::Yaml,
+        ManifestFormat::Json => ListFormat::Json,
     };
     // The hash is checked while the keyspace is read and recovered. Through a
     // KMS plugin, the List is held until the run is complete: a plugin that
@@ -306,7 +298,7 @@ fn write_object_file(
     gr: &GroupResource,
     namespace: Option<&str>,
     name: &str,
-    format: DumpFormat,
+    format: ManifestFormat,
     item: &[u8],
 ) -> Result<(), String> {
     let resource = gr.to_string();
@@ -321,8 +313,8 @@ fn write_object_file(
         ));
     }
     let ext = match format {
-        DumpFormat::Yaml => "yaml",
-        DumpFormat::Json => "json",
+        ManifestFormat::Yaml => "yaml",
+        ManifestFormat::Json => "json",
     };
     tree.write_file(&parts, &format!("{name}.{ext}"), item)
         .map(|_| ())

@@ -1,11 +1,11 @@
 //! `atrest generate`: a complete EncryptionConfiguration with a fresh key.
 
+use super::flags::KeyProvider;
 use super::{output::write_stdout, CmdResult, Failure};
 use atrest::config::{
     EncryptionConfiguration, KeyConfig, KeysConfig, ProviderConfig, ResourceConfig, Severity,
 };
 use atrest::key::SecretKey;
-use clap::ValueEnum;
 use std::path::PathBuf;
 
 pub const EXAMPLES: &str = "\
@@ -19,22 +19,11 @@ Examples:
   # secretbox, for Secrets and ConfigMaps, key named after today
   atrest generate --provider secretbox --key-name key-20261129 --resources secrets,configmaps";
 
-/// Providers that `generate` can create a key for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum GenProvider {
-    /// AES-256-CBC with PKCS#7 padding.
-    Aescbc,
-    /// AES-256-GCM (rotate keys well before 2^32 writes).
-    Aesgcm,
-    /// XSalsa20-Poly1305.
-    Secretbox,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Encryption provider of the new key.
     #[arg(long, value_enum, default_value = "aescbc")]
-    provider: GenProvider,
+    provider: KeyProvider,
     /// Name of the new key (it becomes part of every stored value's prefix).
     #[arg(long, default_value = "key1")]
     key_name: String,
@@ -54,7 +43,7 @@ pub struct Args {
 /// Build a one-item config: the new key's provider, then `identity: {}` so that
 /// existing plaintext objects stay readable until they are rewritten.
 pub fn new_config(
-    provider: GenProvider,
+    provider: KeyProvider,
     key_name: &str,
     resources: Vec<String>,
 ) -> Result<EncryptionConfiguration, Failure> {
@@ -67,9 +56,9 @@ pub fn new_config(
         }],
     };
     let p = match provider {
-        GenProvider::Aescbc => ProviderConfig::AesCbc(keys),
-        GenProvider::Aesgcm => ProviderConfig::AesGcm(keys),
-        GenProvider::Secretbox => ProviderConfig::Secretbox(keys),
+        KeyProvider::Aescbc => ProviderConfig::AesCbc(keys),
+        KeyProvider::Aesgcm => ProviderConfig::AesGcm(keys),
+        KeyProvider::Secretbox => ProviderConfig::Secretbox(keys),
     };
     Ok(EncryptionConfiguration {
         api_version: "apiserver.config.k8s.io/v1".to_string(),

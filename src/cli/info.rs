@@ -1,12 +1,11 @@
 //! `atrest info`: what an etcd snapshot or db file holds, at a glance.
 
-use super::audit::transformers;
-use super::output::{print_structured, write_stdout, OutputFormat};
+use super::output::{print_structured, write_stdout, Align, OutputFormat, Table};
+use super::transformers;
 use super::{CmdResult, Failure};
 use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::info::{snapshot_info, InfoOptions, SnapshotInfo};
 use atrest::snapshot::{Snapshot, SnapshotOptions};
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 pub const EXAMPLES: &str = "\
@@ -75,10 +74,11 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 }
 
 fn table(a: &Args, info: &SnapshotInfo) -> String {
-    let mut s = String::new();
-    let mut line = |k: &str, v: String| {
-        let _ = writeln!(s, "{k:<18}{v}");
-    };
+    // Names in a column of 18, values after them.
+    let mut s = Table::new(&[Align::Left, Align::Left])
+        .gap("")
+        .min_widths(&[18]);
+    let mut line = |k: &str, v: String| s.row([k.to_string(), v]);
     line("file", a.snapshot.display().to_string());
     let recorded = info
         .storage_version_recorded
@@ -128,7 +128,10 @@ fn table(a: &Args, info: &SnapshotInfo) -> String {
     }
     let total: u64 = info.objects.values().sum();
     line("objects", format!("{total} under {}", info.etcd_prefix));
-    let width = info.objects.keys().map(String::len).max().unwrap_or(0);
+    let mut objects = Table::new(&[Align::Left, Align::Right])
+        .gap(" ")
+        .min_widths(&[0, 8]);
+    let mut by_providers = Vec::new();
     for (resource, n) in &info.objects {
         let by_provider = info
             .providers
@@ -139,11 +142,15 @@ fn table(a: &Args, info: &SnapshotInfo) -> String {
                 format!("  ({})", cells.join(", "))
             })
             .unwrap_or_default();
-        line("", format!("{resource:<width$} {n:>8}{by_provider}"));
+        objects.row([resource.clone(), n.to_string()]);
+        by_providers.push(by_provider);
+    }
+    for (l, by_provider) in objects.render().lines().zip(by_providers) {
+        line("", format!("{l}{by_provider}"));
     }
     if let Some(statuses) = &info.statuses {
         let cells: Vec<String> = statuses.iter().map(|(k, n)| format!("{k} {n}")).collect();
         line("statuses", cells.join(", "));
     }
-    s
+    s.render()
 }

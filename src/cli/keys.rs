@@ -1,8 +1,9 @@
 //! `atrest keys list|find`, and loading the key files (`--config` repeated,
 //! `--archive`) that `decrypt`, `audit`, `dump` and `rotate status` read with.
 
-use super::audit::{open_snapshot, resource_filter, with_verified_stdout};
-use super::output::{print_structured, OutputFormat};
+use super::flags::resource_filter;
+use super::output::{print_structured, structured_text, Align, OutputFormat, Table};
+use super::snapshot::{open_snapshot, with_verified_stdout};
 use super::{load_config, CmdResult, Failure};
 use atrest::archive::{KeyArchive, LoadedArchive};
 use atrest::audit::{AuditOptions, Auditor};
@@ -187,27 +188,15 @@ fn origin_name(o: Origin) -> &'static str {
     }
 }
 
-/// Columns padded to the widest cell.
+/// Columns padded to the widest cell, lines trimmed.
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    let mut t = Table::new(&vec![Align::Left; head.len()])
+        .head(head)
+        .trim_lines();
     for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
+        t.row(r.iter().map(String::as_str));
     }
-    let mut t = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            let _ = write!(l, "{c:<width$}  ", width = w[i]);
-        }
-        let _ = writeln!(t, "{}", l.trim_end());
-    };
-    line(head.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
-    t
+    t.render()
 }
 
 fn list(a: ListArgs) -> CmdResult {
@@ -345,10 +334,7 @@ fn find(a: FindArgs) -> CmdResult {
                 "unread_examples": n.unread_examples,
             })).collect::<Vec<_>>(),
         });
-        match a.output {
-            OutputFormat::Yaml => atrest::kube::to_yaml(&v).map_err(Failure::usage)?,
-            _ => serde_json::to_string_pretty(&v).map_err(Failure::usage)? + "\n",
-        }
+        structured_text(&v, a.output)?
     };
     with_verified_stdout(&snap, false, |gate| {
         gate.write_all(text.as_bytes()).map_err(Failure::output)?;

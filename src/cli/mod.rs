@@ -6,6 +6,7 @@ mod audit;
 mod crypt;
 mod dump;
 mod etcd;
+mod flags;
 mod gate;
 mod generate;
 mod info;
@@ -16,6 +17,7 @@ mod progress;
 mod rewrite;
 mod rotate;
 mod shell;
+mod snapshot;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -183,4 +185,20 @@ pub fn load_config(path: &std::path::Path) -> Result<atrest::config::LoadedConfi
         )));
     }
     Ok(loaded)
+}
+
+/// Build the chains of `--config`, if given.
+pub fn transformers(
+    config: Option<&std::path::Path>,
+) -> Result<Option<atrest::transformer::Transformers>, Failure> {
+    match config {
+        Some(p) => {
+            let loaded = load_config(p)?;
+            Ok(Some(
+                atrest::transformer::Transformers::new(&loaded.config)
+                    .map_err(|e| Failure::usage(format!("{}: {e}", p.display())))?,
+            ))
+        }
+        None => Ok(None),
+    }
 }

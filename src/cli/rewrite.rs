@@ -1,8 +1,11 @@
 //! `atrest rewrite`: re-encrypt plaintext and stale objects of a live etcd in place.
 
-use super::audit::resource_filter;
 use super::etcd::{EtcdArgs, Interrupt};
-use super::output::{write_stdout, OutputFormat};
+use super::flags::resource_filter;
+use super::output::{
+    counts_list, object_line, object_lines, structured_text, write_stdout, Align, OutputFormat,
+    Table,
+};
 use super::{load_config, CmdResult, Failure};
 use atrest::audit::ObjectReport;
 use atrest::etcd::MAX_TXN_OPS;
@@ -161,12 +164,7 @@ pub fn run(a: Args) -> CmdResult {
     let text = match a.output {
         OutputFormat::Table => report_text(&source, &outcome, a.dry_run),
         OutputFormat::Json | OutputFormat::Yaml => {
-            let doc = report_json(&source, &outcome, a.dry_run, &would);
-            if a.output == OutputFormat::Json {
-                serde_json::to_string_pretty(&doc).map_err(Failure::usage)? + "\n"
-            } else {
-                atrest::kube::to_yaml(&doc).map_err(Failure::usage)?
-            }
+            structured_text(&report_json(&source, &outcome, a.dry_run, &would), a.output)?
         }
     };
     if outcome.kms_failure.is_none() {
@@ -200,27 +198,16 @@ pub fn run(a: Args) -> CmdResult {
     Ok(())
 }
 
-fn object_line(r: &ObjectReport) -> String {
-    let key = r
-        .key_name
-        .as_deref()
-        .map(|k| format!("/{k}"))
-        .unwrap_or_default();
-    format!(
-        "{:<13} {} ({}{key}, rev {})",
-        r.status.name(),
-        r.key,
-        r.provider,
-        r.mod_revision
-    )
-}
-
 fn counts_lines(t: &mut String, c: &Counts, dry_run: bool) {
     let rewritten = if dry_run {
         "would rewrite"
     } else {
         "rewritten"
     };
+    let mut table = Table::new(&[Align::Left, Align::Right])
+        .indent("  ")
+        .gap(" ")
+        .min_widths(&[18, 9]);
     for (name, n) in [
         ("objects scanned", c.scanned),
         (rewritten, c.rewritten),
@@ -229,8 +216,9 @@ fn counts_lines(t: &mut String, c: &Counts, dry_run: bool) {
         ("skipped (deleted)", c.skipped),
         ("failed", c.failed),
     ] {
-        let _ = writeln!(t, "  {name:<18} {n:>9}");
+        table.row([name.to_string(), n.to_string()]);
     }
+    t.push_str(&table.render());
 }
 
 /// The human report.
@@ -246,31 +234,16 @@ pub fn report_text(source: &str, o: &Outcome, dry_run: bool) -> String {
     let _ = writeln!(t, "  took {:.2} s", o.elapsed.as_secs_f64());
     if !o.failed.is_empty() {
         let _ = writeln!(t, "\nnot rewritten ({}):", o.failed.len());
-        for f in &o.failed {
-            let _ = writeln!(t, "  {}", object_line(f));
-            if let Some(d) = &f.detail {
-                let _ = writeln!(t, "                {d}");
-            }
-        }
+        object_lines(&mut t, &o.failed);
     }
     if let Some(v) = &o.verification {
-        let by: Vec<String> = v
-            .summary
-            .by_status
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
         let _ = writeln!(
             t,
             "\nverification (revision {}, {:.2} s): {} objects: {}",
             v.revision,
             v.elapsed.as_secs_f64(),
             v.summary.objects,
-            if by.is_empty() {
-                "-".into()
-            } else {
-                by.join(", ")
-            }
+            counts_list(&v.summary.by_status)
         );
         if v.findings.is_empty() {
             let _ = writeln!(t, "every object is stored as the config writes it");

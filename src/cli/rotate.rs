@@ -2,7 +2,8 @@
 //! checked config edit at a time. Decisions live in `atrest::rotation`.
 
 use super::etcd::{suggested_flags, EtcdArgs};
-use super::output::{shell_word, write_stdout};
+use super::flags::KeyProvider;
+use super::output::{shell_word, structured_text, write_stdout, Align, OutputFormat, Table};
 use super::{load_config, CmdResult, Failure};
 use atrest::config::LoadedConfig;
 use atrest::etcd::ConnectOptions;
@@ -16,7 +17,7 @@ use atrest::rotation::{
 use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
 use atrest::source::SnapshotSource;
 use atrest::transformer::Transformers;
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -371,28 +372,9 @@ struct StatusArgs {
     archive: Vec<PathBuf>,
     #[command(flatten)]
     source: SourceArgs,
-    /// Output format (table or json).
+    /// Output format (json and yaml: the fields documented in `status_json`).
     #[arg(short = 'o', long, value_enum, default_value = "table")]
-    output: StatusFormat,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum StatusFormat {
-    /// Human-readable.
-    Table,
-    /// One JSON document (fields documented in `status_json`).
-    Json,
-}
-
-/// Provider of a new key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ProviderArg {
-    /// AES-256-CBC with PKCS#7 padding.
-    Aescbc,
-    /// AES-256-GCM.
-    Aesgcm,
-    /// XSalsa20-Poly1305.
-    Secretbox,
+    output: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -402,7 +384,7 @@ struct PrepareArgs {
     /// Provider of the new key (default: the current write provider; aescbc when
     /// encryption is not enabled). A different provider is added as a new provider.
     #[arg(long, value_enum)]
-    provider: Option<ProviderArg>,
+    provider: Option<KeyProvider>,
     /// Name of the new key (default: key-YYYYMMDDTHHMMSSZ, UTC now).
     #[arg(long, value_name = "NAME")]
     key_name: Option<String>,
@@ -507,11 +489,7 @@ const COPY_AND_RESTART: &str = "copy the file to the same path on every control-
 fn prepare(a: PrepareArgs) -> CmdResult {
     let loaded = load_config(&a.edit.config)?;
     let opts = PrepareOptions {
-        provider: a.provider.map(|p| match p {
-            ProviderArg::Aescbc => KeyedProvider::AesCbc,
-            ProviderArg::Aesgcm => KeyedProvider::AesGcm,
-            ProviderArg::Secretbox => KeyedProvider::Secretbox,
-        }),
+        provider: a.provider.map(KeyedProvider::from),
         key_name: a.key_name.clone(),
         scope: a.edit.scope(),
     };
@@ -710,7 +688,7 @@ fn status(a: StatusArgs) -> CmdResult {
     };
     let at_risk = scanned.as_ref().map_or(0, |s| s.usage.at_risk_total);
     let text = match a.output {
-        StatusFormat::Json => {
+        OutputFormat::Json | OutputFormat::Yaml => {
             let v = status_json(
                 &a.config,
                 &report,
@@ -719,9 +697,9 @@ fn status(a: StatusArgs) -> CmdResult {
                 next.as_deref(),
                 &advice,
             );
-            serde_json::to_string_pretty(&v).map_err(Failure::usage)? + "\n"
+            structured_text(&v, a.output)?
         }
-        StatusFormat::Table => status_table(
+        OutputFormat::Table => status_table(
             &a.config,
             &report,
             scanned.as_ref(),
@@ -995,49 +973,27 @@ fn status_table(
         t.push('\n');
     }
     if !r.keys.is_empty() {
-        let rows: Vec<[String; 5]> = r
-            .keys
-            .iter()
-            .map(|k| {
-                [
-                    k.key.provider.to_string(),
-                    k.key.name.clone(),
-                    k.key
-                        .fingerprint
-                        .map_or_else(|| "-".to_string(), |f| f.to_string()),
-                    if k.writer { "writer" } else { "reader" }.to_string(),
-                    k.objects.map_or_else(|| "-".to_string(), |n| n.to_string()),
-                ]
-            })
-            .collect();
-        let head = ["PROVIDER", "KEY", "FINGERPRINT", "ROLE", "OBJECTS"];
-        let mut w = head.map(str::len);
-        for row in &rows {
-            for i in 0..5 {
-                w[i] = w[i].max(row[i].len());
-            }
+        let mut keys = Table::new(&[
+            Align::Left,
+            Align::Left,
+            Align::Left,
+            Align::Left,
+            Align::Right,
+        ])
+        .head(&["PROVIDER", "KEY", "FINGERPRINT", "ROLE", "OBJECTS"]);
+        for k in &r.keys {
+            keys.row([
+                k.key.provider.to_string(),
+                k.key.name.clone(),
+                k.key
+                    .fingerprint
+                    .map_or_else(|| "-".to_string(), |f| f.to_string()),
+                if k.writer { "writer" } else { "reader" }.to_string(),
+                k.objects.map_or_else(|| "-".to_string(), |n| n.to_string()),
+            ]);
         }
         t.push('\n');
-        let line = |t: &mut String, c: [&str; 5]| {
-            let _ = writeln!(
-                t,
-                "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}",
-                c[0],
-                c[1],
-                c[2],
-                c[3],
-                c[4],
-                w0 = w[0],
-                w1 = w[1],
-                w2 = w[2],
-                w3 = w[3],
-                w4 = w[4]
-            );
-        };
-        line(&mut t, head);
-        for row in &rows {
-            line(&mut t, [&row[0], &row[1], &row[2], &row[3], &row[4]]);
-        }
+        t.push_str(&keys.render());
     }
     if let Some(n) = r.plaintext_objects {
         let _ = writeln!(t, "plaintext objects: {n}");
