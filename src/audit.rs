@@ -16,6 +16,15 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use crate::hygiene::{scan_free_pages, superseded_plaintext, FreePageFinding, HistoryFinding};
+
+/// Without a config nothing is decrypted, and the one leak that is certain
+/// without keys is a plaintext Secret: whether plaintext of `resource` (as
+/// reports name it: `secrets`, `deployments.apps`) is a finding then.
+pub fn plaintext_is_finding_without_config(resource: &str) -> bool {
+    resource == "secrets"
+}
+
 /// What an audit says about one object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -107,7 +116,7 @@ impl ObjectReport {
         if with_config {
             self.status.needs_action()
         } else {
-            self.status == Status::Plaintext && self.resource == "secrets"
+            self.status == Status::Plaintext && plaintext_is_finding_without_config(&self.resource)
         }
     }
 
@@ -422,9 +431,9 @@ impl Summary {
                 .iter()
                 .any(|(s, n)| *n > 0 && s.needs_action())
         } else {
-            self.cells
-                .iter()
-                .any(|((res, _, _, st), n)| *n > 0 && res == "secrets" && *st == Status::Plaintext)
+            self.cells.iter().any(|((res, _, _, st), n)| {
+                *n > 0 && *st == Status::Plaintext && plaintext_is_finding_without_config(res)
+            })
         }
     }
 }
@@ -602,5 +611,37 @@ mod tests {
         });
         assert!(s.needs_action(false));
         assert_eq!(s.to_json()["by_status"]["plaintext"], 1);
+    }
+
+    /// Without a config, the report, the summary and the hygiene scans agree:
+    /// plaintext is a finding for Secrets only (not ConfigMaps, not a CRD named
+    /// `secrets` in another group).
+    #[test]
+    fn without_config_only_plaintext_secrets_are_findings() {
+        let a = Auditor::new(None, AuditOptions::default());
+        for (key, finding) in [
+            (&b"/registry/secrets/ns/a"[..], true),
+            (b"/registry/configmaps/ns/a", false),
+            (b"/registry/example.com/secrets/ns/a", false),
+        ] {
+            let r = a
+                .classify(&StoredObject {
+                    key,
+                    value: OBJ,
+                    mod_revision: 1,
+                })
+                .unwrap();
+            assert_eq!(r.status, Status::Plaintext, "{r:?}");
+            assert_eq!(r.is_finding(false), finding, "{r:?}");
+            let mut s = Summary::default();
+            s.add(&r);
+            assert_eq!(s.needs_action(false), finding, "{r:?}");
+            let gr = parse_object_key(key, "/registry").unwrap().resource;
+            assert_eq!(
+                crate::hygiene::should_be_encrypted(None, &gr),
+                finding,
+                "{gr}"
+            );
+        }
     }
 }

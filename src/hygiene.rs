@@ -33,13 +33,16 @@ pub struct HistoryFinding {
 
 /// Which resources' plaintext counts as a leak: those the config encrypts, or
 /// Secrets when there is no config.
-fn should_be_encrypted(ts: Option<&Transformers>, gr: &crate::etcd_key::GroupResource) -> bool {
+pub(crate) fn should_be_encrypted(
+    ts: Option<&Transformers>,
+    gr: &crate::etcd_key::GroupResource,
+) -> bool {
     match ts {
         Some(ts) => {
             let (t, covered) = ts.for_resource(gr);
             covered && t.write_key().provider != ProviderKind::Identity
         }
-        None => gr.group.is_empty() && gr.resource == "secrets",
+        None => crate::audit::plaintext_is_finding_without_config(&gr.to_string()),
     }
 }
 

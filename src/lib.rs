@@ -64,7 +64,7 @@ pub mod etcd;
 pub mod etcd_key;
 pub mod fsutil;
 mod grpc;
-pub mod hygiene;
+pub(crate) mod hygiene;
 pub mod info;
 pub(crate) mod json;
 pub mod key;

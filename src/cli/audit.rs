@@ -7,9 +7,11 @@ use super::gate::GatedWriter;
 use super::output::{counts_list, object_lines, yaml_text, Align, OutputFormat, Table};
 use super::snapshot::{open_snapshot, release, with_verified_stdout};
 use super::{CmdResult, Failure};
-use atrest::audit::{AuditOptions, Auditor, ObjectReport, Summary};
+use atrest::audit::{
+    scan_free_pages, superseded_plaintext, AuditOptions, Auditor, FreePageFinding, HistoryFinding,
+    ObjectReport, Summary,
+};
 use atrest::etcd_key::DEFAULT_PREFIX;
-use atrest::hygiene;
 use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
 use atrest::source::{live, ordered_map, Record, SnapshotSource};
 use serde_json::json;
@@ -186,19 +188,14 @@ fn run_snapshot(a: Args) -> CmdResult {
         let source = SnapshotSource::open(snap.bolt(), a.revision).map_err(|e| damaged(&e))?;
         let history = if a.history {
             Some(
-                hygiene::superseded_plaintext(
-                    snap.bolt(),
-                    &source.view().entries,
-                    &auditor,
-                    ts.as_ref(),
-                )
-                .map_err(|e| damaged(&e))?,
+                superseded_plaintext(snap.bolt(), &source.view().entries, &auditor, ts.as_ref())
+                    .map_err(|e| damaged(&e))?,
             )
         } else {
             None
         };
         let deep = if a.deep {
-            Some(hygiene::scan_free_pages(snap.bolt(), &a.etcd_prefix).map_err(|e| damaged(&e))?)
+            Some(scan_free_pages(snap.bolt(), &a.etcd_prefix).map_err(|e| damaged(&e))?)
         } else {
             None
         };
@@ -355,8 +352,8 @@ impl<W: Write> Report<W> {
 
     fn finish(
         mut self,
-        history: Option<&[hygiene::HistoryFinding]>,
-        deep: Option<&[hygiene::FreePageFinding]>,
+        history: Option<&[HistoryFinding]>,
+        deep: Option<&[FreePageFinding]>,
     ) -> CmdResult {
         let io = Failure::output;
         let history_n = history.map_or(0, <[_]>::len);
@@ -425,8 +422,8 @@ impl<W: Write> Report<W> {
 
 fn summary_json(
     s: &Summary,
-    history: Option<&[hygiene::HistoryFinding]>,
-    deep: Option<&[hygiene::FreePageFinding]>,
+    history: Option<&[HistoryFinding]>,
+    deep: Option<&[FreePageFinding]>,
 ) -> serde_json::Value {
     let mut v = s.to_json();
     if let Some(h) = history {
@@ -444,8 +441,8 @@ pub fn table(
     revision: i64,
     s: &Summary,
     findings: &[ObjectReport],
-    history: Option<&[hygiene::HistoryFinding]>,
-    deep: Option<&[hygiene::FreePageFinding]>,
+    history: Option<&[HistoryFinding]>,
+    deep: Option<&[FreePageFinding]>,
     with_config: bool,
 ) -> String {
     use std::fmt::Write as _;
