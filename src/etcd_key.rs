@@ -275,6 +275,18 @@ pub struct ObjectKey<'a> {
     pub name: &'a str,
 }
 
+/// The first path segments of [`BUILTIN_PATHS`] (`services`, `minions`, ...).
+fn builtin_first_segments() -> &'static std::collections::HashSet<&'static str> {
+    static SEGMENTS: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SEGMENTS.get_or_init(|| {
+        BUILTIN_PATHS
+            .iter()
+            .map(|(path, _, _)| path.split('/').next().unwrap_or(path))
+            .collect()
+    })
+}
+
 /// Split an etcd key under `prefix` (e.g. `/registry`) into resource, namespace
 /// and name. Returns `None` for keys outside the prefix, non-UTF-8 keys, and keys
 /// with no object name (e.g. `/registry/ranges/serviceips` has one, so it parses
@@ -286,11 +298,16 @@ pub fn parse_object_key<'a>(key: &'a [u8], prefix: &str) -> Option<ObjectKey<'a>
     // Two-segment storage paths first (services/specs, services/endpoints).
     let mut resource = None;
     let mut tail = rest;
-    for (path, group, res) in BUILTIN_PATHS {
-        // Cheap tests first: most keys match none of these paths.
-        if rest.as_bytes().get(path.len()) != Some(&b'/')
-            || rest.as_bytes().first() != path.as_bytes().first()
-        {
+    // Most keys (secrets, configmaps, ...) match none of the table's paths: one
+    // lookup of the first segment says so without walking the table.
+    let first_segment = rest.split('/').next().unwrap_or(rest);
+    let candidates = if builtin_first_segments().contains(first_segment) {
+        BUILTIN_PATHS
+    } else {
+        &[]
+    };
+    for (path, group, res) in candidates {
+        if rest.as_bytes().get(path.len()) != Some(&b'/') {
             continue;
         }
         if let Some(t) = rest.strip_prefix(path).and_then(|t| t.strip_prefix('/')) {

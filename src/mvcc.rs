@@ -541,18 +541,38 @@ impl<'a> KeyspaceView<'a> {
 /// Sort entries by key. The keys lie scattered over the whole file, so a sort
 /// that compared them in place would spend its time on cache misses: it compares
 /// copies packed into one buffer instead, and moves indices, not entries. Keys are
-/// unique, so the unstable sort gives the one order there is.
-fn sort_by_key(entries: &mut Vec<KeyspaceEntry<'_>>) {
-    let total = entries.iter().map(|e| e.key.len()).sum();
-    let mut packed = Vec::with_capacity(total);
-    let mut spans = Vec::with_capacity(entries.len());
-    for e in entries.iter() {
-        spans.push(packed.len()..packed.len() + e.key.len());
-        packed.extend_from_slice(e.key);
-    }
+/// unique, so the unstable sort gives the one order there is. The entries are
+/// then permuted in place, so the index never exists twice in memory.
+fn sort_by_key(entries: &mut [KeyspaceEntry<'_>]) {
     let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_unstable_by(|&a, &b| packed[spans[a].clone()].cmp(&packed[spans[b].clone()]));
-    *entries = order.into_iter().map(|i| entries[i]).collect();
+    {
+        let total = entries.iter().map(|e| e.key.len()).sum();
+        let mut packed = Vec::with_capacity(total);
+        let mut spans = Vec::with_capacity(entries.len());
+        for e in entries.iter() {
+            spans.push(packed.len()..packed.len() + e.key.len());
+            packed.extend_from_slice(e.key);
+        }
+        order.sort_unstable_by(|&a, &b| packed[spans[a].clone()].cmp(&packed[spans[b].clone()]));
+    }
+    // Position `j` takes the entry at `order[j]`: follow each cycle once.
+    const DONE: usize = usize::MAX;
+    for start in 0..entries.len() {
+        if order[start] == DONE {
+            continue;
+        }
+        let first = entries[start];
+        let mut j = start;
+        loop {
+            let from = std::mem::replace(&mut order[j], DONE);
+            if from == start {
+                entries[j] = first;
+                break;
+            }
+            entries[j] = entries[from];
+            j = from;
+        }
+    }
 }
 
 /// The keys that exist at revision `at` (`None`: the latest), sorted by key.
@@ -575,6 +595,49 @@ pub fn latest_revision(file: &BoltFile) -> Result<i64, MvccError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The packed-key sort and in-place permutation give the plain sort's order.
+    #[test]
+    fn sort_by_key_orders_like_a_plain_sort() {
+        let keys: Vec<Vec<u8>> = (0..2000u32)
+            .map(|i| {
+                let n = i.wrapping_mul(2_654_435_761) % 5000;
+                let mut k = format!("/registry/r{}/ns/{n}", n % 7).into_bytes();
+                k.extend(std::iter::repeat_n(b'x', (i % 5) as usize));
+                k
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        for len in [0, 1, 2, 3, 10, keys.len()] {
+            let mut entries: Vec<KeyspaceEntry<'_>> = keys[..len]
+                .iter()
+                .enumerate()
+                .map(|(i, k)| KeyspaceEntry {
+                    key: k,
+                    kv: KeyValue {
+                        key: k,
+                        create_revision: 1,
+                        mod_revision: i as i64,
+                        version: 1,
+                        value: b"",
+                        lease: 0,
+                    },
+                    revision: Revision {
+                        main: i as i64,
+                        sub: 0,
+                    },
+                })
+                .collect();
+            // Interleave so that the input has long cycles, not just a reversal.
+            entries.rotate_left(len / 3);
+            let mut want = entries.clone();
+            want.sort_by(|a, b| a.key.cmp(b.key));
+            sort_by_key(&mut entries);
+            assert_eq!(entries, want, "{len} keys");
+        }
+    }
 
     #[test]
     fn key_value_decodes_all_fields_and_skips_unknown_ones() {
