@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::emit::{emit_value, str_entry, Emitter};
 use super::{KubeError, ManifestOptions};
-use crate::wire::{string_entry, Field, Reader};
+use crate::wire::{string_entry, Field, Reader, WireError};
 
 pub use crate::envelope::PROTOBUF_MAGIC;
 
@@ -93,7 +93,7 @@ pub struct Unknown<'a> {
 pub fn parse_unknown(plaintext: &[u8]) -> Result<Unknown<'_>, KubeError> {
     let body = plaintext
         .get(PROTOBUF_MAGIC.len()..)
-        .ok_or(KubeError::Truncated {
+        .ok_or(WireError::Truncated {
             message: "runtime.Unknown",
             what: "k8s magic",
             offset: 0,

@@ -58,55 +58,9 @@ pub enum KubeError {
          or CBOR `d9d9f7`); if it was decrypted, the key or provider is probably wrong"
     )]
     NotAnObject { prefix: String },
-    #[error("{message}: {what} is cut off at byte {offset}; the stored value is truncated")]
-    Truncated {
-        message: &'static str,
-        what: &'static str,
-        offset: usize,
-    },
-    #[error("{message}: varint at byte {offset} is longer than 10 bytes; the value is corrupt")]
-    VarintTooLong {
-        message: &'static str,
-        offset: usize,
-    },
-    #[error(
-        "{message}: field {field} claims {length} bytes at byte {offset} but only {remaining} \
-         remain; the value is truncated or corrupt"
-    )]
-    LengthPastEnd {
-        message: &'static str,
-        field: u32,
-        length: u64,
-        remaining: usize,
-        offset: usize,
-    },
-    #[error("{message}: field {field} at byte {offset} is a {found}, expected a {expected}; the value is corrupt or not this type")]
-    WrongWireType {
-        message: &'static str,
-        field: u32,
-        expected: &'static str,
-        found: &'static str,
-        offset: usize,
-    },
-    #[error("{message}: invalid wire type {wire_type} for field {field} at byte {offset}; the value is corrupt")]
-    InvalidWireType {
-        message: &'static str,
-        wire_type: u8,
-        field: u32,
-        offset: usize,
-    },
-    #[error("{message}: field {field} at byte {offset} is a protobuf group, which no Kubernetes type uses; the value is corrupt")]
-    GroupField {
-        message: &'static str,
-        field: u32,
-        offset: usize,
-    },
-    #[error("{message}: invalid field number {number} at byte {offset}; the value is corrupt")]
-    BadFieldNumber {
-        message: &'static str,
-        number: u64,
-        offset: usize,
-    },
+    /// The protobuf framing is broken (the reader's error names what and where).
+    #[error(transparent)]
+    Wire(#[from] WireError),
     #[error("the protobuf object has no kind in runtime.Unknown.typeMeta; it is corrupt or not written by kube-apiserver")]
     MissingTypeMeta,
     #[error("runtime.Unknown.contentEncoding is {0:?}; only unencoded objects are supported")]
@@ -122,83 +76,6 @@ pub enum KubeError {
 }
 
 /// A wire-format error keeps its message, under the matching `KubeError` variant.
-impl From<WireError> for KubeError {
-    fn from(e: WireError) -> Self {
-        match e {
-            WireError::Truncated {
-                message,
-                what,
-                offset,
-            } => KubeError::Truncated {
-                message,
-                what,
-                offset,
-            },
-            WireError::VarintTooLong { message, offset }
-            | WireError::VarintOverflow { message, offset } => {
-                KubeError::VarintTooLong { message, offset }
-            }
-            WireError::LengthPastEnd {
-                message,
-                field,
-                length,
-                remaining,
-                offset,
-                ..
-            } => KubeError::LengthPastEnd {
-                message,
-                // `next_field` checked it against protobuf's 29-bit limit.
-                field: u32::try_from(field).unwrap_or(u32::MAX),
-                length,
-                remaining,
-                offset,
-            },
-            WireError::WrongWireType {
-                message,
-                field,
-                expected,
-                found,
-                offset,
-            } => KubeError::WrongWireType {
-                message,
-                field,
-                expected,
-                found,
-                offset,
-            },
-            WireError::InvalidWireType {
-                message,
-                wire_type,
-                field,
-                offset,
-            } => KubeError::InvalidWireType {
-                message,
-                wire_type,
-                field,
-                offset,
-            },
-            WireError::GroupField {
-                message,
-                field,
-                offset,
-            } => KubeError::GroupField {
-                message,
-                field,
-                offset,
-            },
-            WireError::BadFieldNumber {
-                message,
-                number,
-                offset,
-            } => KubeError::BadFieldNumber {
-                message,
-                number,
-                offset,
-            },
-        }
-    }
-}
-
 /// Which serialization `plaintext` uses, from its first bytes only.
 pub fn detect(plaintext: &[u8]) -> Option<Encoding> {
     if plaintext.starts_with(PROTOBUF_MAGIC) {

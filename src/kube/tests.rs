@@ -1,6 +1,7 @@
 //! Scenario tests: hand-built stored objects, decoded as a user would see them.
 
 use super::*;
+use crate::wire::WireError;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -442,25 +443,25 @@ fn malformed_protobuf_is_an_error_with_a_location() {
     // Truncated varint in the Unknown tag.
     assert!(matches!(
         decode_manifest(b"k8s\x00\x0a\x80", &RV),
-        Err(KubeError::Truncated { offset: 5, .. })
+        Err(KubeError::Wire(WireError::Truncated { offset: 5, .. }))
     ));
     // Length past the end.
     let err = decode_manifest(b"k8s\x00\x0a\x10ab", &RV).unwrap_err();
     assert!(matches!(
         err,
-        KubeError::LengthPastEnd {
+        KubeError::Wire(WireError::LengthPastEnd {
             field: 1,
             length: 16,
             remaining: 2,
             offset: 5,
             ..
-        }
+        })
     ));
     assert!(err.to_string().contains("runtime.Unknown: field 1"));
     // typeMeta as a varint.
     assert!(matches!(
         decode_manifest(b"k8s\x00\x08\x01", &RV),
-        Err(KubeError::WrongWireType { field: 1, .. })
+        Err(KubeError::Wire(WireError::WrongWireType { field: 1, .. }))
     ));
     // No typeMeta at all.
     assert_eq!(
@@ -474,11 +475,11 @@ fn malformed_protobuf_is_an_error_with_a_location() {
     s.msg(1, &m);
     let plaintext = stored("v1", "Secret", &s);
     match decode_manifest(&plaintext, &RV) {
-        Err(KubeError::GroupField {
+        Err(KubeError::Wire(WireError::GroupField {
             message: "ObjectMeta",
             field: 5,
             offset,
-        }) => assert_eq!(plaintext[offset], (5 << 3) | 3),
+        })) => assert_eq!(plaintext[offset], (5 << 3) | 3),
         other => panic!("{other:?}"),
     }
     // Wrong wire type for a label entry.
@@ -488,11 +489,11 @@ fn malformed_protobuf_is_an_error_with_a_location() {
     s.msg(1, &m);
     assert!(matches!(
         decode_manifest(&stored("v1", "Secret", &s), &RV),
-        Err(KubeError::WrongWireType {
+        Err(KubeError::Wire(WireError::WrongWireType {
             message: "ObjectMeta",
             field: 11,
             ..
-        })
+        }))
     ));
     // Content encoding we cannot undo.
     let mut tm = Enc::default();
