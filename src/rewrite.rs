@@ -45,6 +45,8 @@ pub const DEFAULT_BATCH: usize = 100;
 pub const DEFAULT_PAGE_SIZE: usize = 500;
 /// Default transactions in flight.
 pub const DEFAULT_IN_FLIGHT: u32 = 8;
+/// Pages the verification reads at the same time.
+const VERIFY_AHEAD: usize = 4;
 
 /// What to rewrite and how fast.
 #[derive(Clone, Debug)]
@@ -231,7 +233,7 @@ fn prepare(auditor: &Auditor<'_>, ts: &Transformers, kv: &KeyValue) -> Prepared 
     // `classify` verified the object (whole, and the one its key names) before
     // calling it plaintext or stale; the read below applies the same test again.
     let plain = match report.status {
-        Status::Plaintext => std::borrow::Cow::Borrowed(kv.value.as_slice()),
+        Status::Plaintext => std::borrow::Cow::Borrowed(&kv.value[..]),
         _ => match t.read(&kv.value, &kv.key, ReadMode::Checked(expected)) {
             Ok(r) => r.plaintext,
             Err(e) => {
@@ -244,7 +246,7 @@ fn prepare(auditor: &Auditor<'_>, ts: &Transformers, kv: &KeyValue) -> Prepared 
         Ok(value) => Prepared::Write(
             CasWrite {
                 key: kv.key.clone(),
-                value,
+                value: value.into(),
                 expect_mod_revision: kv.mod_revision,
                 lease: kv.lease,
             },
@@ -601,7 +603,7 @@ pub async fn verify(
     let mut findings = Vec::new();
     let mut revision = etcd.revision().await?;
     for (start, end) in scan_ranges(&audit.prefix, audit.resources.as_deref()) {
-        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, 2);
+        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, VERIFY_AHEAD);
         while let Some(page) = pages.recv().await {
             let page = page?;
             revision = page.revision;
