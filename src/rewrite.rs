@@ -45,6 +45,8 @@ pub const DEFAULT_BATCH: usize = 100;
 pub const DEFAULT_PAGE_SIZE: usize = 500;
 /// Default transactions in flight.
 pub const DEFAULT_IN_FLIGHT: u32 = 8;
+/// Pages the scan reads at the same time, ahead of the writes.
+const SCAN_AHEAD: usize = 2;
 /// Pages the verification reads at the same time.
 const VERIFY_AHEAD: usize = 4;
 
@@ -496,7 +498,7 @@ pub async fn rewrite(
     'ranges: for (start, end) in scan_ranges(&opts.prefix, opts.resources.as_deref()) {
         // Each page at the latest revision: every write is checked by its own
         // compare, and a long run must not fail when etcd compacts meanwhile.
-        let mut pages = etcd.prefetch(start, end, ReadAt::Latest, opts.page_size, 2);
+        let mut pages = etcd.prefetch(start, end, ReadAt::Latest, opts.page_size, SCAN_AHEAD);
         while let Some(page) = pages.recv().await {
             if cancel.load(Ordering::SeqCst) {
                 interrupted = true;
