@@ -214,7 +214,7 @@ enum Prepared {
 
 /// Classify one stored object and, if it needs it, compute its new value.
 fn prepare(auditor: &Auditor<'_>, ts: &Transformers, kv: &KeyValue) -> Prepared {
-    let Some(mut report) = auditor.classify(&StoredObject {
+    let Some((mut report, read)) = auditor.classify_with_plaintext(&StoredObject {
         key: &kv.key,
         value: &kv.value,
         mod_revision: kv.mod_revision,
@@ -234,10 +234,12 @@ fn prepare(auditor: &Auditor<'_>, ts: &Transformers, kv: &KeyValue) -> Prepared 
     };
     let (t, _) = ts.for_resource(&ok.resource);
     // `classify` verified the object (whole, and the one its key names) before
-    // calling it plaintext or stale; the read below applies the same test again.
-    let plain = match report.status {
-        Status::Plaintext => std::borrow::Cow::Borrowed(&kv.value[..]),
-        _ => match t.read(&kv.value, &kv.key, ReadMode::Checked(expected)) {
+    // calling it plaintext or stale, and kept what it decrypted with the config;
+    // a value it read otherwise (extra keys) is read here with the same test.
+    let plain = match (report.status, read) {
+        (Status::Plaintext, _) => std::borrow::Cow::Borrowed(&kv.value[..]),
+        (_, Some(p)) => std::borrow::Cow::Owned(p),
+        (_, None) => match t.read(&kv.value, &kv.key, ReadMode::Checked(expected)) {
             Ok(r) => r.plaintext,
             Err(e) => {
                 report.detail = Some(format!("cannot decrypt to rewrite it: {e}"));
