@@ -217,6 +217,26 @@ impl<'t> Auditor<'t> {
 
     /// Classify one object; `None` when it is outside the prefix or the filter.
     pub fn classify(&self, obj: &StoredObject<'_>) -> Option<ObjectReport> {
+        self.classify_keeping(obj, None)
+    }
+
+    /// Like [`Auditor::classify`], and for a `stale` object that the config
+    /// decrypted, the plaintext it read (so that a rewrite need not decrypt it
+    /// again). Objects read only with extra keys leave it `None`.
+    pub fn classify_with_plaintext(
+        &self,
+        obj: &StoredObject<'_>,
+    ) -> Option<(ObjectReport, Option<Vec<u8>>)> {
+        let mut plain = None;
+        let report = self.classify_keeping(obj, Some(&mut plain))?;
+        Some((report, plain))
+    }
+
+    fn classify_keeping(
+        &self,
+        obj: &StoredObject<'_>,
+        plain: Option<&mut Option<Vec<u8>>>,
+    ) -> Option<ObjectReport> {
         let ok = self.select(obj.key)?;
         let env = Envelope::parse(obj.value);
         let mut key_name = env.key_name_str();
@@ -241,7 +261,7 @@ impl<'t> Auditor<'t> {
                 }
                 // `select` parsed this key under the prefix, so this cannot be None.
                 let expected = ExpectedObject::from_object_key(obj.key, &self.options.prefix, &ok)?;
-                classify_with(&t, covered, &ok.resource, obj, &env, &expected)
+                classify_with(&t, covered, &ok.resource, obj, &env, &expected, plain)
             }
         };
         let mut read_with = None;
@@ -300,6 +320,7 @@ fn classify_with(
     obj: &StoredObject<'_>,
     env: &Envelope<'_>,
     expected: &ExpectedObject<'_>,
+    plain: Option<&mut Option<Vec<u8>>>,
 ) -> (Status, Option<String>) {
     let writes_identity = t.write_key().provider == ProviderKind::Identity;
     if env.provider == ProviderKind::Identity {
@@ -327,13 +348,16 @@ fn classify_with(
         return (Status::Plaintext, Some(detail));
     }
     match t.read(obj.value, obj.key, ReadMode::Checked(*expected)) {
-        Ok(r) if r.stale => (
-            Status::Stale,
-            Some(match (&r.stale_detail, r.by.provider_index) {
+        Ok(r) if r.stale => {
+            let detail = match (&r.stale_detail, r.by.provider_index) {
                 (Some(d), 0) => format!("read with {}: {d}: rewrite it", r.by),
                 _ => format!("read with {}, but {} writes {}: rewrite it", r.by, gr, t.write_key()),
-            }),
-        ),
+            };
+            if let Some(p) = plain {
+                *p = Some(r.plaintext.into_owned());
+            }
+            (Status::Stale, Some(detail))
+        }
         Ok(_) => (Status::Current, None),
         Err(ReadError::NoMatchingProvider { .. }) if !covered => (
             Status::UnknownKey,
@@ -534,6 +558,33 @@ mod tests {
         let cm: &[u8] = b"/registry/configmaps/ns/a";
         assert_eq!(status(&k1, cm, OBJ), Status::Current);
         assert_eq!(status(&k1, cm, &stored_k1), Status::UnknownKey);
+    }
+
+    /// A stale object comes with the plaintext the config read (the object
+    /// itself); a current or plaintext one without, and the report is the
+    /// same as `classify`'s.
+    #[test]
+    fn stale_objects_keep_their_plaintext() {
+        let key: &[u8] = b"/registry/secrets/ns/a";
+        let rotated = cfg(&format!("{K2_K1}{ID}"));
+        let ts = Transformers::new(&rotated).unwrap();
+        let a = Auditor::new(Some(&ts), AuditOptions::default());
+        let stored_k1 = encrypt(&cfg(K1), key);
+        let stored_k2 = encrypt(&rotated, key);
+        for (value, status, plain) in [
+            (&stored_k1[..], Status::Stale, Some(OBJ.to_vec())),
+            (&stored_k2[..], Status::Current, None),
+            (OBJ, Status::Plaintext, None),
+        ] {
+            let obj = StoredObject {
+                key,
+                value,
+                mod_revision: 5,
+            };
+            let (r, p) = a.classify_with_plaintext(&obj).unwrap();
+            assert_eq!((r.status, p), (status, plain));
+            assert_eq!(Some(r), a.classify(&obj));
+        }
     }
 
     #[test]

@@ -41,10 +41,15 @@ use std::time::{Duration, Instant};
 
 /// Default keys per transaction.
 pub const DEFAULT_BATCH: usize = 100;
-/// Default keys per range page.
-pub const DEFAULT_PAGE_SIZE: usize = 500;
+/// Default keys per range page: fewer, larger requests cost etcd less per key;
+/// with a few pages read ahead, memory stays a few MiB for typical objects.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
 /// Default transactions in flight.
 pub const DEFAULT_IN_FLIGHT: u32 = 8;
+/// Pages the scan reads at the same time, ahead of the writes.
+const SCAN_AHEAD: usize = 2;
+/// Pages the verification reads at the same time.
+const VERIFY_AHEAD: usize = 4;
 
 /// What to rewrite and how fast.
 #[derive(Clone, Debug)]
@@ -209,7 +214,7 @@ enum Prepared {
 
 /// Classify one stored object and, if it needs it, compute its new value.
 fn prepare(auditor: &Auditor<'_>, ts: &Transformers, kv: &KeyValue) -> Prepared {
-    let Some(mut report) = auditor.classify(&StoredObject {
+    let Some((mut report, read)) = auditor.classify_with_plaintext(&StoredObject {
         key: &kv.key,
         value: &kv.value,
         mod_revision: kv.mod_revision,
@@ -229,10 +234,12 @@ fn prepare(auditor: &Auditor<'_>, ts: &Transformers, kv: &KeyValue) -> Prepared 
     };
     let (t, _) = ts.for_resource(&ok.resource);
     // `classify` verified the object (whole, and the one its key names) before
-    // calling it plaintext or stale; the read below applies the same test again.
-    let plain = match report.status {
-        Status::Plaintext => std::borrow::Cow::Borrowed(kv.value.as_slice()),
-        _ => match t.read(&kv.value, &kv.key, ReadMode::Checked(expected)) {
+    // calling it plaintext or stale, and kept what it decrypted with the config;
+    // a value it read otherwise (extra keys) is read here with the same test.
+    let plain = match (report.status, read) {
+        (Status::Plaintext, _) => std::borrow::Cow::Borrowed(&kv.value[..]),
+        (_, Some(p)) => std::borrow::Cow::Owned(p),
+        (_, None) => match t.read(&kv.value, &kv.key, ReadMode::Checked(expected)) {
             Ok(r) => r.plaintext,
             Err(e) => {
                 report.detail = Some(format!("cannot decrypt to rewrite it: {e}"));
@@ -244,7 +251,7 @@ fn prepare(auditor: &Auditor<'_>, ts: &Transformers, kv: &KeyValue) -> Prepared 
         Ok(value) => Prepared::Write(
             CasWrite {
                 key: kv.key.clone(),
-                value,
+                value: value.into(),
                 expect_mod_revision: kv.mod_revision,
                 lease: kv.lease,
             },
@@ -494,7 +501,7 @@ pub async fn rewrite(
     'ranges: for (start, end) in scan_ranges(&opts.prefix, opts.resources.as_deref()) {
         // Each page at the latest revision: every write is checked by its own
         // compare, and a long run must not fail when etcd compacts meanwhile.
-        let mut pages = etcd.prefetch(start, end, ReadAt::Latest, opts.page_size, 2);
+        let mut pages = etcd.prefetch(start, end, ReadAt::Latest, opts.page_size, SCAN_AHEAD);
         while let Some(page) = pages.recv().await {
             if cancel.load(Ordering::SeqCst) {
                 interrupted = true;
@@ -601,7 +608,7 @@ pub async fn verify(
     let mut findings = Vec::new();
     let mut revision = etcd.revision().await?;
     for (start, end) in scan_ranges(&audit.prefix, audit.resources.as_deref()) {
-        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, 2);
+        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, VERIFY_AHEAD);
         while let Some(page) = pages.recv().await {
             let page = page?;
             revision = page.revision;

@@ -33,6 +33,7 @@ async fn get(e: &atrest::etcd::Etcd, key: &str) -> Vec<u8> {
         .unwrap()
         .unwrap_or_else(|| panic!("{key} is gone"))
         .value
+        .to_vec()
 }
 
 /// Issue 9, case 5 (key drift): the config has the right key *name* with the

@@ -318,8 +318,8 @@ pub(crate) fn classify_error(st: &tonic::Status) -> (FailureKind, String) {
 pub struct KeyValue {
     /// The etcd key.
     pub key: Vec<u8>,
-    /// The stored value.
-    pub value: Vec<u8>,
+    /// The stored value (a slice of the response it came in, not a copy).
+    pub value: bytes::Bytes,
     /// Revision of the key's creation (since its last delete).
     pub create_revision: i64,
     /// Revision of the last write of the key.
@@ -370,8 +370,8 @@ pub struct Page {
 pub struct CasWrite {
     /// The etcd key.
     pub key: Vec<u8>,
-    /// The new value.
-    pub value: Vec<u8>,
+    /// The new value (shared, not copied, by the transaction and its retries).
+    pub value: bytes::Bytes,
     /// The mod_revision the value was computed from.
     pub expect_mod_revision: i64,
     /// The key's lease (0: none).
@@ -554,7 +554,9 @@ fn endpoint(
         .tcp_keepalive(Some(Duration::from_secs(30)))
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(o.dial_timeout)
-        .keep_alive_while_idle(true);
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(16 << 20)
+        .initial_connection_window_size(64 << 20);
     match tls {
         Some(t) => {
             e = e.tls_config(t.clone()).map_err(|err| {
@@ -927,18 +929,15 @@ impl Etcd {
     /// or the one given), which makes the pages one consistent view.
     pub fn pages(&self, start: Vec<u8>, end: Vec<u8>, at: ReadAt, page_size: usize) -> Pages {
         Pages {
-            etcd: self.clone(),
-            next: Some(start),
-            end,
-            at,
-            page_size: page_size.clamp(1, 100_000) as i64,
-            bounds: std::collections::VecDeque::new(),
-            discovered: false,
+            tiles: Tiles::new(self.clone(), start, end, at, page_size),
+            current: None,
         }
     }
 
-    /// Like [`Etcd::pages`], read ahead by a background task so that the next page
-    /// arrives while the caller works on this one (at most `ahead` pages buffered).
+    /// Like [`Etcd::pages`], read ahead by background tasks: up to `ahead` tiles
+    /// of `page_size` keys are read at the same time (so that etcd answers on
+    /// all its cores while the caller works on a page) and handed over in key
+    /// order, at most `ahead` pages buffered.
     pub fn prefetch(
         &self,
         start: Vec<u8>,
@@ -947,19 +946,52 @@ impl Etcd {
         page_size: usize,
         ahead: usize,
     ) -> tokio::sync::mpsc::Receiver<Result<Page, EtcdError>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(ahead.max(1));
-        let mut pages = self.pages(start, end, at, page_size);
+        let ahead = ahead.max(1);
+        let (tx, rx) = tokio::sync::mpsc::channel(ahead);
+        let mut tiles = Tiles::new(self.clone(), start, end, at, page_size);
         tokio::spawn(async move {
+            let mut in_flight = InFlight(std::collections::VecDeque::with_capacity(ahead));
+            let mut more_tiles = true;
             loop {
-                match pages.next_page().await {
-                    Ok(Some(p)) => {
-                        if tx.send(Ok(p)).await.is_err() {
+                while more_tiles && in_flight.0.len() < ahead {
+                    match tiles.next_tile().await {
+                        Ok(Some((s, e))) => in_flight.0.push_back(tokio::spawn(read_tile(
+                            tiles.etcd.clone(),
+                            tiles.at,
+                            s,
+                            e,
+                            tiles.page_size,
+                        ))),
+                        Ok(None) => more_tiles = false,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
                             return;
                         }
                     }
-                    Ok(None) => return,
-                    Err(e) => {
+                }
+                let Some(next) = in_flight.0.pop_front() else {
+                    return;
+                };
+                let pages = match next.await {
+                    Ok(Ok(pages)) => pages,
+                    Ok(Err(e)) => {
                         let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(EtcdError {
+                                op: "range",
+                                endpoints: tiles.etcd.inner.endpoints.clone(),
+                                kind: FailureKind::Other,
+                                detail: format!("read task failed: {e}"),
+                            }))
+                            .await;
+                        return;
+                    }
+                };
+                for p in pages {
+                    if tx.send(Ok(p)).await.is_err() {
                         return;
                     }
                 }
@@ -1029,7 +1061,7 @@ impl Etcd {
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<i64, EtcdError> {
         let req = proto::PutRequest {
             key: key.to_vec(),
-            value: value.to_vec(),
+            value: bytes::Bytes::copy_from_slice(value),
             lease: 0,
         };
         let resp: proto::PutResponse = self.call("put", path::PUT, &req).await?;
@@ -1044,7 +1076,7 @@ impl Etcd {
                 .map(|(k, v)| proto::RequestOp {
                     request: Some(proto::Request::Put(proto::PutRequest {
                         key: k.clone(),
-                        value: v.clone(),
+                        value: bytes::Bytes::copy_from_slice(v),
                         lease: 0,
                     })),
                 })
@@ -1066,76 +1098,140 @@ pub enum ReadAt {
     Latest,
 }
 
-/// A paged range read; see [`Etcd::pages`].
+impl ReadAt {
+    /// The `revision` of a range request (0: the latest).
+    fn revision(self) -> i64 {
+        match self {
+            ReadAt::Fixed(r) => r,
+            ReadAt::Latest => 0,
+        }
+    }
+}
+
+/// Options for a range read: at the fixed revision, or serializable at the
+/// latest (a member's local state, without waiting for writes in flight to
+/// apply: good enough for a writer whose every write is compared).
+fn range_request(at: ReadAt, start: Vec<u8>, end: Vec<u8>, limit: i64) -> proto::RangeRequest {
+    proto::RangeRequest {
+        key: start,
+        range_end: end,
+        limit,
+        revision: at.revision(),
+        serializable: matches!(at, ReadAt::Latest),
+        ..Default::default()
+    }
+}
+
+/// Read one page of `[start, end)`: up to `page_size` keys (fewer when a page of
+/// large values would be over the response limit). Returns the page and, when
+/// the range holds more keys, where the next page starts.
+async fn read_page(
+    etcd: &Etcd,
+    at: ReadAt,
+    start: Vec<u8>,
+    end: &[u8],
+    page_size: i64,
+) -> Result<(Page, Option<Vec<u8>>), EtcdError> {
+    let mut limit = page_size;
+    let resp = loop {
+        let req = range_request(at, start.clone(), end.to_vec(), limit);
+        match etcd.range("range", &req).await {
+            Ok(r) => break r,
+            // A page of large values over the response limit: smaller pages.
+            Err(e) if limit > 1 && e.detail.contains("message length too large") => {
+                limit = (limit / 4).max(1);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let revision = match at {
+        ReadAt::Fixed(r) if r != 0 => r,
+        _ => header_revision(&resp.header),
+    };
+    let kvs: Vec<KeyValue> = resp.kvs.into_iter().map(KeyValue::from).collect();
+    // More keys than the limit (written since the tiles were found, or a smaller
+    // limit): go on after the last one.
+    let next = match (resp.more, kvs.last()) {
+        (true, Some(last)) => {
+            let mut k = last.key.clone();
+            k.push(0);
+            Some(k)
+        }
+        _ => None,
+    };
+    Ok((Page { revision, kvs }, next))
+}
+
+/// Every page of the tile `[start, end)`.
+async fn read_tile(
+    etcd: Etcd,
+    at: ReadAt,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    page_size: i64,
+) -> Result<Vec<Page>, EtcdError> {
+    let mut pages = Vec::with_capacity(1);
+    let mut next = Some(start);
+    while let Some(from) = next.take() {
+        let (page, more) = read_page(&etcd, at, from, &end, page_size).await?;
+        if !page.kvs.is_empty() {
+            pages.push(page);
+        }
+        next = more;
+    }
+    Ok(pages)
+}
+
+/// Cuts a key range into tiles of about `page_size` keys.
 ///
 /// etcd before 3.5 walks every key from a range's start to its end to count
 /// them, whatever the limit, so paging `[next, end)` costs time quadratic in the
 /// size of the range. Instead, a keys-only scan of up to [`Pages::DISCOVER`]
-/// pages' worth of keys finds where the next pages start, and each page is read
-/// as `[start of page, start of next page)`: every request walks one page.
-pub struct Pages {
+/// pages' worth of keys finds where the next tiles start, and each tile is read
+/// as `[start of tile, start of next tile)`: every request walks one page. The
+/// tiles cover the range without gap or overlap, so they can also be read at
+/// the same time.
+struct Tiles {
     etcd: Etcd,
-    /// Start of the next page; `None` at the end.
+    /// Start of the next tile; `None` at the end.
     next: Option<Vec<u8>>,
     end: Vec<u8>,
     at: ReadAt,
     page_size: i64,
-    /// Starts of the pages after `next`, as found by the last keys-only scan.
+    /// Starts of the tiles after `next`, as found by the last keys-only scan.
     bounds: std::collections::VecDeque<Vec<u8>>,
     /// Whether the keys-only scans reached `end`.
     discovered: bool,
 }
 
-impl Pages {
-    /// Pages found per keys-only scan.
-    pub const DISCOVER: i64 = 40;
-
-    /// The revision of a fixed read (0 until the first page when not given).
-    pub fn revision(&self) -> i64 {
-        match self.at {
-            ReadAt::Fixed(r) => r,
-            ReadAt::Latest => 0,
+impl Tiles {
+    fn new(etcd: Etcd, start: Vec<u8>, end: Vec<u8>, at: ReadAt, page_size: usize) -> Tiles {
+        Tiles {
+            etcd,
+            next: Some(start),
+            end,
+            at,
+            page_size: page_size.clamp(1, 100_000) as i64,
+            bounds: std::collections::VecDeque::new(),
+            discovered: false,
         }
     }
 
-    fn read_rev(&self) -> i64 {
-        match self.at {
-            ReadAt::Fixed(r) => r,
-            ReadAt::Latest => 0,
-        }
-    }
-
-    /// Options for a range read: at the fixed revision, or serializable at the
-    /// latest (a member's local state, without waiting for writes in flight to
-    /// apply: good enough for a writer whose every write is compared).
-    fn range_request(&self, start: Vec<u8>, end: Vec<u8>, limit: i64) -> proto::RangeRequest {
-        proto::RangeRequest {
-            key: start,
-            range_end: end,
-            limit,
-            revision: self.read_rev(),
-            serializable: matches!(self.at, ReadAt::Latest),
-            ..Default::default()
-        }
-    }
-
-    /// A keys-only scan from `from`: the starts of the pages after the one that
-    /// begins at `from`.
-    async fn discover(&mut self, from: &[u8]) -> Result<(), EtcdError> {
-        let limit = (self.page_size * Self::DISCOVER).min(50_000);
-        let mut req = self.range_request(from.to_vec(), self.end.clone(), limit);
+    /// A keys-only scan from `from`: the starts of the tiles after the one that
+    /// begins at `from`. Returns whether any key is left at or after `from`.
+    async fn discover(&mut self, from: &[u8]) -> Result<bool, EtcdError> {
+        let limit = (self.page_size * Pages::DISCOVER).min(50_000);
+        let mut req = range_request(self.at, from.to_vec(), self.end.clone(), limit);
         req.keys_only = true;
         let resp = self.etcd.range("range", &req).await?;
         if let ReadAt::Fixed(0) = self.at {
             self.at = ReadAt::Fixed(header_revision(&resp.header));
         }
-        let more = resp.more;
-        let kvs = resp.kvs;
         let step = self.page_size.max(1) as usize;
-        for kv in kvs.iter().skip(step).step_by(step) {
+        for kv in resp.kvs.iter().skip(step).step_by(step) {
             self.bounds.push_back(kv.key.clone());
         }
-        match (more, kvs.last()) {
+        match (resp.more, resp.kvs.last()) {
             (true, Some(last)) => {
                 let mut k = last.key.clone();
                 k.push(0);
@@ -1145,68 +1241,79 @@ impl Pages {
             }
             _ => self.discovered = true,
         }
-        if kvs.is_empty() {
-            self.next = None;
+        Ok(!resp.kvs.is_empty())
+    }
+
+    /// The next tile `[start, end)`, or `None` at the end of the range.
+    async fn next_tile(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, EtcdError> {
+        let Some(start) = self.next.take() else {
+            return Ok(None);
+        };
+        if self.bounds.is_empty() && !self.discovered && !self.discover(&start).await? {
+            return Ok(None);
         }
-        Ok(())
+        Ok(Some(match self.bounds.pop_front() {
+            Some(b) => {
+                self.next = Some(b.clone());
+                (start, b)
+            }
+            // The scans reached the end of the range: this tile is the last.
+            None => (start, self.end.clone()),
+        }))
+    }
+}
+
+/// A paged range read; see [`Etcd::pages`].
+pub struct Pages {
+    tiles: Tiles,
+    /// Where the next page starts in the current tile, and the tile's end.
+    current: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Pages {
+    /// Pages found per keys-only scan.
+    pub const DISCOVER: i64 = 40;
+
+    /// The revision of a fixed read (0 until the first page when not given).
+    pub fn revision(&self) -> i64 {
+        self.tiles.at.revision()
     }
 
     /// The next page, or `None` at the end of the range.
     pub async fn next_page(&mut self) -> Result<Option<Page>, EtcdError> {
-        let Some(start) = self.next.clone() else {
-            return Ok(None);
-        };
-        if self.bounds.is_empty() && !self.discovered {
-            self.discover(&start).await?;
-            if self.next.is_none() {
-                return Ok(None);
+        loop {
+            let (from, end) = match self.current.take() {
+                Some(c) => c,
+                None => match self.tiles.next_tile().await? {
+                    Some(t) => t,
+                    None => return Ok(None),
+                },
+            };
+            let (page, more) = read_page(
+                &self.tiles.etcd,
+                self.tiles.at,
+                from,
+                &end,
+                self.tiles.page_size,
+            )
+            .await?;
+            self.current = more.map(|m| (m, end));
+            if !page.kvs.is_empty() {
+                return Ok(Some(page));
             }
         }
-        let page_end = self
-            .bounds
-            .front()
-            .cloned()
-            .unwrap_or_else(|| self.end.clone());
-        let mut limit = self.page_size;
-        let resp = loop {
-            let req = self.range_request(start.clone(), page_end.clone(), limit);
-            let res = self.etcd.range("range", &req).await;
-            match res {
-                Ok(r) => break r,
-                // A page of large values over the response limit: smaller pages.
-                Err(e) if limit > 1 && e.detail.contains("message length too large") => {
-                    limit = (limit / 4).max(1);
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let revision = header_revision(&resp.header);
-        if let ReadAt::Fixed(0) = self.at {
-            self.at = ReadAt::Fixed(revision);
+    }
+}
+
+/// Tile reads in flight, in key order; aborted when dropped (the reader of the
+/// pages went away, or a read failed).
+struct InFlight(std::collections::VecDeque<tokio::task::JoinHandle<Result<Vec<Page>, EtcdError>>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
         }
-        let more = resp.more;
-        let kvs: Vec<KeyValue> = resp.kvs.into_iter().map(KeyValue::from).collect();
-        self.next = match (more, kvs.last()) {
-            // The page holds more keys than expected (written since the scan, or
-            // a smaller limit): go on within it.
-            (true, Some(last)) => {
-                let mut k = last.key.clone();
-                k.push(0);
-                Some(k)
-            }
-            _ => self.bounds.pop_front().or_else(|| {
-                if self.discovered {
-                    None
-                } else {
-                    Some(page_end.clone())
-                }
-            }),
-        };
-        let revision = match self.at {
-            ReadAt::Fixed(r) => r,
-            ReadAt::Latest => revision,
-        };
-        Ok(Some(Page { revision, kvs }))
     }
 }
 
@@ -1260,7 +1367,7 @@ mod tests {
         assert!(!format!("{o:?}").contains("hunter2"));
         let kv = KeyValue {
             key: b"/registry/secrets/a/b".to_vec(),
-            value: b"topsecret".to_vec(),
+            value: bytes::Bytes::from_static(b"topsecret"),
             create_revision: 1,
             mod_revision: 1,
             version: 1,

@@ -9,6 +9,10 @@
 //! never reads are left out: protobuf decoders skip unknown fields, and an
 //! absent field is the same on the wire as its zero value.
 //!
+//! Values (`KeyValue.value`, `PutRequest.value`) are [`bytes::Bytes`]: a value
+//! decoded from a response shares the response's buffer instead of being
+//! copied, and a request cloned for a retry shares its values.
+//!
 //! Messages that can carry values (`KeyValue`, `PutRequest`) have hand-written
 //! `Debug` impls that print lengths, never bytes: a value may be a plaintext
 //! Secret.
@@ -55,8 +59,8 @@ pub struct KeyValue {
     pub mod_revision: i64,
     #[prost(int64, tag = "4")]
     pub version: i64,
-    #[prost(bytes = "vec", tag = "5")]
-    pub value: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "5")]
+    pub value: bytes::Bytes,
     #[prost(int64, tag = "6")]
     pub lease: i64,
 }
@@ -110,8 +114,8 @@ pub struct RangeResponse {
 pub struct PutRequest {
     #[prost(bytes = "vec", tag = "1")]
     pub key: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: bytes::Bytes,
     #[prost(int64, tag = "3")]
     pub lease: i64,
 }
@@ -288,7 +292,7 @@ mod tests {
             success: vec![RequestOp {
                 request: Some(Request::Put(PutRequest {
                     key: b"k".to_vec(),
-                    value: b"v".to_vec(),
+                    value: bytes::Bytes::from_static(b"v"),
                     lease: 7,
                 })),
             }],
@@ -316,17 +320,48 @@ mod tests {
         assert_eq!(TxnRequest::decode(want.as_slice()).unwrap(), txn);
     }
 
+    /// A range response as etcd sends it: the values are decoded without a
+    /// copy, as slices of the response buffer.
+    #[test]
+    fn range_response_values_share_the_buffer() {
+        let wire: Vec<u8> = vec![
+            0x0a, 0x02, 0x18, 0x09, // header: revision 9
+            0x12, 0x0e, // kvs, 14 bytes
+            0x0a, 0x01, b'k', // key
+            0x10, 0x03, 0x18, 0x08, 0x20, 0x02, // create 3, mod 8, version 2
+            0x2a, 0x01, b'v', // value
+            0x30, 0x07, // lease 7
+            0x18, 0x01, // more
+            0x20, 0x05, // count 5
+        ];
+        let buf = bytes::Bytes::from(wire);
+        let r = RangeResponse::decode(buf.clone()).unwrap();
+        assert_eq!(r.header.as_ref().map(|h| h.revision), Some(9));
+        assert!(r.more);
+        assert_eq!(r.count, 5);
+        let kv = &r.kvs[0];
+        assert_eq!(kv.key, b"k");
+        assert_eq!(&kv.value[..], b"v");
+        assert_eq!(
+            (kv.create_revision, kv.mod_revision, kv.version, kv.lease),
+            (3, 8, 2, 7)
+        );
+        let at = buf.as_ptr_range();
+        assert!(at.contains(&kv.value.as_ptr()), "the value was copied");
+        assert_eq!(r.encode_to_vec(), buf.to_vec());
+    }
+
     #[test]
     fn debug_hides_values_and_passwords() {
         let kv = KeyValue {
             key: b"/registry/secrets/a/b".to_vec(),
-            value: b"topsecret".to_vec(),
+            value: bytes::Bytes::from_static(b"topsecret"),
             ..Default::default()
         };
         assert!(!format!("{kv:?}").contains("topsecret"));
         let put = PutRequest {
             key: b"k".to_vec(),
-            value: b"topsecret".to_vec(),
+            value: bytes::Bytes::from_static(b"topsecret"),
             lease: 0,
         };
         assert!(!format!("{put:?}").contains("topsecret"));

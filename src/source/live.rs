@@ -7,7 +7,7 @@ use super::Record;
 use crate::etcd::{Etcd, EtcdError, ReadAt};
 
 /// Pages fetched ahead of the one being handed over.
-const PAGES_AHEAD: usize = 2;
+const PAGES_AHEAD: usize = 4;
 
 /// What went wrong scanning a live etcd: the read, or the consumer.
 #[derive(Debug)]
