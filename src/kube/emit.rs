@@ -256,27 +256,37 @@ impl YamlEmitter {
         }
     }
 
+    /// Start the next entry of the innermost container (`is_map`: a mapping
+    /// key, else a sequence item): what comes before its first entry, and the
+    /// indentation unless the entry follows a `- ` already on the line.
+    /// Returns the container's indentation, `None` when there is no such container.
+    fn start_entry(&mut self, is_map: bool) -> Option<usize> {
+        let depth = self.frames.len();
+        let f = self.frames.last_mut().filter(|f| f.is_map == is_map)?;
+        Self::check_depth(&mut self.error, depth);
+        if f.entries == 0 {
+            self.out.push_str(f.open);
+        }
+        if !(f.entries == 0 && f.inline_first) {
+            manifest::push_indent(&mut self.out, f.indent);
+        }
+        f.entries += 1;
+        Some(f.indent)
+    }
+
     /// The slot of the next value: a sequence's next item writes its `- ` here.
     fn slot(&mut self) -> Slot {
         let slot = self.next;
-        let depth = self.frames.len();
-        if let Slot::Item(_) | Slot::Top = slot {
-            if let Some(f) = self.frames.last_mut() {
-                if !f.is_map {
-                    Self::check_depth(&mut self.error, depth);
-                    if f.entries == 0 {
-                        self.out.push_str(f.open);
-                    }
-                    if !(f.entries == 0 && f.inline_first) {
-                        manifest::push_indent(&mut self.out, f.indent);
-                    }
-                    f.entries += 1;
-                    self.out.push_str("- ");
-                    return Slot::Item(f.indent);
-                }
-            }
+        if let Slot::AfterKey(_) = slot {
+            return slot;
         }
-        slot
+        match self.start_entry(false) {
+            Some(indent) => {
+                self.out.push_str("- ");
+                Slot::Item(indent)
+            }
+            None => slot,
+        }
     }
 
     fn begin(&mut self, is_map: bool) {
@@ -343,19 +353,9 @@ impl Emitter for YamlEmitter {
         self.end();
     }
     fn key(&mut self, key: &str) {
-        let depth = self.frames.len();
-        let Some(f) = self.frames.last_mut() else {
+        let Some(indent) = self.start_entry(true) else {
             return;
         };
-        Self::check_depth(&mut self.error, depth);
-        if f.entries == 0 {
-            self.out.push_str(f.open);
-        }
-        if !(f.entries == 0 && f.inline_first) {
-            manifest::push_indent(&mut self.out, f.indent);
-        }
-        f.entries += 1;
-        let indent = f.indent;
         manifest::write_key(&mut self.out, key, indent);
         self.out.push(':');
         self.next = Slot::AfterKey(indent);

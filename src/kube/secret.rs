@@ -102,34 +102,32 @@ impl Secret {
     pub fn emit<E: Emitter + ?Sized>(
         &self,
         e: &mut E,
-        (api_version, kind): (&str, &str),
+        type_meta: (&str, &str),
         opts: &ManifestOptions,
     ) {
-        e.begin_map();
-        if !api_version.is_empty() {
-            str_entry(e, "apiVersion", api_version);
-        }
-        if !self.data.is_empty() {
-            e.key("data");
-            emit_bytes_map(e, &self.data);
-        }
-        if let Some(i) = self.immutable {
-            e.key("immutable");
-            e.bool(i);
-        }
-        if !kind.is_empty() {
-            str_entry(e, "kind", kind);
-        }
-        e.key("metadata");
-        self.metadata.emit(e, opts);
-        if !self.string_data.is_empty() {
-            e.key("stringData");
-            emit_string_map(e, &self.string_data);
-        }
-        if !self.type_.is_empty() {
-            str_entry(e, "type", &self.type_);
-        }
-        e.end_map();
+        let before_kind = |e: &mut E| {
+            if !self.data.is_empty() {
+                e.key("data");
+                emit_bytes_map(e, &self.data);
+            }
+            emit_immutable(e, self.immutable);
+        };
+        let after_metadata = |e: &mut E| {
+            if !self.string_data.is_empty() {
+                e.key("stringData");
+                emit_string_map(e, &self.string_data);
+            }
+            if !self.type_.is_empty() {
+                str_entry(e, "type", &self.type_);
+            }
+        };
+        emit_object(
+            e,
+            type_meta,
+            (&self.metadata, opts),
+            before_kind,
+            after_metadata,
+        );
     }
 }
 
@@ -183,51 +181,63 @@ impl ConfigMap {
     pub fn emit<E: Emitter + ?Sized>(
         &self,
         e: &mut E,
-        (api_version, kind): (&str, &str),
+        type_meta: (&str, &str),
         opts: &ManifestOptions,
     ) {
-        e.begin_map();
-        if !api_version.is_empty() {
-            str_entry(e, "apiVersion", api_version);
-        }
-        if !self.binary_data.is_empty() {
-            e.key("binaryData");
-            emit_bytes_map(e, &self.binary_data);
-        }
-        if !self.data.is_empty() {
-            e.key("data");
-            emit_string_map(e, &self.data);
-        }
-        if let Some(i) = self.immutable {
-            e.key("immutable");
-            e.bool(i);
-        }
-        if !kind.is_empty() {
-            str_entry(e, "kind", kind);
-        }
-        e.key("metadata");
-        self.metadata.emit(e, opts);
-        e.end_map();
+        let before_kind = |e: &mut E| {
+            if !self.binary_data.is_empty() {
+                e.key("binaryData");
+                emit_bytes_map(e, &self.binary_data);
+            }
+            if !self.data.is_empty() {
+                e.key("data");
+                emit_string_map(e, &self.data);
+            }
+            emit_immutable(e, self.immutable);
+        };
+        emit_object(e, type_meta, (&self.metadata, opts), before_kind, |_| {});
     }
 }
 
 /// Type and metadata of an object whose other fields are not decoded.
 pub(crate) fn emit_meta_only<E: Emitter + ?Sized>(
     e: &mut E,
-    (api_version, kind): (&str, &str),
+    type_meta: (&str, &str),
     metadata: &ObjectMeta,
     opts: &ManifestOptions,
+) {
+    emit_object(e, type_meta, (metadata, opts), |_| {}, |_| {});
+}
+
+/// One object's map in key order: `apiVersion`, the type's fields that sort
+/// before `kind`, `kind`, `metadata`, then the fields that sort after it
+/// (`apiVersion` and `kind` are `omitempty` in `runtime.TypeMeta`).
+fn emit_object<E: Emitter + ?Sized>(
+    e: &mut E,
+    (api_version, kind): (&str, &str),
+    (metadata, opts): (&ObjectMeta, &ManifestOptions),
+    before_kind: impl FnOnce(&mut E),
+    after_metadata: impl FnOnce(&mut E),
 ) {
     e.begin_map();
     if !api_version.is_empty() {
         str_entry(e, "apiVersion", api_version);
     }
+    before_kind(e);
     if !kind.is_empty() {
         str_entry(e, "kind", kind);
     }
     e.key("metadata");
     metadata.emit(e, opts);
+    after_metadata(e);
     e.end_map();
+}
+
+fn emit_immutable<E: Emitter + ?Sized>(e: &mut E, immutable: Option<bool>) {
+    if let Some(i) = immutable {
+        e.key("immutable");
+        e.bool(i);
+    }
 }
 
 fn emit_bytes_map<E: Emitter + ?Sized>(e: &mut E, map: &BTreeMap<String, Vec<u8>>) {
