@@ -156,8 +156,19 @@ fn secret(name: &str, body: &str) -> Vec<u8> {
 }
 
 fn decrypt(cfg: &Path, key: &str, stored: &[u8], extra: &[&str]) -> (i32, Vec<u8>, String) {
+    crypt("decrypt", cfg, key, stored, extra)
+}
+
+/// Run `atrest encrypt|decrypt --config CFG --etcd-key KEY EXTRA...` with `input` on stdin.
+fn crypt(
+    command: &str,
+    cfg: &Path,
+    key: &str,
+    input: &[u8],
+    extra: &[&str],
+) -> (i32, Vec<u8>, String) {
     let mut cmd = Command::new(common::ATREST);
-    cmd.args(["decrypt", "--config"])
+    cmd.args([command, "--config"])
         .arg(cfg)
         .args(["--etcd-key", key])
         .args(extra)
@@ -166,7 +177,7 @@ fn decrypt(cfg: &Path, key: &str, stored: &[u8], extra: &[&str]) -> (i32, Vec<u8
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(stored).unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -506,25 +517,9 @@ fn upstream_recorded_values_decrypt_to_their_secrets() {
     }
 }
 
-/// Run `atrest encrypt` with `stored` on stdin.
+/// Run `atrest encrypt` with `plain` on stdin.
 fn encrypt(cfg: &Path, key: &str, plain: &[u8], extra: &[&str]) -> (i32, Vec<u8>, String) {
-    let mut cmd = Command::new(common::ATREST);
-    cmd.args(["encrypt", "--config"])
-        .arg(cfg)
-        .args(["--etcd-key", key])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(plain).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crypt("encrypt", cfg, key, plain, extra)
 }
 
 /// The top-level fields of a protobuf message as (field number, wire type,
