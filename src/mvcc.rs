@@ -17,8 +17,6 @@
 use crate::bolt::{BoltError, BoltFile, BucketIter, Entry};
 use crate::snapshot::hex;
 use crate::wire::{self, Reader, WireError};
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 
 /// Bucket holding every revision (`schema.Key`).
 pub(crate) const KEY_BUCKET: &[u8] = b"key";
@@ -381,72 +379,6 @@ pub fn meta_info(file: &BoltFile) -> Result<MetaInfo, MvccError> {
     Ok(info)
 }
 
-/// Hashes etcd keys for the index of the keys of a [`KeyspaceView`]: a word-at-a-time multiply-rotate
-/// hash (far cheaper than SipHash on keys of tens of bytes) with a per-process
-/// random seed, and a final mix so that every bit of the result depends on every
-/// byte. The keys come from a file, not from an attacker on the network; the seed
-/// still keeps a crafted file from choosing colliding keys in advance.
-#[derive(Clone, Copy)]
-struct KeyHashSeed(u64);
-
-impl KeyHashSeed {
-    fn new() -> Self {
-        KeyHashSeed(std::collections::hash_map::RandomState::new().hash_one(0u64))
-    }
-}
-
-impl BuildHasher for KeyHashSeed {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(self.0)
-    }
-}
-
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for KeyHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // murmur3's fmix64.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
 /// The value of one key in a [`KeyspaceView`]: its latest record at the view's revision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyspaceEntry<'a> {
@@ -486,12 +418,11 @@ impl<'a> KeyspaceView<'a> {
             }
         }
         let limit = at.unwrap_or(i64::MAX);
-        // The latest record of each key, in the order keys were first written
-        // (often close to key order, which the sort below then finds cheaply),
-        // and where each key's record is in it.
-        let mut latest: Vec<MvccRecord<'a>> = Vec::new();
-        let mut index: HashMap<&'a [u8], usize, KeyHashSeed> =
-            HashMap::with_hasher(KeyHashSeed::new());
+        // Every record up to the limit, in revision order, and a packed copy of
+        // its key, taken while the key is in cache: the sort below works on the
+        // copies, not on keys scattered over the whole file.
+        let mut stored: Vec<MvccRecord<'a>> = Vec::new();
+        let mut packed: Vec<u8> = Vec::new();
         let mut last_main = 0;
         let mut raw = records(file)?;
         while let Some(item) = raw.next_raw() {
@@ -501,13 +432,8 @@ impl<'a> KeyspaceView<'a> {
                 continue;
             }
             let record = decode_record(item)?;
-            match index.entry(record.kv.key) {
-                std::collections::hash_map::Entry::Occupied(slot) => latest[*slot.get()] = record,
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(latest.len());
-                    latest.push(record);
-                }
-            }
+            packed.extend_from_slice(record.kv.key);
+            stored.push(record);
         }
         let latest_revision = last_main.max(compacted);
         if let Some(requested) = at {
@@ -518,17 +444,28 @@ impl<'a> KeyspaceView<'a> {
                 });
             }
         }
-        drop(index);
-        let mut entries: Vec<KeyspaceEntry<'a>> = latest
-            .into_iter()
-            .filter(|r| !r.tombstone)
-            .map(|r| KeyspaceEntry {
-                key: r.kv.key,
-                kv: r.kv,
-                revision: r.revision,
-            })
-            .collect();
-        sort_by_key(&mut entries);
+        let lens: Vec<usize> = stored.iter().map(|r| r.kv.key.len()).collect();
+        let sorted = KeyOrder::of(&packed, &lens);
+        drop(packed);
+        drop(lens);
+        // Each key's last record in revision order is its value at the view's
+        // revision; a key whose last record is a tombstone does not exist there.
+        let mut entries = Vec::with_capacity(sorted.order.len());
+        for (pos, &(_, i)) in sorted.order.iter().enumerate() {
+            let superseded = sorted
+                .same_as_previous
+                .get(pos + 1)
+                .copied()
+                .unwrap_or(false);
+            let r = &stored[i];
+            if !superseded && !r.tombstone {
+                entries.push(KeyspaceEntry {
+                    key: r.kv.key,
+                    kv: r.kv,
+                    revision: r.revision,
+                });
+            }
+        }
         Ok(KeyspaceView {
             revision: at.unwrap_or(latest_revision),
             latest_revision,
@@ -538,39 +475,95 @@ impl<'a> KeyspaceView<'a> {
     }
 }
 
-/// Sort entries by key. The keys lie scattered over the whole file, so a sort
-/// that compared them in place would spend its time on cache misses: it compares
-/// copies packed into one buffer instead, and moves indices, not entries. Keys are
-/// unique, so the unstable sort gives the one order there is. The entries are
-/// then permuted in place, so the index never exists twice in memory.
-fn sort_by_key(entries: &mut [KeyspaceEntry<'_>]) {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    {
-        let total = entries.iter().map(|e| e.key.len()).sum();
-        let mut packed = Vec::with_capacity(total);
-        let mut spans = Vec::with_capacity(entries.len());
-        for e in entries.iter() {
-            spans.push(packed.len()..packed.len() + e.key.len());
-            packed.extend_from_slice(e.key);
+/// Record indices in key order (bytes compared unsigned, a prefix before the
+/// longer key), equal keys by index, i.e. in revision order.
+struct KeyOrder {
+    /// `(_, index)` pairs; the first half is the sort's scratch.
+    order: Vec<(u64, usize)>,
+    /// `same_as_previous[p]`: the key at position `p` equals the one at `p - 1`.
+    same_as_previous: Vec<bool>,
+}
+
+impl KeyOrder {
+    /// Sort keys given as one buffer of concatenated keys (`packed`) and their
+    /// lengths, in that order. A most-significant-digit radix sort on 8-byte
+    /// digits: each level sorts `(digit, index)` pairs, which compare as two
+    /// integers, and only the runs that tie go down a level. etcd keys share long
+    /// prefixes (`/registry/secrets/<namespace>/`), which a comparison sort would
+    /// re-read on every comparison; the common prefix of all keys is skipped
+    /// outright. An explicit stack bounds the depth whatever the key lengths.
+    fn of(packed: &[u8], lens: &[usize]) -> KeyOrder {
+        let n = lens.len();
+        let mut starts = Vec::with_capacity(n);
+        let mut at = 0;
+        for &len in lens {
+            starts.push(at);
+            at += len;
         }
-        order.sort_unstable_by(|&a, &b| packed[spans[a].clone()].cmp(&packed[spans[b].clone()]));
-    }
-    // Position `j` takes the entry at `order[j]`: follow each cycle once.
-    const DONE: usize = usize::MAX;
-    for start in 0..entries.len() {
-        if order[start] == DONE {
-            continue;
-        }
-        let first = entries[start];
-        let mut j = start;
-        loop {
-            let from = std::mem::replace(&mut order[j], DONE);
-            if from == start {
-                entries[j] = first;
-                break;
+        let key = |i: usize| &packed[starts[i]..starts[i] + lens[i]];
+        let common = match n {
+            0 => 0,
+            _ => {
+                let first = key(0);
+                (1..n).fold(first.len(), |lcp, i| {
+                    let k = key(i);
+                    let max = lcp.min(k.len());
+                    first[..max]
+                        .iter()
+                        .zip(&k[..max])
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(max)
+                })
             }
-            entries[j] = entries[from];
-            j = from;
+        };
+        let digit = |i: usize, depth: usize| {
+            let k = key(i);
+            let end = k.len().min(depth + 8);
+            let mut d = [0u8; 8];
+            d[..end - depth].copy_from_slice(&k[depth..end]);
+            u64::from_be_bytes(d)
+        };
+        let mut items: Vec<(u64, usize)> = (0..n).map(|i| (0, i)).collect();
+        let mut same_as_previous = vec![false; n];
+        let mut todo = vec![(0, n, common)];
+        while let Some((lo, hi, depth)) = todo.pop() {
+            let run = &mut items[lo..hi];
+            for it in run.iter_mut() {
+                it.0 = digit(it.1, depth);
+            }
+            run.sort_unstable();
+            let mut i = lo;
+            while i < hi {
+                let d = items[i].0;
+                let j = i + items[i..hi].iter().take_while(|it| it.0 == d).count();
+                if j - i > 1 {
+                    // Keys that end within this digit are prefixes of the others
+                    // here: they come first, shorter first, and equal lengths are
+                    // equal keys. The rest go down a level.
+                    let tie = &mut items[i..j];
+                    for it in tie.iter_mut() {
+                        let len = lens[it.1];
+                        it.0 = if len <= depth + 8 {
+                            len as u64
+                        } else {
+                            u64::MAX
+                        };
+                    }
+                    tie.sort_unstable();
+                    let ended = tie.iter().take_while(|it| it.0 != u64::MAX).count();
+                    for p in i + 1..i + ended {
+                        same_as_previous[p] = items[p].0 == items[p - 1].0;
+                    }
+                    if j - (i + ended) > 1 {
+                        todo.push((i + ended, j, depth + 8));
+                    }
+                }
+                i = j;
+            }
+        }
+        KeyOrder {
+            order: items,
+            same_as_previous,
         }
     }
 }
@@ -596,46 +589,56 @@ pub fn latest_revision(file: &BoltFile) -> Result<i64, MvccError> {
 mod tests {
     use super::*;
 
-    /// The packed-key sort and in-place permutation give the plain sort's order.
+    /// The radix order is a stable sort by key, and it marks exactly the keys
+    /// equal to the one before them.
+    fn check_key_order(keys: &[Vec<u8>]) {
+        let packed: Vec<u8> = keys.concat();
+        let lens: Vec<usize> = keys.iter().map(Vec::len).collect();
+        let got = KeyOrder::of(&packed, &lens);
+        let mut want: Vec<usize> = (0..keys.len()).collect();
+        want.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+        let order: Vec<usize> = got.order.iter().map(|&(_, i)| i).collect();
+        assert_eq!(order, want, "{keys:?}");
+        for p in 0..keys.len() {
+            let same = p > 0 && keys[want[p]] == keys[want[p - 1]];
+            assert_eq!(got.same_as_previous[p], same, "position {p} of {keys:?}");
+        }
+    }
+
     #[test]
-    fn sort_by_key_orders_like_a_plain_sort() {
-        let keys: Vec<Vec<u8>> = (0..2000u32)
+    fn key_order_is_a_stable_sort_by_key() {
+        check_key_order(&[]);
+        check_key_order(&[b"".to_vec()]);
+        check_key_order(&[
+            b"a".to_vec(),
+            b"".to_vec(),
+            b"".to_vec(),
+            b"a\0".to_vec(),
+            b"a".to_vec(),
+        ]);
+        // Etcd-shaped keys past several digits of common prefix, with history.
+        let keys: Vec<Vec<u8>> = (0..3000u32)
             .map(|i| {
-                let n = i.wrapping_mul(2_654_435_761) % 5000;
-                let mut k = format!("/registry/r{}/ns/{n}", n % 7).into_bytes();
-                k.extend(std::iter::repeat_n(b'x', (i % 5) as usize));
+                let n = i.wrapping_mul(2_654_435_761) % 1500;
+                let mut k = format!("/registry/r{}/ns-{:03}/name-{n}", n % 7, n % 50).into_bytes();
+                k.extend(std::iter::repeat_n(b'x', (n % 11) as usize));
                 k
             })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .rev()
             .collect();
-        for len in [0, 1, 2, 3, 10, keys.len()] {
-            let mut entries: Vec<KeyspaceEntry<'_>> = keys[..len]
-                .iter()
-                .enumerate()
-                .map(|(i, k)| KeyspaceEntry {
-                    key: k,
-                    kv: KeyValue {
-                        key: k,
-                        create_revision: 1,
-                        mod_revision: i as i64,
-                        version: 1,
-                        value: b"",
-                        lease: 0,
-                    },
-                    revision: Revision {
-                        main: i as i64,
-                        sub: 0,
-                    },
-                })
-                .collect();
-            // Interleave so that the input has long cycles, not just a reversal.
-            entries.rotate_left(len / 3);
-            let mut want = entries.clone();
-            want.sort_by(|a, b| a.key.cmp(b.key));
-            sort_by_key(&mut entries);
-            assert_eq!(entries, want, "{len} keys");
+        check_key_order(&keys);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn key_order_matches_a_plain_sort(
+            keys in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec![0u8, 1, b'/', b'a', 0xff]), 0..20),
+                0..60,
+            ),
+            prefix in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+        ) {
+            let keys: Vec<Vec<u8>> = keys.into_iter().map(|k| [prefix.clone(), k].concat()).collect();
+            check_key_order(&keys);
         }
     }
 

@@ -194,8 +194,12 @@ impl<'a> Field<'a> {
     /// A `string` field. Go does not validate UTF-8 when decoding, and replaces
     /// invalid sequences with U+FFFD when encoding JSON; we do the same.
     pub fn string(&self) -> Result<String, WireError> {
-        self.bytes()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+        self.str_lossy().map(std::borrow::Cow::into_owned)
+    }
+
+    /// [`Field::string`] without a copy when the bytes are valid UTF-8.
+    pub fn str_lossy(&self) -> Result<std::borrow::Cow<'a, str>, WireError> {
+        self.bytes().map(String::from_utf8_lossy)
     }
 
     /// A reader over an embedded message.
@@ -431,9 +435,17 @@ pub fn string_entry(
     field: &Field<'_>,
     message: &'static str,
 ) -> Result<(String, String), WireError> {
+    string_entry_ref(field, message).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
+
+/// [`string_entry`] without copies where the bytes are valid UTF-8.
+pub fn string_entry_ref<'a>(
+    field: &Field<'a>,
+    message: &'static str,
+) -> Result<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>), WireError> {
     let (k, v) = map_entry(field, message)?;
-    let key = k.map(|f| f.string()).transpose()?.unwrap_or_default();
-    let value = v.map(|f| f.string()).transpose()?.unwrap_or_default();
+    let key = k.map(|f| f.str_lossy()).transpose()?.unwrap_or_default();
+    let value = v.map(|f| f.str_lossy()).transpose()?.unwrap_or_default();
     Ok((key, value))
 }
 

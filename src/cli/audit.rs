@@ -130,6 +130,9 @@ struct ChunkReport {
     kept: Vec<ObjectReport>,
 }
 
+/// How many records ahead of the one classified a chunk loop prefetches.
+const PREFETCH_AHEAD: usize = 4;
+
 impl ChunkReport {
     fn classify(auditor: &Auditor<'_>, format: OutputFormat, records: &[Record<'_>]) -> Self {
         let with_config = auditor.has_config();
@@ -141,7 +144,10 @@ impl ChunkReport {
         if format == OutputFormat::Json {
             out.json.reserve(records.len() * 256);
         }
-        for record in records {
+        for (i, record) in records.iter().enumerate() {
+            if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
+                ahead.prefetch();
+            }
             let Some(r) = auditor.classify(&record.stored()) else {
                 continue;
             };

@@ -13,13 +13,14 @@
 //! Decoding follows Go's generated `Unmarshal`: repeated occurrences of an embedded
 //! message merge, later scalars win, unknown fields are skipped.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
 use super::emit::{emit_value, str_entry, Emitter};
 use super::{KubeError, ManifestOptions};
-use crate::wire::{string_entry, Field, Reader, WireError};
+use crate::wire::{string_entry_ref, Field, Reader, WireError};
 
 pub use crate::envelope::PROTOBUF_MAGIC;
 
@@ -79,14 +80,14 @@ const GO_ZERO_TIME_UNIX: i64 = -62_135_596_800;
 /// The decoded `runtime.Unknown` wrapper.
 #[derive(Debug, Clone)]
 pub struct Unknown<'a> {
-    pub api_version: String,
-    pub kind: String,
+    pub api_version: Cow<'a, str>,
+    pub kind: Cow<'a, str>,
     /// The typed object's protobuf bytes.
     pub raw: &'a [u8],
     /// Absolute offset of `raw` in the stored value.
     pub raw_offset: usize,
-    pub content_encoding: String,
-    pub content_type: String,
+    pub content_encoding: Cow<'a, str>,
+    pub content_type: Cow<'a, str>,
 }
 
 /// Parse `k8s\x00` + `runtime.Unknown`. The caller has checked the magic.
@@ -100,12 +101,12 @@ pub fn parse_unknown(plaintext: &[u8]) -> Result<Unknown<'_>, KubeError> {
         })?;
     let mut r = Reader::with_base(body, PROTOBUF_MAGIC.len(), "runtime.Unknown");
     let mut unknown = Unknown {
-        api_version: String::new(),
-        kind: String::new(),
+        api_version: Cow::Borrowed(""),
+        kind: Cow::Borrowed(""),
         raw: &[],
         raw_offset: plaintext.len(),
-        content_encoding: String::new(),
-        content_type: String::new(),
+        content_encoding: Cow::Borrowed(""),
+        content_type: Cow::Borrowed(""),
     };
     let mut saw_type_meta = false;
     while let Some(f) = r.next_field()? {
@@ -115,8 +116,8 @@ pub fn parse_unknown(plaintext: &[u8]) -> Result<Unknown<'_>, KubeError> {
                 let mut tm = f.message("runtime.TypeMeta")?;
                 while let Some(f) = tm.next_field()? {
                     match f.number {
-                        TYPE_META_API_VERSION => unknown.api_version = f.string()?,
-                        TYPE_META_KIND => unknown.kind = f.string()?,
+                        TYPE_META_API_VERSION => unknown.api_version = f.str_lossy()?,
+                        TYPE_META_KIND => unknown.kind = f.str_lossy()?,
                         _ => {}
                     }
                 }
@@ -125,8 +126,8 @@ pub fn parse_unknown(plaintext: &[u8]) -> Result<Unknown<'_>, KubeError> {
                 unknown.raw = f.bytes()?;
                 unknown.raw_offset = f.value_offset;
             }
-            UNKNOWN_CONTENT_ENCODING => unknown.content_encoding = f.string()?,
-            UNKNOWN_CONTENT_TYPE => unknown.content_type = f.string()?,
+            UNKNOWN_CONTENT_ENCODING => unknown.content_encoding = f.str_lossy()?,
+            UNKNOWN_CONTENT_TYPE => unknown.content_type = f.str_lossy()?,
             _ => {}
         }
     }
@@ -135,7 +136,7 @@ pub fn parse_unknown(plaintext: &[u8]) -> Result<Unknown<'_>, KubeError> {
     }
     if !unknown.content_encoding.is_empty() {
         return Err(KubeError::UnsupportedContentEncoding(
-            unknown.content_encoding.clone(),
+            unknown.content_encoding.into_owned(),
         ));
     }
     Ok(unknown)
@@ -280,36 +281,7 @@ pub struct ObjectMeta {
 impl ObjectMeta {
     /// Merge one encoded `ObjectMeta` into `self` (Go merges repeated occurrences).
     pub fn merge_from(&mut self, field: &Field<'_>) -> Result<(), KubeError> {
-        let mut r = field.message("ObjectMeta")?;
-        while let Some(f) = r.next_field()? {
-            match f.number {
-                META_NAME => self.name = f.string()?,
-                META_GENERATE_NAME => self.generate_name = f.string()?,
-                META_NAMESPACE => self.namespace = f.string()?,
-                META_SELF_LINK => self.self_link = f.string()?,
-                META_UID => self.uid = f.string()?,
-                META_RESOURCE_VERSION => self.resource_version = f.string()?,
-                META_GENERATION => self.generation = f.int64()?,
-                META_CREATION_TIMESTAMP => self.creation_timestamp = parse_time(&f)?,
-                META_DELETION_TIMESTAMP => self.deletion_timestamp = Some(parse_time(&f)?),
-                META_DELETION_GRACE_PERIOD_SECONDS => {
-                    self.deletion_grace_period_seconds = Some(f.int64()?)
-                }
-                META_LABELS => {
-                    let (k, v) = string_entry(&f, "ObjectMeta.labels entry")?;
-                    self.labels.insert(k, v);
-                }
-                META_ANNOTATIONS => {
-                    let (k, v) = string_entry(&f, "ObjectMeta.annotations entry")?;
-                    self.annotations.insert(k, v);
-                }
-                META_OWNER_REFERENCES => self.owner_references.push(parse_owner(&f)?),
-                META_FINALIZERS => self.finalizers.push(f.string()?),
-                META_MANAGED_FIELDS => self.managed_fields.push(parse_managed(&f)?),
-                _ => {}
-            }
-        }
-        Ok(())
+        walk_meta::<true>(self, &mut MetaIdentity::default(), field)
     }
 
     /// The JSON form, with Go's `omitempty` rules (`creationTimestamp` is a struct,
@@ -372,6 +344,115 @@ pub fn parse_object_meta(raw: &[u8], raw_offset: usize) -> Result<ObjectMeta, Ku
         }
     }
     Ok(meta)
+}
+
+/// The name and namespace an encoded `ObjectMeta` gives, borrowed from the value
+/// where they are valid UTF-8 (lossy otherwise, as [`Field::string`] reads them).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct MetaIdentity<'a> {
+    pub name: Cow<'a, str>,
+    pub namespace: Cow<'a, str>,
+}
+
+/// Check the typed object's protobuf bytes as [`parse_object_meta`] decodes them
+/// (every top-level field frames, `metadata` decodes in full, with the same
+/// errors) without keeping anything but the name and namespace: the whole-object
+/// test of [`super::verify`], without an allocation per field.
+pub(crate) fn check_object_meta(
+    raw: &[u8],
+    raw_offset: usize,
+) -> Result<MetaIdentity<'_>, KubeError> {
+    let mut r = Reader::with_base(raw, raw_offset, "object");
+    let mut unused = ObjectMeta::default();
+    let mut id = MetaIdentity::default();
+    while let Some(f) = r.next_field()? {
+        if f.number == OBJECT_METADATA {
+            walk_meta::<false>(&mut unused, &mut id, &f)?;
+        }
+    }
+    Ok(id)
+}
+
+/// Read one encoded `ObjectMeta`: every field is framed and type-checked the same
+/// way whatever `KEEP` says; with `KEEP` the values are merged into `meta`,
+/// without it only `id` (name and namespace, later occurrences win) is updated.
+/// Decoding and checking share this one walk, so they accept the same inputs.
+fn walk_meta<'a, const KEEP: bool>(
+    meta: &mut ObjectMeta,
+    id: &mut MetaIdentity<'a>,
+    field: &Field<'a>,
+) -> Result<(), KubeError> {
+    let mut r = field.message("ObjectMeta")?;
+    while let Some(f) = r.next_field()? {
+        match f.number {
+            META_NAME => {
+                let v = f.str_lossy()?;
+                if KEEP {
+                    meta.name = v.into_owned();
+                } else {
+                    id.name = v;
+                }
+            }
+            META_NAMESPACE => {
+                let v = f.str_lossy()?;
+                if KEEP {
+                    meta.namespace = v.into_owned();
+                } else {
+                    id.namespace = v;
+                }
+            }
+            META_GENERATE_NAME => keep_string::<KEEP>(&mut meta.generate_name, &f)?,
+            META_SELF_LINK => keep_string::<KEEP>(&mut meta.self_link, &f)?,
+            META_UID => keep_string::<KEEP>(&mut meta.uid, &f)?,
+            META_RESOURCE_VERSION => keep_string::<KEEP>(&mut meta.resource_version, &f)?,
+            META_GENERATION => meta.generation = f.int64()?,
+            META_CREATION_TIMESTAMP => meta.creation_timestamp = parse_time(&f)?,
+            META_DELETION_TIMESTAMP => meta.deletion_timestamp = Some(parse_time(&f)?),
+            META_DELETION_GRACE_PERIOD_SECONDS => {
+                meta.deletion_grace_period_seconds = Some(f.int64()?)
+            }
+            META_LABELS | META_ANNOTATIONS => {
+                let (map, what) = if f.number == META_LABELS {
+                    (&mut meta.labels, "ObjectMeta.labels entry")
+                } else {
+                    (&mut meta.annotations, "ObjectMeta.annotations entry")
+                };
+                let (k, v) = string_entry_ref(&f, what)?;
+                if KEEP {
+                    map.insert(k.into_owned(), v.into_owned());
+                }
+            }
+            META_OWNER_REFERENCES => {
+                let o = parse_owner::<KEEP>(&f)?;
+                if KEEP {
+                    meta.owner_references.push(o);
+                }
+            }
+            META_FINALIZERS => {
+                let v = f.str_lossy()?;
+                if KEEP {
+                    meta.finalizers.push(v.into_owned());
+                }
+            }
+            META_MANAGED_FIELDS => {
+                let m = parse_managed::<KEEP>(&f)?;
+                if KEEP {
+                    meta.managed_fields.push(m);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Read a `string` field into `dst` when `KEEP`; check its framing either way.
+fn keep_string<const KEEP: bool>(dst: &mut String, f: &Field<'_>) -> Result<(), WireError> {
+    let v = f.str_lossy()?;
+    if KEEP {
+        *dst = v.into_owned();
+    }
+    Ok(())
 }
 
 /// Only `metadata.name` and `metadata.namespace`: the cheap path for identifying an
@@ -526,15 +607,15 @@ fn emit_managed<E: Emitter + ?Sized>(e: &mut E, m: &ManagedFieldsEntry) {
     e.end_map();
 }
 
-fn parse_owner(field: &Field<'_>) -> Result<OwnerReference, KubeError> {
+fn parse_owner<const KEEP: bool>(field: &Field<'_>) -> Result<OwnerReference, KubeError> {
     let mut r = field.message("OwnerReference")?;
     let mut o = OwnerReference::default();
     while let Some(f) = r.next_field()? {
         match f.number {
-            OWNER_KIND => o.kind = f.string()?,
-            OWNER_NAME => o.name = f.string()?,
-            OWNER_UID => o.uid = f.string()?,
-            OWNER_API_VERSION => o.api_version = f.string()?,
+            OWNER_KIND => keep_string::<KEEP>(&mut o.kind, &f)?,
+            OWNER_NAME => keep_string::<KEEP>(&mut o.name, &f)?,
+            OWNER_UID => keep_string::<KEEP>(&mut o.uid, &f)?,
+            OWNER_API_VERSION => keep_string::<KEEP>(&mut o.api_version, &f)?,
             OWNER_CONTROLLER => o.controller = Some(f.bool()?),
             OWNER_BLOCK_OWNER_DELETION => o.block_owner_deletion = Some(f.bool()?),
             _ => {}
@@ -543,27 +624,30 @@ fn parse_owner(field: &Field<'_>) -> Result<OwnerReference, KubeError> {
     Ok(o)
 }
 
-fn parse_managed(field: &Field<'_>) -> Result<ManagedFieldsEntry, KubeError> {
+fn parse_managed<const KEEP: bool>(field: &Field<'_>) -> Result<ManagedFieldsEntry, KubeError> {
     let mut r = field.message("ManagedFieldsEntry")?;
     let mut e = ManagedFieldsEntry::default();
     while let Some(f) = r.next_field()? {
         match f.number {
-            MANAGED_MANAGER => e.manager = f.string()?,
-            MANAGED_OPERATION => e.operation = f.string()?,
-            MANAGED_API_VERSION => e.api_version = f.string()?,
+            MANAGED_MANAGER => keep_string::<KEEP>(&mut e.manager, &f)?,
+            MANAGED_OPERATION => keep_string::<KEEP>(&mut e.operation, &f)?,
+            MANAGED_API_VERSION => keep_string::<KEEP>(&mut e.api_version, &f)?,
             MANAGED_TIME => e.time = Some(parse_time(&f)?),
-            MANAGED_FIELDS_TYPE => e.fields_type = f.string()?,
+            MANAGED_FIELDS_TYPE => keep_string::<KEEP>(&mut e.fields_type, &f)?,
             MANAGED_FIELDS_V1 => {
                 let mut fr = f.message("FieldsV1")?;
                 let raw = e.fields_v1.get_or_insert_with(Vec::new);
                 while let Some(f) = fr.next_field()? {
                     if f.number == FIELDS_V1_RAW {
-                        raw.clear();
-                        raw.extend_from_slice(f.bytes()?);
+                        let b = f.bytes()?;
+                        if KEEP {
+                            raw.clear();
+                            raw.extend_from_slice(b);
+                        }
                     }
                 }
             }
-            MANAGED_SUBRESOURCE => e.subresource = f.string()?,
+            MANAGED_SUBRESOURCE => keep_string::<KEEP>(&mut e.subresource, &f)?,
             _ => {}
         }
     }

@@ -159,8 +159,8 @@ pub fn object_info(plaintext: &[u8]) -> Result<ObjectInfo, KubeError> {
             let unknown = meta::parse_unknown(plaintext)?;
             let (name, namespace) = meta::parse_name_namespace(unknown.raw, unknown.raw_offset)?;
             Ok(ObjectInfo {
-                api_version: unknown.api_version,
-                kind: unknown.kind,
+                api_version: unknown.api_version.into_owned(),
+                kind: unknown.kind.into_owned(),
                 name,
                 namespace: Some(namespace).filter(|ns| !ns.is_empty()),
                 encoding: Encoding::Protobuf,
@@ -220,7 +220,7 @@ pub fn decode_manifest(plaintext: &[u8], opts: &ManifestOptions) -> Result<Value
 
 fn decode_protobuf(plaintext: &[u8]) -> Result<Value, KubeError> {
     let u = meta::parse_unknown(plaintext)?;
-    let (api_version, kind) = (u.api_version.as_str(), u.kind.as_str());
+    let (api_version, kind) = (&*u.api_version, &*u.kind);
     Ok(match (api_version, kind) {
         ("v1", "Secret") => Secret::decode(u.raw, u.raw_offset)?.to_json(api_version, kind),
         ("v1", "ConfigMap") => ConfigMap::decode(u.raw, u.raw_offset)?.to_json(api_version, kind),
@@ -247,7 +247,7 @@ pub fn emit_manifest<E: emit::Emitter + ?Sized>(
         return Ok(());
     }
     let u = meta::parse_unknown(plaintext)?;
-    let type_meta = (u.api_version.as_str(), u.kind.as_str());
+    let type_meta = (&*u.api_version, &*u.kind);
     match type_meta {
         ("v1", "Secret") => Secret::decode(u.raw, u.raw_offset)?.emit(e, type_meta, opts),
         ("v1", "ConfigMap") => ConfigMap::decode(u.raw, u.raw_offset)?.emit(e, type_meta, opts),

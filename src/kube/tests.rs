@@ -753,6 +753,17 @@ fn check_never_panics(bytes: &[u8]) {
         assert_eq!(info.namespace.as_deref(), meta["namespace"].as_str());
         assert_eq!(info.kind, full["kind"].as_str().unwrap_or(""));
     }
+    // The whole-object check (verify) accepts exactly what the full metadata
+    // decode accepts, with the same name and namespace, or fails the same way.
+    if detect(bytes) == Some(Encoding::Protobuf) {
+        if let Ok(u) = super::meta::parse_unknown(bytes) {
+            let full =
+                super::meta::parse_object_meta(u.raw, u.raw_offset).map(|m| (m.name, m.namespace));
+            let checked = super::meta::check_object_meta(u.raw, u.raw_offset)
+                .map(|id| (id.name.into_owned(), id.namespace.into_owned()));
+            assert_eq!(checked, full);
+        }
+    }
     for clean in [false, true] {
         let opts = ManifestOptions {
             resource_version: Some(7),

@@ -16,7 +16,9 @@
 //! - `masterleases/<ip>[/<port>]` and `peerserverleases/<id>`: `v1 Endpoints`
 //!   (`pkg/controlplane/reconcilers/lease.go`, `peer_endpoint_lease.go`).
 
-use super::meta::{parse_object_meta, parse_unknown};
+use std::borrow::Cow;
+
+use super::meta::{check_object_meta, parse_unknown};
 use super::{detect, Encoding, KubeError};
 use crate::etcd_key::parse_object_key;
 use serde::Deserialize;
@@ -110,29 +112,30 @@ struct JsonMeta {
     namespace: String,
 }
 
-/// Identity of a verified object.
-struct Decoded {
-    api_version: String,
-    kind: String,
-    name: String,
-    namespace: String,
+/// Identity of a verified object, borrowed from the value where it can be.
+struct Decoded<'a> {
+    api_version: Cow<'a, str>,
+    kind: Cow<'a, str>,
+    name: Cow<'a, str>,
+    namespace: Cow<'a, str>,
 }
 
 /// Decode the whole stored value: protobuf (`k8s\x00` + `runtime.Unknown` whose
 /// `raw` frames as a message and whose `metadata` decodes in full) or a JSON
 /// object. CBOR is recognised but not decoded, so it never verifies.
-fn decode_whole(plaintext: &[u8]) -> Result<Decoded, VerifyError> {
+fn decode_whole(plaintext: &[u8]) -> Result<Decoded<'_>, VerifyError> {
     match detect(plaintext) {
         Some(Encoding::Protobuf) => {
             let u = parse_unknown(plaintext)?;
             // Walks every top-level field of the typed object (each must frame)
-            // and decodes its ObjectMeta in full (labels, owners, managed fields).
-            let meta = parse_object_meta(u.raw, u.raw_offset)?;
+            // and its ObjectMeta in full (labels, owners, managed fields), as
+            // decoding does, keeping only the name and namespace.
+            let id = check_object_meta(u.raw, u.raw_offset)?;
             Ok(Decoded {
                 api_version: u.api_version,
                 kind: u.kind,
-                name: meta.name,
-                namespace: meta.namespace,
+                name: id.name,
+                namespace: id.namespace,
             })
         }
         Some(Encoding::Json) => {
@@ -142,10 +145,10 @@ fn decode_whole(plaintext: &[u8]) -> Result<Decoded, VerifyError> {
                 return Err(VerifyError::NoTypeMeta);
             }
             Ok(Decoded {
-                api_version: head.api_version,
-                kind: head.kind,
-                name: head.metadata.name,
-                namespace: head.metadata.namespace,
+                api_version: head.api_version.into(),
+                kind: head.kind.into(),
+                name: head.metadata.name.into(),
+                namespace: head.metadata.namespace.into(),
             })
         }
         Some(Encoding::Cbor) => Err(KubeError::Unsupported("CBOR").into()),
@@ -163,7 +166,7 @@ const NAMELESS: &[(&str, &str)] = &[
 /// Check that `plaintext` is, in full, the object `expected` names.
 pub fn verify_object(plaintext: &[u8], expected: &ExpectedObject<'_>) -> Result<(), VerifyError> {
     let d = decode_whole(plaintext)?;
-    let ns = Some(d.namespace.as_str()).filter(|n| !n.is_empty());
+    let ns = Some(&*d.namespace).filter(|n| !n.is_empty());
     if !d.name.is_empty() && d.name == expected.name && ns == expected.namespace {
         return Ok(());
     }
