@@ -347,8 +347,11 @@ impl BoltFile {
 
 /// Memory-map `path` read-only (`File::open` opens for reading only).
 ///
-/// The map is populated up front: callers hash or walk nearly every page, and one
-/// bulk read-ahead is several times faster than faulting pages in one by one.
+/// The map is not populated up front: a snapshot's hash check reads every page
+/// on its own thread while the keyspace walk reads them on another, so the page
+/// faults (the kernel maps pages around each fault, 64 KiB at a time) are shared
+/// by two threads at work, where a populated map costs one serial pass before
+/// either can start.
 pub(crate) fn map_read_only(path: &Path) -> Result<memmap2::Mmap, BoltError> {
     let file = File::open(path).map_err(|source| BoltError::Open {
         path: path.to_owned(),
@@ -373,7 +376,7 @@ pub(crate) fn map_read_only(path: &Path) -> Result<memmap2::Mmap, BoltError> {
     // writes are mapped: `etcdctl snapshot save` output, recognised by its sha256
     // trailer (`crate::snapshot`). A member's `db`, which a running etcd
     // may truncate (compaction, defrag), is read into memory ([`read_whole`]).
-    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|source| BoltError::Map {
+    unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|source| BoltError::Map {
         path: path.to_owned(),
         source,
     })

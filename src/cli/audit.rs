@@ -130,9 +130,6 @@ struct ChunkReport {
     kept: Vec<ObjectReport>,
 }
 
-/// How many records ahead of the one classified a chunk loop prefetches.
-const PREFETCH_AHEAD: usize = 4;
-
 impl ChunkReport {
     fn classify(auditor: &Auditor<'_>, format: OutputFormat, records: &[Record<'_>]) -> Self {
         let with_config = auditor.has_config();
@@ -145,7 +142,7 @@ impl ChunkReport {
             out.json.reserve(records.len() * 256);
         }
         for (i, record) in records.iter().enumerate() {
-            if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
+            if let Some(ahead) = records.get(i + Record::PREFETCH_AHEAD) {
                 ahead.prefetch();
             }
             let Some(r) = auditor.classify(&record.stored()) else {

@@ -7,7 +7,7 @@ use super::snapshot::{open_snapshot, with_verified_stdout};
 use super::{CmdResult, Failure};
 use atrest::audit::{AuditOptions, Auditor};
 use atrest::dump::{recover_serialized, ListFormat, ListWriter};
-use atrest::etcd_key::{GroupResource, DEFAULT_PREFIX};
+use atrest::etcd_key::{GroupResource, ObjectKey, DEFAULT_PREFIX};
 use atrest::fsutil::PrivateTree;
 use atrest::keyring::ExtraKeys;
 use atrest::kube::ExpectedObject;
@@ -88,12 +88,19 @@ pub struct Args {
     kms_endpoint: Vec<String>,
 }
 
-struct Recovered {
-    key: String,
-    resource: GroupResource,
-    namespace: Option<String>,
-    name: String,
-    result: Result<Vec<u8>, String>,
+/// What one chunk of records became, on a worker thread: the serialised
+/// objects back to back in one buffer, and for each selected record its key
+/// (borrowed from the snapshot) and where its bytes are.
+struct RecoveredChunk<'f> {
+    bytes: Vec<u8>,
+    items: Vec<Recovered<'f>>,
+}
+
+struct Recovered<'f> {
+    key: &'f [u8],
+    object: ObjectKey<'f>,
+    /// The object's bytes in [`RecoveredChunk::bytes`], or why it was not recovered.
+    result: Result<std::ops::Range<usize>, String>,
     /// The extra key (further config, archive) that read it.
     read_with: Option<String>,
 }
@@ -131,10 +138,10 @@ pub fn run(a: Args) -> CmdResult {
     })
 }
 
-fn dump(
+fn dump<'f>(
     a: &Args,
     (ts, extra): (&Transformers, &ExtraKeys),
-    source: &SnapshotSource<'_>,
+    source: &SnapshotSource<'f>,
     auditor: &Auditor<'_>,
     list_format: ListFormat,
     gate: &mut GatedWriter<'_, std::io::StdoutLock<'static>>,
@@ -161,37 +168,53 @@ fn dump(
     let (mut recovered, mut failed, mut partial) =
         (0usize, 0usize, std::collections::BTreeSet::new());
     let mut by_extra: std::collections::BTreeMap<String, usize> = Default::default();
-    let work = |records: &[Record<'_>]| -> Vec<Recovered> {
-        records
-            .iter()
-            .filter_map(|rec| recover_one(a, (ts, extra), auditor, list_format, rec))
-            .collect()
+    let work = |records: &[Record<'f>]| -> RecoveredChunk<'f> {
+        let mut chunk = RecoveredChunk {
+            bytes: Vec::with_capacity(records.iter().map(|r| 2 * r.value.len() + 1024).sum()),
+            items: Vec::with_capacity(records.len()),
+        };
+        for (i, rec) in records.iter().enumerate() {
+            if let Some(ahead) = records.get(i + Record::PREFETCH_AHEAD) {
+                ahead.prefetch();
+            }
+            if let Some(r) =
+                recover_one(a, (ts, extra), auditor, list_format, rec, &mut chunk.bytes)
+            {
+                chunk.items.push(r);
+            }
+        }
+        chunk
     };
-    let scanned = source.par_map(threads(a.threads), &|n| progress.inc(n), work, |results| {
+    let scanned = source.par_map(threads(a.threads), &|n| progress.inc(n), work, |chunk| {
         super::kms::check(Some(ts))?;
-        for r in results {
+        for r in chunk.items {
             if let (Some(k), Ok(_)) = (&r.read_with, &r.result) {
                 *by_extra.entry(k.clone()).or_default() += 1;
             }
             match r.result {
-                Ok(bytes) => {
-                    if !matches!(r.resource.resource.as_str(), "secrets" | "configmaps")
-                        || !r.resource.group.is_empty()
+                Ok(range) => {
+                    let bytes = &chunk.bytes[range];
+                    let gr = &r.object.resource;
+                    if !matches!(gr.resource.as_str(), "secrets" | "configmaps")
+                        || !gr.group.is_empty()
                     {
-                        partial.insert(r.resource.to_string());
+                        partial.insert(gr.to_string());
                     }
                     match (&mut list, &tree) {
-                        (Some(l), _) => l.push_serialized(&bytes).map_err(Failure::output)?,
+                        (Some(l), _) => l.push_serialized(bytes).map_err(Failure::output)?,
                         (None, Some(tree)) => {
                             if let Err(msg) = write_object_file(
                                 tree,
-                                &r.resource,
-                                r.namespace.as_deref(),
-                                &r.name,
+                                gr,
+                                r.object.namespace,
+                                r.object.name,
                                 a.output,
-                                &bytes,
+                                bytes,
                             ) {
-                                eprintln!("atrest: cannot write {}: {msg}", r.key);
+                                eprintln!(
+                                    "atrest: cannot write {}: {msg}",
+                                    String::from_utf8_lossy(r.key)
+                                );
                                 failed += 1;
                                 continue;
                             }
@@ -201,7 +224,10 @@ fn dump(
                     recovered += 1;
                 }
                 Err(msg) => {
-                    eprintln!("atrest: cannot recover {}: {msg}", r.key);
+                    eprintln!(
+                        "atrest: cannot recover {}: {msg}",
+                        String::from_utf8_lossy(r.key)
+                    );
                     failed += 1;
                 }
             }
@@ -248,46 +274,46 @@ fn dump(
     Ok(())
 }
 
-/// Select, decrypt, decode and serialise one record (on a worker thread);
-/// `None` when the filters leave it out.
-fn recover_one(
+/// Select, decrypt, decode and serialise one record (on a worker thread) at
+/// the end of `out`; `None` when the filters leave it out.
+fn recover_one<'f>(
     a: &Args,
     (ts, extra): (&Transformers, &ExtraKeys),
     auditor: &Auditor<'_>,
     list_format: ListFormat,
-    rec: &Record<'_>,
-) -> Option<Recovered> {
-    let ok = auditor.select(rec.key)?;
+    rec: &Record<'f>,
+    out: &mut Vec<u8>,
+) -> Option<Recovered<'f>> {
+    let object = auditor.select(rec.key)?;
     if a.namespace
         .as_deref()
-        .is_some_and(|ns| ok.namespace != Some(ns))
-        || a.name.as_deref().is_some_and(|n| ok.name != n)
+        .is_some_and(|ns| object.namespace != Some(ns))
+        || a.name.as_deref().is_some_and(|n| object.name != n)
     {
         return None;
     }
     let per_file = a.out_dir.is_some();
-    let expected = ExpectedObject::from_object_key(rec.key, &a.etcd_prefix, &ok)?;
-    let mut read_with = None;
-    let mut bytes = Vec::with_capacity(2 * rec.value.len() + 1024);
+    let expected = ExpectedObject::from_object_key(rec.key, &a.etcd_prefix, &object)?;
+    let start = out.len();
     let result = recover_serialized(
         (ts, extra),
-        &ok.resource,
+        &object.resource,
         &expected,
         &rec.stored(),
         a.clean,
         (list_format, !per_file),
-        &mut bytes,
-    )
-    .map(|by| {
-        read_with = by.map(|k| k.to_string());
-        bytes
-    })
-    .map_err(|e| e.to_string());
+        out,
+    );
+    let (result, read_with) = match result {
+        Ok(by) => (Ok(start..out.len()), by.map(|k| k.to_string())),
+        Err(e) => {
+            out.truncate(start);
+            (Err(e.to_string()), None)
+        }
+    };
     Some(Recovered {
-        key: String::from_utf8_lossy(rec.key).into_owned(),
-        resource: ok.resource,
-        namespace: ok.namespace.map(str::to_string),
-        name: ok.name.to_string(),
+        key: rec.key,
+        object,
         result,
         read_with,
     })

@@ -61,6 +61,10 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// How many records ahead of the one at work a chunk loop calls
+    /// [`Record::prefetch`].
+    pub const PREFETCH_AHEAD: usize = 4;
+
     /// Ask the CPU to start loading the first bytes of the key and of the value
     /// (a hint only: it changes no result). Records of a snapshot lie scattered
     /// over the file in key order; a loop over a chunk calls this a few records
