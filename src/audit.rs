@@ -260,7 +260,7 @@ impl<'t> Auditor<'t> {
                     }
                 }
                 // `select` parsed this key under the prefix, so this cannot be None.
-                let expected = ExpectedObject::from_object_key(obj.key, &self.options.prefix, &ok)?;
+                let expected = ExpectedObject::from_object_key(&self.options.prefix, &ok)?;
                 classify_with(&t, covered, &ok.resource, obj, &env, &expected, plain)
             }
         };
@@ -280,7 +280,7 @@ impl<'t> Auditor<'t> {
             }
         }
         Some(ObjectReport {
-            key: String::from_utf8_lossy(obj.key).into_owned(),
+            key: ok.key.to_owned(),
             resource: ok.resource.to_string(),
             namespace: ok.namespace.map(str::to_string),
             name: ok.name.to_string(),

@@ -267,6 +267,8 @@ pub fn check_resource_name(gr: &GroupResource) -> Result<(), ResourceNameError> 
 /// A Kubernetes object's etcd key, split into its parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectKey<'a> {
+    /// The whole etcd key (it is valid UTF-8).
+    pub key: &'a str,
     /// The group/resource the key belongs to.
     pub resource: GroupResource,
     /// Namespace, for namespaced objects.
@@ -339,6 +341,7 @@ pub fn parse_object_key<'a>(key: &'a [u8], prefix: &str) -> Option<ObjectKey<'a>
         return None;
     }
     Some(ObjectKey {
+        key,
         resource,
         namespace,
         name,

@@ -421,7 +421,8 @@ impl<'a> KeyspaceView<'a> {
         // Every record up to the limit, in revision order, and a packed copy of
         // its key, taken while the key is in cache: the sort below works on the
         // copies, not on keys scattered over the whole file.
-        let mut stored: Vec<MvccRecord<'a>> = Vec::new();
+        let mut entries: Vec<KeyspaceEntry<'a>> = Vec::new();
+        let mut tombstone: Vec<bool> = Vec::new();
         let mut packed: Vec<u8> = Vec::new();
         let mut last_main = 0;
         let mut raw = records(file)?;
@@ -431,9 +432,14 @@ impl<'a> KeyspaceView<'a> {
             if item.0.main > limit {
                 continue;
             }
-            let record = decode_record(item)?;
-            packed.extend_from_slice(record.kv.key);
-            stored.push(record);
+            let r = decode_record(item)?;
+            packed.extend_from_slice(r.kv.key);
+            tombstone.push(r.tombstone);
+            entries.push(KeyspaceEntry {
+                key: r.kv.key,
+                kv: r.kv,
+                revision: r.revision,
+            });
         }
         let latest_revision = last_main.max(compacted);
         if let Some(requested) = at {
@@ -444,34 +450,57 @@ impl<'a> KeyspaceView<'a> {
                 });
             }
         }
-        let lens: Vec<usize> = stored.iter().map(|r| r.kv.key.len()).collect();
-        let sorted = KeyOrder::of(&packed, &lens);
+        let lens: Vec<usize> = entries.iter().map(|e| e.key.len()).collect();
+        let KeyOrder {
+            mut order,
+            same_as_previous,
+        } = KeyOrder::of(&packed, &lens);
         drop(packed);
         drop(lens);
         // Each key's last record in revision order is its value at the view's
         // revision; a key whose last record is a tombstone does not exist there.
-        let mut entries = Vec::with_capacity(sorted.order.len());
-        for (pos, &(_, i)) in sorted.order.iter().enumerate() {
-            let superseded = sorted
-                .same_as_previous
-                .get(pos + 1)
-                .copied()
-                .unwrap_or(false);
-            let r = &stored[i];
-            if !superseded && !r.tombstone {
-                entries.push(KeyspaceEntry {
-                    key: r.kv.key,
-                    kv: r.kv,
-                    revision: r.revision,
-                });
-            }
-        }
+        let keep: Vec<bool> = (0..order.len())
+            .map(|p| {
+                let superseded = same_as_previous.get(p + 1).copied().unwrap_or(false);
+                !superseded && !tombstone[order[p].1]
+            })
+            .collect();
+        drop(tombstone);
+        drop(same_as_previous);
+        // Put the records in key order where they are (no second copy of the
+        // index), then keep each existing key's one.
+        permute(&mut entries, &mut order);
+        let mut kept = keep.iter();
+        entries.retain(|_| kept.next().copied().unwrap_or(false));
         Ok(KeyspaceView {
             revision: at.unwrap_or(latest_revision),
             latest_revision,
             compacted_revision: compacted,
             entries,
         })
+    }
+}
+
+/// Reorder `entries` so that position `j` holds the entry that was at
+/// `order[j].1` (a permutation of the positions), following each cycle once;
+/// `order` is used up as the marks of what has moved.
+fn permute<T: Copy>(entries: &mut [T], order: &mut [(u64, usize)]) {
+    const DONE: usize = usize::MAX;
+    for start in 0..entries.len() {
+        if order[start].1 == DONE {
+            continue;
+        }
+        let first = entries[start];
+        let mut j = start;
+        loop {
+            let from = std::mem::replace(&mut order[j].1, DONE);
+            if from == start {
+                entries[j] = first;
+                break;
+            }
+            entries[j] = entries[from];
+            j = from;
+        }
     }
 }
 
@@ -602,6 +631,24 @@ mod tests {
         for p in 0..keys.len() {
             let same = p > 0 && keys[want[p]] == keys[want[p - 1]];
             assert_eq!(got.same_as_previous[p], same, "position {p} of {keys:?}");
+        }
+    }
+
+    #[test]
+    fn permute_moves_each_entry_to_its_position() {
+        for n in [0usize, 1, 2, 7, 100] {
+            // A permutation with long cycles and fixed points.
+            let mut order: Vec<(u64, usize)> = (0..n)
+                .map(|j| (0, if j % 5 == 0 { j } else { (j * 37 + 11) % n }))
+                .collect();
+            let distinct: std::collections::BTreeSet<usize> = order.iter().map(|o| o.1).collect();
+            if distinct.len() != n {
+                order = (0..n).map(|j| (0, n - 1 - j)).collect();
+            }
+            let want: Vec<usize> = order.iter().map(|o| o.1 * 10).collect();
+            let mut entries: Vec<usize> = (0..n).map(|i| i * 10).collect();
+            permute(&mut entries, &mut order);
+            assert_eq!(entries, want, "{n}");
         }
     }
 

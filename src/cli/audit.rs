@@ -188,6 +188,7 @@ fn run_snapshot(a: Args) -> CmdResult {
     // fails mid-run leaves no partial report.
     let hold = super::kms::in_use(ts.as_ref());
     with_verified_stdout(&snap, hold, |gate| {
+        let gate_hashing = gate.hash_running();
         let source = SnapshotSource::open(snap.bolt(), a.revision).map_err(|e| damaged(&e))?;
         let history = if a.history {
             Some(
@@ -213,6 +214,7 @@ fn run_snapshot(a: Args) -> CmdResult {
         let format = report.format;
         source.par_map(
             threads,
+            gate_hashing,
             &|n| progress.inc(n),
             |records| ChunkReport::classify(&auditor, format, records),
             |chunk| {

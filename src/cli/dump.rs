@@ -146,6 +146,7 @@ fn dump<'f>(
     list_format: ListFormat,
     gate: &mut GatedWriter<'_, std::io::StdoutLock<'static>>,
 ) -> CmdResult {
+    let hashing = gate.hash_running();
     let tree = match &a.out_dir {
         Some(dir) => {
             // Files are written one by one: wait for the snapshot's hash check first.
@@ -185,55 +186,61 @@ fn dump<'f>(
         }
         chunk
     };
-    let scanned = source.par_map(threads(a.threads), &|n| progress.inc(n), work, |chunk| {
-        super::kms::check(Some(ts))?;
-        for r in chunk.items {
-            if let (Some(k), Ok(_)) = (&r.read_with, &r.result) {
-                *by_extra.entry(k.clone()).or_default() += 1;
-            }
-            match r.result {
-                Ok(range) => {
-                    let bytes = &chunk.bytes[range];
-                    let gr = &r.object.resource;
-                    if !matches!(gr.resource.as_str(), "secrets" | "configmaps")
-                        || !gr.group.is_empty()
-                    {
-                        partial.insert(gr.to_string());
-                    }
-                    match (&mut list, &tree) {
-                        (Some(l), _) => l.push_serialized(bytes).map_err(Failure::output)?,
-                        (None, Some(tree)) => {
-                            if let Err(msg) = write_object_file(
-                                tree,
-                                gr,
-                                r.object.namespace,
-                                r.object.name,
-                                a.output,
-                                bytes,
-                            ) {
-                                eprintln!(
-                                    "atrest: cannot write {}: {msg}",
-                                    String::from_utf8_lossy(r.key)
-                                );
-                                failed += 1;
-                                continue;
-                            }
+    let scanned = source.par_map(
+        threads(a.threads),
+        hashing,
+        &|n| progress.inc(n),
+        work,
+        |chunk| {
+            super::kms::check(Some(ts))?;
+            for r in chunk.items {
+                if let (Some(k), Ok(_)) = (&r.read_with, &r.result) {
+                    *by_extra.entry(k.clone()).or_default() += 1;
+                }
+                match r.result {
+                    Ok(range) => {
+                        let bytes = &chunk.bytes[range];
+                        let gr = &r.object.resource;
+                        if !matches!(gr.resource.as_str(), "secrets" | "configmaps")
+                            || !gr.group.is_empty()
+                        {
+                            partial.insert(gr.to_string());
                         }
-                        (None, None) => {}
+                        match (&mut list, &tree) {
+                            (Some(l), _) => l.push_serialized(bytes).map_err(Failure::output)?,
+                            (None, Some(tree)) => {
+                                if let Err(msg) = write_object_file(
+                                    tree,
+                                    gr,
+                                    r.object.namespace,
+                                    r.object.name,
+                                    a.output,
+                                    bytes,
+                                ) {
+                                    eprintln!(
+                                        "atrest: cannot write {}: {msg}",
+                                        String::from_utf8_lossy(r.key)
+                                    );
+                                    failed += 1;
+                                    continue;
+                                }
+                            }
+                            (None, None) => {}
+                        }
+                        recovered += 1;
                     }
-                    recovered += 1;
-                }
-                Err(msg) => {
-                    eprintln!(
-                        "atrest: cannot recover {}: {msg}",
-                        String::from_utf8_lossy(r.key)
-                    );
-                    failed += 1;
+                    Err(msg) => {
+                        eprintln!(
+                            "atrest: cannot recover {}: {msg}",
+                            String::from_utf8_lossy(r.key)
+                        );
+                        failed += 1;
+                    }
                 }
             }
-        }
-        Ok::<(), Failure>(())
-    });
+            Ok::<(), Failure>(())
+        },
+    );
     if let Err(f) = scanned.and_then(|()| super::kms::check(Some(ts))) {
         // Files already written stay (each one whole, 0600), but the tree is
         // not the dump that was asked for: say so, never leave it silently.
@@ -293,7 +300,7 @@ fn recover_one<'f>(
         return None;
     }
     let per_file = a.out_dir.is_some();
-    let expected = ExpectedObject::from_object_key(rec.key, &a.etcd_prefix, &object)?;
+    let expected = ExpectedObject::from_object_key(&a.etcd_prefix, &object)?;
     let start = out.len();
     let result = recover_serialized(
         (ts, extra),

@@ -26,6 +26,7 @@
 use atrest::snapshot::{HashCheck, SnapshotError};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::AtomicBool;
 use std::thread::ScopedJoinHandle;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -46,6 +47,8 @@ pub struct GatedWriter<'s, W: Write> {
     spool: Option<Spool>,
     /// Most bytes held in memory ([`HOLD_LIMIT`]; smaller in tests).
     limit: usize,
+    /// Set while the hash check runs (see [`GatedWriter::hashing`]).
+    hashing: Option<&'s AtomicBool>,
 }
 
 impl<'s, W: Write> GatedWriter<'s, W> {
@@ -58,7 +61,20 @@ impl<'s, W: Write> GatedWriter<'s, W> {
             to_end: false,
             spool: None,
             limit: HOLD_LIMIT,
+            hashing: None,
         }
+    }
+
+    /// Say which flag is set while the check runs, for the workers to pace
+    /// themselves by ([`GatedWriter::hash_running`]).
+    pub fn hashing(mut self, flag: &'s AtomicBool) -> Self {
+        self.hashing = Some(flag);
+        self
+    }
+
+    /// The flag set while the hash check runs, if there is one.
+    pub fn hash_running(&self) -> Option<&'s AtomicBool> {
+        self.hashing
     }
 
     /// With `yes`, hold every byte until [`GatedWriter::open`] (spooled to a

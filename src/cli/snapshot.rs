@@ -5,6 +5,7 @@ use super::gate::GatedWriter;
 use super::{CmdResult, Failure};
 use atrest::snapshot::{HashCheck, Snapshot, SnapshotOptions};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Open a snapshot; every failure is exit 2 with the file named. The sha256
 /// trailer is checked later, on another thread: see [`with_verified_stdout`].
@@ -24,10 +25,18 @@ pub fn with_verified_stdout<R>(
     hold_to_end: bool,
     f: impl FnOnce(&mut GatedWriter<'_, std::io::StdoutLock<'static>>) -> R,
 ) -> R {
+    let hashing = AtomicBool::new(snap.hash_check() == HashCheck::Pending);
     std::thread::scope(|s| {
-        let check =
-            (snap.hash_check() == HashCheck::Pending).then(|| s.spawn(|| snap.verify_hash()));
-        let mut gate = GatedWriter::new(std::io::stdout().lock(), check).hold_to_end(hold_to_end);
+        let check = (snap.hash_check() == HashCheck::Pending).then(|| {
+            s.spawn(|| {
+                let r = snap.verify_hash();
+                hashing.store(false, Ordering::Release);
+                r
+            })
+        });
+        let mut gate = GatedWriter::new(std::io::stdout().lock(), check)
+            .hold_to_end(hold_to_end)
+            .hashing(&hashing);
         f(&mut gate)
     })
 }

@@ -39,19 +39,15 @@ impl<'a> ExpectedObject<'a> {
     /// `--etcd-prefix`); `None` when the key is not an object key under it.
     pub fn from_key(etcd_key: &'a [u8], prefix: &str) -> Option<Self> {
         let ok = parse_object_key(etcd_key, prefix)?;
-        Self::from_object_key(etcd_key, prefix, &ok)
+        Self::from_object_key(prefix, &ok)
     }
 
     /// The expectation for an etcd key already split by
     /// [`parse_object_key`] (`ok`) under `prefix`: the same as
     /// [`ExpectedObject::from_key`] without splitting it again.
-    pub fn from_object_key(
-        etcd_key: &'a [u8],
-        prefix: &str,
-        ok: &crate::etcd_key::ObjectKey<'a>,
-    ) -> Option<Self> {
-        let key = std::str::from_utf8(etcd_key).ok()?;
-        let path = key
+    pub fn from_object_key(prefix: &str, ok: &crate::etcd_key::ObjectKey<'a>) -> Option<Self> {
+        let path = ok
+            .key
             .strip_prefix(prefix.trim_end_matches('/'))?
             .strip_prefix('/')?;
         Some(ExpectedObject {

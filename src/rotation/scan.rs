@@ -57,6 +57,7 @@ impl<'a> UsageScan<'a> {
         let mut usage = KeyUsage::default();
         let done: Result<(), Infallible> = source.par_map(
             default_threads(),
+            None,
             progress,
             |records| self.records(records),
             |chunk| {

@@ -29,6 +29,24 @@ pub fn ordered_map<T, E>(
     count: usize,
     threads: usize,
     work: impl Fn(usize) -> T + Sync,
+    emit: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Send,
+{
+    ordered_map_paced(count, threads, None, work, emit)
+}
+
+/// [`ordered_map`], with all workers but the first waiting while `hold_back`
+/// is set: a snapshot's sha256 check runs on a thread of its own, and nothing
+/// is released before it passes, so until then one worker is enough to keep
+/// the output coming, and the check gets a core to itself (it finishes
+/// sooner, and less output has to be held back meanwhile).
+pub fn ordered_map_paced<T, E>(
+    count: usize,
+    threads: usize,
+    hold_back: Option<&AtomicBool>,
+    work: impl Fn(usize) -> T + Sync,
     mut emit: impl FnMut(T) -> Result<(), E>,
 ) -> Result<(), E>
 where
@@ -49,10 +67,17 @@ where
     let moved = Condvar::new();
     let (tx, rx) = mpsc::channel::<(usize, T)>();
     std::thread::scope(|s| {
-        for _ in 0..threads {
+        for worker in 0..threads {
             let tx = tx.clone();
             let (work, next, stop, emitted, moved) = (&work, &next, &stop, &emitted, &moved);
             s.spawn(move || loop {
+                if worker > 0 {
+                    while hold_back.is_some_and(|h| h.load(Ordering::Acquire))
+                        && !stop.load(Ordering::Relaxed)
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count || stop.load(Ordering::Relaxed) {
                     return;
@@ -132,6 +157,35 @@ mod tests {
             .unwrap();
             assert_eq!(seen, (0..100).map(|i| i * 10).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn held_back_workers_wait_until_the_flag_clears() {
+        let hold = AtomicBool::new(true);
+        let mut seen = Vec::new();
+        ordered_map_paced(
+            40,
+            3,
+            Some(&hold),
+            |i| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                (i, std::thread::current().id())
+            },
+            |v| {
+                if v.0 == 15 {
+                    hold.store(false, Ordering::Release);
+                }
+                seen.push(v);
+                Ok::<(), ()>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            seen.iter().map(|v| v.0).collect::<Vec<_>>(),
+            (0..40).collect::<Vec<_>>()
+        );
+        // Until chunk 15 was emitted, one worker took every chunk.
+        assert!(seen[..=15].iter().all(|v| v.1 == seen[0].1));
     }
 
     #[test]

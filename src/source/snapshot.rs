@@ -2,9 +2,11 @@
 //! one revision (the latest, or one given), in key order ([`crate::mvcc::KeyspaceView`]),
 //! handed over in chunks.
 
-use super::{ordered_map, Progress, Record};
+use super::pipeline::ordered_map_paced;
+use super::{Progress, Record};
 use crate::bolt::BoltFile;
 use crate::mvcc::{KeyspaceEntry, KeyspaceView, MvccError};
+use std::sync::atomic::AtomicBool;
 
 /// Most records per chunk: large enough that handing a chunk to a worker costs
 /// nothing next to its work, small enough that the few chunks per thread in
@@ -77,11 +79,13 @@ impl<'f> SnapshotSource<'f> {
     }
 
     /// Run `work` on every chunk on `threads` threads and hand the results to
-    /// `emit` in key order (see [`ordered_map`]). `progress` counts records as
-    /// their chunk's result is emitted.
+    /// `emit` in key order (see [`super::ordered_map`]). `progress` counts records as
+    /// their chunk's result is emitted. While `hold_back` is set (the file's
+    /// hash check is running), one thread works (see [`ordered_map_paced`]).
     pub fn par_map<T: Send, E>(
         &self,
         threads: usize,
+        hold_back: Option<&AtomicBool>,
         progress: Progress<'_>,
         work: impl Fn(&[Record<'f>]) -> T + Sync,
         mut emit: impl FnMut(T) -> Result<(), E>,
@@ -89,9 +93,10 @@ impl<'f> SnapshotSource<'f> {
         let total = self.view.entries.len();
         let size = chunk_size(total, threads);
         let mut done = 0usize;
-        ordered_map(
+        ordered_map_paced(
             total.div_ceil(size),
             threads,
+            hold_back,
             |i| work(&self.chunk(i, size)),
             |t| {
                 emit(t)?;
