@@ -11,7 +11,9 @@ use crate::envelope::{kms, DecryptError, Envelope, ProviderKind};
 use crate::etcd_key::{parse_object_key, GroupResource};
 use crate::keyring::ExtraKeys;
 use crate::kube::{verify_object, ExpectedObject};
-use crate::transformer::{AttemptError, ReadError, ReadMode, Transformer, Transformers};
+use crate::transformer::{
+    AttemptError, ChainCache, ReadError, ReadMode, Transformer, Transformers,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -217,7 +219,24 @@ impl<'t> Auditor<'t> {
 
     /// Classify one object; `None` when it is outside the prefix or the filter.
     pub fn classify(&self, obj: &StoredObject<'_>) -> Option<ObjectReport> {
-        self.classify_keeping(obj, None)
+        let mut cache = self.cache();
+        self.classify_keeping(obj, None, &mut cache)
+    }
+
+    /// What a loop over many objects keeps between calls of
+    /// [`Auditor::classify_in`].
+    pub fn cache(&self) -> AuditCache<'t> {
+        AuditCache(self.transformers.map(Transformers::chain_cache))
+    }
+
+    /// [`Auditor::classify`] for one of many objects, reusing `cache` (from
+    /// [`Auditor::cache`], on this thread).
+    pub fn classify_in(
+        &self,
+        obj: &StoredObject<'_>,
+        cache: &mut AuditCache<'t>,
+    ) -> Option<ObjectReport> {
+        self.classify_keeping(obj, None, cache)
     }
 
     /// Like [`Auditor::classify`], and for a `stale` object that the config
@@ -228,7 +247,8 @@ impl<'t> Auditor<'t> {
         obj: &StoredObject<'_>,
     ) -> Option<(ObjectReport, Option<Vec<u8>>)> {
         let mut plain = None;
-        let report = self.classify_keeping(obj, Some(&mut plain))?;
+        let mut cache = self.cache();
+        let report = self.classify_keeping(obj, Some(&mut plain), &mut cache)?;
         Some((report, plain))
     }
 
@@ -236,6 +256,7 @@ impl<'t> Auditor<'t> {
         &self,
         obj: &StoredObject<'_>,
         plain: Option<&mut Option<Vec<u8>>>,
+        cache: &mut AuditCache<'t>,
     ) -> Option<ObjectReport> {
         let ok = self.select(obj.key)?;
         let env = Envelope::parse(obj.value);
@@ -245,23 +266,23 @@ impl<'t> Auditor<'t> {
                 key_name = Some(format!("{}/{id}", key_name.unwrap_or_default()));
             }
         }
-        let (mut status, mut detail) = match self.transformers {
+        let (mut status, mut detail) = match &mut cache.0 {
             None => match env.provider {
                 ProviderKind::Identity => (Status::Plaintext, None),
                 _ => (Status::Encrypted, None),
             },
-            Some(ts) => {
+            Some(chains) => {
                 // A configured name with `:` in it (`old:1`) is matched by its
                 // whole prefix, as kube-apiserver matches it, not cut at the `:`.
-                let (t, covered) = ts.for_resource(&ok.resource);
+                let (t, covered) = chains.get(&ok.resource);
                 if env.provider != ProviderKind::KmsV2 {
-                    if let Some(name) = configured_key_name(&t, obj.value) {
+                    if let Some(name) = configured_key_name(t, obj.value) {
                         key_name = Some(name.to_string());
                     }
                 }
                 // `select` parsed this key under the prefix, so this cannot be None.
                 let expected = ExpectedObject::from_object_key(&self.options.prefix, &ok)?;
-                classify_with(&t, covered, &ok.resource, obj, &env, &expected, plain)
+                classify_with(t, covered, &ok.resource, obj, &env, &expected, plain)
             }
         };
         let mut read_with = None;
@@ -293,6 +314,10 @@ impl<'t> Auditor<'t> {
         })
     }
 }
+
+/// The chain lookups an [`Auditor`] keeps between objects (see
+/// [`Auditor::cache`]); `None` inside when auditing without a config.
+pub struct AuditCache<'t>(Option<ChainCache<'t>>);
 
 /// The longest key name configured in `t` whose whole prefix
 /// (`k8s:enc:<provider>:v1:<name>:`) starts `value` (the last of equals).

@@ -12,7 +12,7 @@ use crate::etcd_key::GroupResource;
 use crate::keyring::{ExtraKey, ExtraKeys};
 use crate::kube::emit::{Emitter, JsonEmitter, YamlEmitter};
 use crate::kube::{self, ExpectedObject, KubeError, ManifestOptions};
-use crate::transformer::{ReadError, ReadMode, Transformers};
+use crate::transformer::{ChainCache, ReadError, ReadMode};
 use serde_json::Value;
 use std::io::{self, Write};
 
@@ -38,7 +38,7 @@ pub enum RecoverError {
 /// a value that is not that object, in full, is not recovered. On an error nothing
 /// has been written through `e`.
 pub fn recover<'k, E: Emitter + ?Sized>(
-    (ts, extra): (&Transformers, &'k ExtraKeys),
+    (chains, extra): (&mut ChainCache<'_>, &'k ExtraKeys),
     gr: &GroupResource,
     expected: &ExpectedObject<'_>,
     obj: &StoredObject<'_>,
@@ -49,7 +49,7 @@ pub fn recover<'k, E: Emitter + ?Sized>(
         resource_version: Some(obj.mod_revision),
         clean,
     };
-    let err = match read_checked(ts, gr, expected, obj) {
+    let err = match read_checked(chains, gr, expected, obj) {
         Ok(plaintext) => match kube::emit_manifest(&plaintext, &opts, e) {
             Ok(()) => return Ok(None),
             Err(err) => RecoverError::Decode(err),
@@ -66,12 +66,12 @@ pub fn recover<'k, E: Emitter + ?Sized>(
 
 /// The plaintext of one stored object, read in checked mode with the config's keys.
 fn read_checked<'v>(
-    ts: &Transformers,
+    chains: &mut ChainCache<'_>,
     gr: &GroupResource,
     expected: &ExpectedObject<'_>,
     obj: &StoredObject<'v>,
 ) -> Result<std::borrow::Cow<'v, [u8]>, RecoverError> {
-    let (t, _) = ts.for_resource(gr);
+    let (t, _) = chains.get(gr);
     if Envelope::parse(obj.value).provider == ProviderKind::Identity {
         if let Err(e) = kube::verify_object(obj.value, expected) {
             let what = if obj.value.is_empty() {
@@ -90,7 +90,7 @@ fn read_checked<'v>(
 /// [`ListWriter`] writes (`as_item`), or as a whole document of its own.
 /// Returns the extra key that read it, if any.
 pub fn recover_serialized<'k>(
-    keys: (&Transformers, &'k ExtraKeys),
+    keys: (&mut ChainCache<'_>, &'k ExtraKeys),
     gr: &GroupResource,
     expected: &ExpectedObject<'_>,
     obj: &StoredObject<'_>,
@@ -106,7 +106,7 @@ pub fn recover_serialized<'k>(
                 out.extend_from_slice(ITEM_NEWLINE);
             }
             let mut e = JsonEmitter::new(out, newline);
-            match recover(keys, gr, expected, obj, clean, &mut e) {
+            match recover((&mut *keys.0, keys.1), gr, expected, obj, clean, &mut e) {
                 Ok(by) => {
                     if !as_item {
                         out.push(b'\n');
@@ -121,7 +121,7 @@ pub fn recover_serialized<'k>(
         }
         ListFormat::Yaml => {
             let mut e = YamlEmitter::new();
-            let by = recover(keys, gr, expected, obj, clean, &mut e)?;
+            let by = recover((&mut *keys.0, keys.1), gr, expected, obj, clean, &mut e)?;
             let text = e.finish().map_err(SerializeError::Yaml)?;
             if as_item {
                 yaml_item(out, &text);

@@ -698,6 +698,14 @@ impl Transformers {
         }
     }
 
+    /// A memo of [`Transformers::for_resource`] for a loop over many objects.
+    pub fn chain_cache(&self) -> ChainCache<'_> {
+        ChainCache {
+            ts: self,
+            last: None,
+        }
+    }
+
     fn chain_for_items(&self, items: Vec<usize>) -> Arc<Transformer> {
         if let Ok(map) = self.by_items.read() {
             if let Some(t) = map.get(&items) {
@@ -718,6 +726,32 @@ impl Transformers {
             map.insert(items, Arc::clone(&t));
         }
         t
+    }
+}
+
+/// [`Transformers::for_resource`] for the resource looked up last, held by
+/// the caller (one per worker loop): a loop over many objects of a few
+/// resources then takes no lock and touches no shared reference count per
+/// object, which two threads would otherwise contend for on every object.
+pub struct ChainCache<'t> {
+    ts: &'t Transformers,
+    last: Option<(GroupResource, Arc<Transformer>, bool)>,
+}
+
+impl ChainCache<'_> {
+    /// The chain for `gr` and whether the config covers it, as
+    /// [`Transformers::for_resource`] gives them.
+    pub fn get(&mut self, gr: &GroupResource) -> (&Transformer, bool) {
+        let hit = matches!(&self.last, Some((g, _, _)) if g == gr);
+        if !hit {
+            let (t, covered) = self.ts.for_resource(gr);
+            self.last = Some((gr.clone(), t, covered));
+        }
+        match &self.last {
+            Some((_, t, covered)) => (t, *covered),
+            // Filled just above.
+            None => (&self.ts.default, false),
+        }
     }
 }
 

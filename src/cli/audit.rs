@@ -141,11 +141,12 @@ impl ChunkReport {
         if format == OutputFormat::Json {
             out.json.reserve(records.len() * 256);
         }
+        let mut cache = auditor.cache();
         for (i, record) in records.iter().enumerate() {
             if let Some(ahead) = records.get(i + Record::PREFETCH_AHEAD) {
                 ahead.prefetch();
             }
-            let Some(r) = auditor.classify(&record.stored()) else {
+            let Some(r) = auditor.classify_in(&record.stored(), &mut cache) else {
                 continue;
             };
             out.summary.add(&r);

@@ -12,7 +12,7 @@ use atrest::fsutil::PrivateTree;
 use atrest::keyring::ExtraKeys;
 use atrest::kube::ExpectedObject;
 use atrest::source::{Record, SnapshotSource};
-use atrest::transformer::Transformers;
+use atrest::transformer::{ChainCache, Transformers};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -174,13 +174,13 @@ fn dump<'f>(
             bytes: Vec::with_capacity(records.iter().map(|r| 2 * r.value.len() + 1024).sum()),
             items: Vec::with_capacity(records.len()),
         };
+        let mut chains = ts.chain_cache();
         for (i, rec) in records.iter().enumerate() {
             if let Some(ahead) = records.get(i + Record::PREFETCH_AHEAD) {
                 ahead.prefetch();
             }
-            if let Some(r) =
-                recover_one(a, (ts, extra), auditor, list_format, rec, &mut chunk.bytes)
-            {
+            let keys = (&mut chains, extra);
+            if let Some(r) = recover_one(a, keys, auditor, list_format, rec, &mut chunk.bytes) {
                 chunk.items.push(r);
             }
         }
@@ -285,7 +285,7 @@ fn dump<'f>(
 /// the end of `out`; `None` when the filters leave it out.
 fn recover_one<'f>(
     a: &Args,
-    (ts, extra): (&Transformers, &ExtraKeys),
+    (chains, extra): (&mut ChainCache<'_>, &ExtraKeys),
     auditor: &Auditor<'_>,
     list_format: ListFormat,
     rec: &Record<'f>,
@@ -303,7 +303,7 @@ fn recover_one<'f>(
     let expected = ExpectedObject::from_object_key(&a.etcd_prefix, &object)?;
     let start = out.len();
     let result = recover_serialized(
-        (ts, extra),
+        (chains, extra),
         &object.resource,
         &expected,
         &rec.stored(),
