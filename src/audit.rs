@@ -15,8 +15,9 @@ use crate::transformer::{
     AttemptError, ChainCache, ReadError, ReadMode, Transformer, Transformers,
 };
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 pub use crate::hygiene::{scan_free_pages, superseded_plaintext, FreePageFinding, HistoryFinding};
 
@@ -112,6 +113,22 @@ pub struct ObjectReport {
 }
 
 impl ObjectReport {
+    /// A report with nothing in it yet, for [`Auditor::classify_into`] to fill.
+    pub fn blank() -> Self {
+        ObjectReport {
+            key: String::new(),
+            resource: String::new(),
+            namespace: None,
+            name: String::new(),
+            mod_revision: 0,
+            provider: "",
+            key_name: None,
+            status: Status::Current,
+            detail: None,
+            read_with: None,
+        }
+    }
+
     /// Whether this object is a finding: with a config, anything that needs
     /// action; without one, only what is certain without keys, a plaintext Secret.
     pub fn is_finding(&self, with_config: bool) -> bool {
@@ -219,8 +236,7 @@ impl<'t> Auditor<'t> {
 
     /// Classify one object; `None` when it is outside the prefix or the filter.
     pub fn classify(&self, obj: &StoredObject<'_>) -> Option<ObjectReport> {
-        let mut cache = self.cache();
-        self.classify_keeping(obj, None, &mut cache)
+        self.classify_in(obj, &mut self.cache())
     }
 
     /// What a loop over many objects keeps between calls of
@@ -236,7 +252,21 @@ impl<'t> Auditor<'t> {
         obj: &StoredObject<'_>,
         cache: &mut AuditCache<'t>,
     ) -> Option<ObjectReport> {
-        self.classify_keeping(obj, None, cache)
+        let mut report = ObjectReport::blank();
+        self.classify_keeping(obj, None, cache, &mut report)
+            .then_some(report)
+    }
+
+    /// [`Auditor::classify_in`] into `report`, reusing its strings' memory (a
+    /// loop over many objects keeps one); false, and `report` unspecified,
+    /// when the object is outside the prefix or the filter.
+    pub fn classify_into(
+        &self,
+        obj: &StoredObject<'_>,
+        cache: &mut AuditCache<'t>,
+        report: &mut ObjectReport,
+    ) -> bool {
+        self.classify_keeping(obj, None, cache, report)
     }
 
     /// Like [`Auditor::classify`], and for a `stale` object that the config
@@ -247,9 +277,9 @@ impl<'t> Auditor<'t> {
         obj: &StoredObject<'_>,
     ) -> Option<(ObjectReport, Option<Vec<u8>>)> {
         let mut plain = None;
-        let mut cache = self.cache();
-        let report = self.classify_keeping(obj, Some(&mut plain), &mut cache)?;
-        Some((report, plain))
+        let mut report = ObjectReport::blank();
+        self.classify_keeping(obj, Some(&mut plain), &mut self.cache(), &mut report)
+            .then_some((report, plain))
     }
 
     fn classify_keeping(
@@ -257,13 +287,17 @@ impl<'t> Auditor<'t> {
         obj: &StoredObject<'_>,
         plain: Option<&mut Option<Vec<u8>>>,
         cache: &mut AuditCache<'t>,
-    ) -> Option<ObjectReport> {
-        let ok = self.select(obj.key)?;
+        out: &mut ObjectReport,
+    ) -> bool {
+        let Some(ok) = self.select(obj.key) else {
+            return false;
+        };
         let env = Envelope::parse(obj.value);
-        let mut key_name = env.key_name_str();
+        let mut key_name: Option<Cow<'_, str>> = env.key_name.map(String::from_utf8_lossy);
         if env.provider == ProviderKind::KmsV2 {
             if let Some(id) = kms::kms_v2_key_id(env.payload) {
-                key_name = Some(format!("{}/{id}", key_name.unwrap_or_default()));
+                let name = key_name.as_deref().unwrap_or_default();
+                key_name = Some(Cow::Owned(format!("{name}/{id}")));
             }
         }
         let (mut status, mut detail) = match &mut cache.0 {
@@ -277,11 +311,14 @@ impl<'t> Auditor<'t> {
                 let (t, covered) = chains.get(&ok.resource);
                 if env.provider != ProviderKind::KmsV2 {
                     if let Some(name) = configured_key_name(t, obj.value) {
-                        key_name = Some(name.to_string());
+                        key_name = Some(Cow::Borrowed(name));
                     }
                 }
-                // `select` parsed this key under the prefix, so this cannot be None.
-                let expected = ExpectedObject::from_object_key(&self.options.prefix, &ok)?;
+                // `select` parsed this key under the prefix, so this is never None.
+                let Some(expected) = ExpectedObject::from_object_key(&self.options.prefix, &ok)
+                else {
+                    return false;
+                };
                 classify_with(t, covered, &ok.resource, obj, &env, &expected, plain)
             }
         };
@@ -300,18 +337,33 @@ impl<'t> Auditor<'t> {
                 read_with = Some(r.key.file.display().to_string());
             }
         }
-        Some(ObjectReport {
-            key: ok.key.to_owned(),
-            resource: ok.resource.to_string(),
-            namespace: ok.namespace.map(str::to_string),
-            name: ok.name.to_string(),
-            mod_revision: obj.mod_revision,
-            provider: env.provider.name(),
-            key_name,
-            status,
-            detail,
-            read_with,
-        })
+        set_str(&mut out.key, ok.key);
+        out.resource.clear();
+        write!(out.resource, "{}", ok.resource).ok();
+        set_opt_str(&mut out.namespace, ok.namespace);
+        set_str(&mut out.name, ok.name);
+        out.mod_revision = obj.mod_revision;
+        out.provider = env.provider.name();
+        set_opt_str(&mut out.key_name, key_name.as_deref());
+        out.status = status;
+        out.detail = detail;
+        out.read_with = read_with;
+        true
+    }
+}
+
+/// `dst = s`, in the memory `dst` has.
+fn set_str(dst: &mut String, s: &str) {
+    dst.clear();
+    dst.push_str(s);
+}
+
+/// `dst = s`, in the memory `dst` has.
+fn set_opt_str(dst: &mut Option<String>, s: Option<&str>) {
+    match (dst.as_mut(), s) {
+        (Some(d), Some(s)) => set_str(d, s),
+        (None, Some(s)) => *dst = Some(s.to_string()),
+        (_, None) => *dst = None,
     }
 }
 
@@ -320,9 +372,10 @@ impl<'t> Auditor<'t> {
 pub struct AuditCache<'t>(Option<ChainCache<'t>>);
 
 /// The longest key name configured in `t` whose whole prefix
-/// (`k8s:enc:<provider>:v1:<name>:`) starts `value` (the last of equals).
-fn configured_key_name(t: &Transformer, value: &[u8]) -> Option<std::sync::Arc<str>> {
-    let mut found: Option<std::sync::Arc<str>> = None;
+/// (`k8s:enc:<provider>:v1:<name>:`) starts `value` (the last of equals),
+/// borrowed from `value`, where it is spelled the same.
+fn configured_key_name<'v>(t: &Transformer, value: &'v [u8]) -> Option<&'v str> {
+    let mut found: Option<std::ops::Range<usize>> = None;
     t.for_each_key(|k| {
         let (Some(prefix), Some(name)) = (k.provider.prefix(), k.key_name.as_ref()) else {
             return;
@@ -332,10 +385,11 @@ fn configured_key_name(t: &Transformer, value: &[u8]) -> Option<std::sync::Arc<s
             .and_then(|rest| rest.strip_prefix(name.as_bytes()))
             .is_some_and(|after| after.starts_with(b":"));
         if matches && found.as_ref().is_none_or(|f| name.len() >= f.len()) {
-            found = Some(std::sync::Arc::clone(name));
+            found = Some(prefix.len()..prefix.len() + name.len());
         }
     });
-    found
+    // The bytes equal a configured name, which is a `str`.
+    found.and_then(|r| std::str::from_utf8(value.get(r)?).ok())
 }
 
 fn classify_with(
@@ -583,6 +637,41 @@ mod tests {
         let cm: &[u8] = b"/registry/configmaps/ns/a";
         assert_eq!(status(&k1, cm, OBJ), Status::Current);
         assert_eq!(status(&k1, cm, &stored_k1), Status::UnknownKey);
+    }
+
+    /// One report filled object after object gives what `classify` gives for
+    /// each: nothing of the previous object (namespace, key name, detail) stays.
+    #[test]
+    fn a_reused_report_equals_a_fresh_one() {
+        let k1 = cfg(&format!("{K1}{ID}"));
+        let ts = Transformers::new(&k1).unwrap();
+        let a = Auditor::new(Some(&ts), AuditOptions::default());
+        let key: &[u8] = b"/registry/secrets/ns/a";
+        let stored_k1 = encrypt(&k1, key);
+        let objects: [(&[u8], &[u8]); 5] = [
+            (key, &stored_k1),
+            (b"/registry/namespaces/ns", b"garbage"),
+            (key, OBJ),
+            (b"/registry/configmaps/ns/a", &stored_k1),
+            (key, &stored_k1),
+        ];
+        let mut cache = a.cache();
+        let mut reused = ObjectReport::blank();
+        for (key, value) in objects {
+            let obj = StoredObject {
+                key,
+                value,
+                mod_revision: 5,
+            };
+            assert!(a.classify_into(&obj, &mut cache, &mut reused));
+            assert_eq!(Some(&reused), a.classify(&obj).as_ref());
+        }
+        let outside = StoredObject {
+            key: b"/elsewhere/x",
+            value: OBJ,
+            mod_revision: 1,
+        };
+        assert!(!a.classify_into(&outside, &mut cache, &mut reused));
     }
 
     /// A stale object comes with the plaintext the config read (the object

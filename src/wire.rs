@@ -199,7 +199,12 @@ impl<'a> Field<'a> {
 
     /// [`Field::string`] without a copy when the bytes are valid UTF-8.
     pub fn str_lossy(&self) -> Result<std::borrow::Cow<'a, str>, WireError> {
-        self.bytes().map(String::from_utf8_lossy)
+        // `from_utf8` checks valid (nearly always ASCII) text faster than the
+        // lossy conversion's chunked scan; only invalid text takes that path.
+        self.bytes().map(|b| match std::str::from_utf8(b) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        })
     }
 
     /// A reader over an embedded message.

@@ -142,23 +142,24 @@ impl ChunkReport {
             out.json.reserve(records.len() * 256);
         }
         let mut cache = auditor.cache();
+        let mut r = atrest::ObjectReport::blank();
         for (i, record) in records.iter().enumerate() {
             if let Some(ahead) = records.get(i + Record::PREFETCH_AHEAD) {
                 ahead.prefetch();
             }
-            let Some(r) = auditor.classify_in(&record.stored(), &mut cache) else {
+            if !auditor.classify_into(&record.stored(), &mut cache, &mut r) {
                 continue;
-            };
+            }
             out.summary.add(&r);
             match format {
                 OutputFormat::Json => {
                     out.json.extend_from_slice(b",\n    ");
                     r.write_json(&mut out.json);
                 }
-                OutputFormat::Yaml => out.kept.push(r),
+                OutputFormat::Yaml => out.kept.push(r.clone()),
                 OutputFormat::Table => {
                     if r.is_finding(with_config) {
-                        out.kept.push(r);
+                        out.kept.push(r.clone());
                     }
                 }
             }

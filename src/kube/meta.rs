@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use super::emit::{emit_value, str_entry, Emitter};
 use super::{KubeError, ManifestOptions};
-use crate::wire::{string_entry_ref, Field, Reader, WireError};
+use crate::wire::{map_entry, string_entry_ref, Field, Reader, WireError};
 
 pub use crate::envelope::PROTOBUF_MAGIC;
 
@@ -417,9 +417,14 @@ fn walk_meta<'a, const KEEP: bool>(
                 } else {
                     (&mut meta.annotations, "ObjectMeta.annotations entry")
                 };
-                let (k, v) = string_entry_ref(&f, what)?;
                 if KEEP {
+                    let (k, v) = string_entry_ref(&f, what)?;
                     map.insert(k.into_owned(), v.into_owned());
+                } else {
+                    let (k, v) = map_entry(&f, what)?;
+                    for f in [k, v].iter().flatten() {
+                        f.bytes()?;
+                    }
                 }
             }
             META_OWNER_REFERENCES => {
@@ -429,9 +434,10 @@ fn walk_meta<'a, const KEEP: bool>(
                 }
             }
             META_FINALIZERS => {
-                let v = f.str_lossy()?;
+                let mut v = String::new();
+                keep_string::<KEEP>(&mut v, &f)?;
                 if KEEP {
-                    meta.finalizers.push(v.into_owned());
+                    meta.finalizers.push(v);
                 }
             }
             META_MANAGED_FIELDS => {
@@ -446,11 +452,13 @@ fn walk_meta<'a, const KEEP: bool>(
     Ok(())
 }
 
-/// Read a `string` field into `dst` when `KEEP`; check its framing either way.
+/// Read a `string` field into `dst` when `KEEP`; check its wire type either
+/// way (a `string` is read lossily, so its bytes cannot fail otherwise).
 fn keep_string<const KEEP: bool>(dst: &mut String, f: &Field<'_>) -> Result<(), WireError> {
-    let v = f.str_lossy()?;
     if KEEP {
-        *dst = v.into_owned();
+        *dst = f.string()?;
+    } else {
+        f.bytes()?;
     }
     Ok(())
 }
