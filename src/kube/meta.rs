@@ -385,22 +385,8 @@ fn walk_meta<'a, const KEEP: bool>(
     let mut r = field.message("ObjectMeta")?;
     while let Some(f) = r.next_field()? {
         match f.number {
-            META_NAME => {
-                let v = f.str_lossy()?;
-                if KEEP {
-                    meta.name = v.into_owned();
-                } else {
-                    id.name = v;
-                }
-            }
-            META_NAMESPACE => {
-                let v = f.str_lossy()?;
-                if KEEP {
-                    meta.namespace = v.into_owned();
-                } else {
-                    id.namespace = v;
-                }
-            }
+            META_NAME => keep_identity::<KEEP>(&mut meta.name, &mut id.name, &f)?,
+            META_NAMESPACE => keep_identity::<KEEP>(&mut meta.namespace, &mut id.namespace, &f)?,
             META_GENERATE_NAME => keep_string::<KEEP>(&mut meta.generate_name, &f)?,
             META_SELF_LINK => keep_string::<KEEP>(&mut meta.self_link, &f)?,
             META_UID => keep_string::<KEEP>(&mut meta.uid, &f)?,
@@ -448,6 +434,21 @@ fn walk_meta<'a, const KEEP: bool>(
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Read the name or namespace into `kept` when `KEEP`, else borrow it into `id`.
+fn keep_identity<'a, const KEEP: bool>(
+    kept: &mut String,
+    id: &mut Cow<'a, str>,
+    f: &Field<'a>,
+) -> Result<(), WireError> {
+    let v = f.str_lossy()?;
+    if KEEP {
+        *kept = v.into_owned();
+    } else {
+        *id = v;
     }
     Ok(())
 }
