@@ -29,9 +29,16 @@ pub fn with_verified_stdout<R>(
     std::thread::scope(|s| {
         let check = (snap.hash_check() == HashCheck::Pending).then(|| {
             s.spawn(|| {
-                let r = snap.verify_hash();
-                hashing.store(false, Ordering::Release);
-                r
+                // Cleared however the check ends (a panic included): workers
+                // held back by it must not wait for good.
+                struct Done<'a>(&'a AtomicBool);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.store(false, Ordering::Release);
+                    }
+                }
+                let _done = Done(&hashing);
+                snap.verify_hash()
             })
         });
         let mut gate = GatedWriter::new(std::io::stdout().lock(), check)

@@ -71,9 +71,12 @@ where
             let tx = tx.clone();
             let (work, next, stop, emitted, moved) = (&work, &next, &stop, &emitted, &moved);
             s.spawn(move || loop {
+                // Held back: wait, unless the run stopped or every chunk is
+                // taken (the flag is only a hint; nothing waits on it for good).
                 if worker > 0 {
                     while hold_back.is_some_and(|h| h.load(Ordering::Acquire))
                         && !stop.load(Ordering::Relaxed)
+                        && next.load(Ordering::Relaxed) < count
                     {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
@@ -186,6 +189,26 @@ mod tests {
         );
         // Until chunk 15 was emitted, one worker took every chunk.
         assert!(seen[..=15].iter().all(|v| v.1 == seen[0].1));
+    }
+
+    /// A flag that never clears (a check that died) does not hang the run:
+    /// the first worker does every chunk and the others leave.
+    #[test]
+    fn a_flag_that_never_clears_only_slows_the_run() {
+        let hold = AtomicBool::new(true);
+        let mut seen = Vec::new();
+        ordered_map_paced(
+            30,
+            3,
+            Some(&hold),
+            |i| i,
+            |v| {
+                seen.push(v);
+                Ok::<(), ()>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (0..30).collect::<Vec<_>>());
     }
 
     #[test]
