@@ -742,16 +742,15 @@ impl ChainCache<'_> {
     /// The chain for `gr` and whether the config covers it, as
     /// [`Transformers::for_resource`] gives them.
     pub fn get(&mut self, gr: &GroupResource) -> (&Transformer, bool) {
-        let hit = matches!(&self.last, Some((g, _, _)) if g == gr);
-        if !hit {
-            let (t, covered) = self.ts.for_resource(gr);
-            self.last = Some((gr.clone(), t, covered));
+        if !matches!(&self.last, Some((g, _, _)) if g == gr) {
+            self.last = None;
         }
-        match &self.last {
-            Some((_, t, covered)) => (t, *covered),
-            // Filled just above.
-            None => (&self.ts.default, false),
-        }
+        let ts = self.ts;
+        let (_, t, covered) = self.last.get_or_insert_with(|| {
+            let (t, covered) = ts.for_resource(gr);
+            (gr.clone(), t, covered)
+        });
+        (t, *covered)
     }
 }
 

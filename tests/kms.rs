@@ -393,16 +393,7 @@ fn v2_audit_live_etcd_rotation() {
 
     // Break-glass: a snapshot of the cluster, recovered through the plugin.
     let snap = dir.path().join("backup.db");
-    let st = common::etcdctl()
-        .args(["--endpoints", &cluster.endpoints(), "snapshot", "save"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    cluster.snapshot(&snap);
     let mut a = args(&[
         "dump",
         "--snapshot",
@@ -860,16 +851,7 @@ fn plugin_failing_mid_run_leaves_no_partial_result() {
         }
     });
     let snap = dir.path().join("backup.db");
-    let st = common::etcdctl()
-        .args(["--endpoints", &cluster.endpoints(), "snapshot", "save"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    cluster.snapshot(&snap);
     let snap = snap.display().to_string();
     let cfg = cfg.display().to_string();
     let endpoints = cluster.endpoints();

@@ -13,7 +13,7 @@ use atrest::audit::{
 };
 use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
-use atrest::source::{live, ordered_map, Record, SnapshotSource};
+use atrest::source::{live, ordered_map, prefetching, Record, SnapshotSource};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -143,10 +143,7 @@ impl ChunkReport {
         }
         let mut cache = auditor.cache();
         let mut r = atrest::ObjectReport::blank();
-        for (i, record) in records.iter().enumerate() {
-            if let Some(ahead) = records.get(i + Record::PREFETCH_AHEAD) {
-                ahead.prefetch();
-            }
+        for record in prefetching(records) {
             if !auditor.classify_into(&record.stored(), &mut cache, &mut r) {
                 continue;
             }

@@ -11,7 +11,7 @@ use atrest::etcd_key::{GroupResource, ObjectKey, DEFAULT_PREFIX};
 use atrest::fsutil::PrivateTree;
 use atrest::keyring::ExtraKeys;
 use atrest::kube::ExpectedObject;
-use atrest::source::{Record, SnapshotSource};
+use atrest::source::{prefetching, Record, SnapshotSource};
 use atrest::transformer::{ChainCache, Transformers};
 use std::io::Write;
 use std::path::PathBuf;
@@ -175,10 +175,7 @@ fn dump<'f>(
             items: Vec::with_capacity(records.len()),
         };
         let mut chains = ts.chain_cache();
-        for (i, rec) in records.iter().enumerate() {
-            if let Some(ahead) = records.get(i + Record::PREFETCH_AHEAD) {
-                ahead.prefetch();
-            }
+        for rec in prefetching(records) {
             let keys = (&mut chains, extra);
             if let Some(r) = recover_one(a, keys, auditor, list_format, rec, &mut chunk.bytes) {
                 chunk.items.push(r);

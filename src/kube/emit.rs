@@ -120,6 +120,13 @@ impl<'o> JsonEmitter<'o> {
         }
     }
 
+    /// Start a map or sequence as a value.
+    fn open_bracket(&mut self, bracket: u8) {
+        self.value();
+        self.out.push(bracket);
+        self.open.push(true);
+    }
+
     fn close(&mut self, bracket: u8, empty: &[u8]) {
         let was_empty = self.open.pop().unwrap_or(true);
         if was_empty {
@@ -135,17 +142,13 @@ impl<'o> JsonEmitter<'o> {
 
 impl Emitter for JsonEmitter<'_> {
     fn begin_map(&mut self) {
-        self.value();
-        self.out.push(b'{');
-        self.open.push(true);
+        self.open_bracket(b'{');
     }
     fn end_map(&mut self) {
         self.close(b'}', b"{}");
     }
     fn begin_seq(&mut self) {
-        self.value();
-        self.out.push(b'[');
-        self.open.push(true);
+        self.open_bracket(b'[');
     }
     fn end_seq(&mut self) {
         self.close(b']', b"[]");

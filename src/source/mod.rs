@@ -61,16 +61,10 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// How many records ahead of the one at work a chunk loop calls
-    /// [`Record::prefetch`].
-    pub const PREFETCH_AHEAD: usize = 4;
-
     /// Ask the CPU to start loading the first bytes of the key and of the value
-    /// (a hint only: it changes no result). Records of a snapshot lie scattered
-    /// over the file in key order; a loop over a chunk calls this a few records
-    /// ahead so that those loads overlap with the work on the current record.
+    /// (a hint only: it changes no result). See [`prefetching`].
     #[inline]
-    pub fn prefetch(&self) {
+    fn prefetch(&self) {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
@@ -92,6 +86,22 @@ impl<'a> Record<'a> {
             mod_revision: self.mod_revision,
         }
     }
+}
+
+/// How many records ahead of the one at work [`prefetching`] asks for.
+const PREFETCH_AHEAD: usize = 4;
+
+/// The records of a chunk in order, each one's first bytes asked for a few
+/// records before it is handed out. Records of a snapshot lie scattered over
+/// the file in key order: the loads then overlap with the work on the records
+/// before, instead of stalling it.
+pub fn prefetching<'r, 'a>(records: &'r [Record<'a>]) -> impl Iterator<Item = &'r Record<'a>> {
+    records.iter().enumerate().map(move |(i, record)| {
+        if let Some(ahead) = records.get(i + PREFETCH_AHEAD) {
+            ahead.prefetch();
+        }
+        record
+    })
 }
 
 /// Progress of a scan: called with the number of records handed over since the
