@@ -1,9 +1,15 @@
 //! Load many Secrets into an etcd fast (benchmarks): transactions of `--batch`
 //! puts, `--in-flight` at a time, values of about `--size` bytes, stored in
 //! plaintext or encrypted with the first key of `--config`. Prints the write rate.
+//! Writing again over the same keys replaces their values, as a rewrite does.
 //!
 //!   cargo run --release --example load_secrets -- --endpoints 127.0.0.1:2379 \
 //!       --count 100000 --size 2048 --batch 100 --in-flight 4 --config old.yaml
+//!
+//! With `--read N`, it writes nothing and reads every key under the prefix
+//! instead, in pages of N keys with 4 pages in flight (as `atrest audit` reads
+//! them) without decrypting or decoding anything: etcd's raw read rate through
+//! atrest's client.
 
 use atrest::config::EncryptionConfiguration;
 use atrest::etcd::{ConnectOptions, Etcd};
@@ -19,6 +25,7 @@ struct Args {
     in_flight: usize,
     config: Option<String>,
     prefix: String,
+    read: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -30,6 +37,7 @@ fn parse() -> Result<Args, String> {
         in_flight: 4,
         config: None,
         prefix: "/registry/secrets".into(),
+        read: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +51,7 @@ fn parse() -> Result<Args, String> {
             "--in-flight" => a.in_flight = num()?,
             "--config" => a.config = Some(v.clone()),
             "--prefix" => a.prefix = v.clone(),
+            "--read" => a.read = Some(num()?),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -82,6 +91,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let (etcd, _) = Etcd::connect(&opts).await?;
+    if let Some(page_size) = a.read {
+        return read_all(&etcd, &a.prefix, page_size).await;
+    }
     // Values first, so that only etcd is timed.
     let mut batches: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
     let mut bytes = 0usize;
@@ -124,6 +136,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         a.count as f64 / secs,
         a.batch,
         a.in_flight
+    );
+    Ok(())
+}
+
+/// Read every key under `prefix`/ at the latest revision; print the rate.
+async fn read_all(
+    etcd: &Etcd,
+    prefix: &str,
+    page_size: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let revision = etcd.revision().await?;
+    let mut pages = etcd.prefetch(
+        format!("{prefix}/").into_bytes(),
+        format!("{prefix}0").into_bytes(),
+        atrest::etcd::ReadAt::Fixed(revision),
+        page_size,
+        4,
+    );
+    let (mut count, mut bytes) = (0usize, 0usize);
+    while let Some(page) = pages.recv().await {
+        for kv in page?.kvs {
+            count += 1;
+            bytes += kv.value.len();
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "read {count} values ({:.1} MiB) in {secs:.2} s: {:.0} objects/s (pages of {page_size}, 4 in flight)",
+        bytes as f64 / (1 << 20) as f64,
+        count as f64 / secs,
     );
     Ok(())
 }

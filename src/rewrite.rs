@@ -498,16 +498,23 @@ pub async fn rewrite(
     let mut kms_failure = None;
     let mut batch: Vec<Pending> = Vec::new();
     let mut bytes = 0usize;
+    // Where each page began, per range: the verification reads the same tiles
+    // without scanning for them again.
+    let mut tiles: Vec<Vec<Vec<u8>>> = Vec::new();
     'ranges: for (start, end) in scan_ranges(&opts.prefix, opts.resources.as_deref()) {
         // Each page at the latest revision: every write is checked by its own
         // compare, and a long run must not fail when etcd compacts meanwhile.
         let mut pages = etcd.prefetch(start, end, ReadAt::Latest, opts.page_size, SCAN_AHEAD);
+        tiles.push(Vec::new());
         while let Some(page) = pages.recv().await {
             if cancel.load(Ordering::SeqCst) {
                 interrupted = true;
                 break 'ranges;
             }
             let page = page?;
+            if let (Some(first), Some(bounds)) = (page.kvs.first(), tiles.last_mut()) {
+                bounds.push(first.key.clone());
+            }
             let prepared: Vec<Prepared> = page
                 .kvs
                 .par_iter()
@@ -583,7 +590,13 @@ pub async fn rewrite(
     let verification = if opts.dry_run || interrupted || kms_failure.is_some() {
         None
     } else {
-        Some(verify(etcd, &ts, &audit, opts.page_size).await?)
+        // The first page's first key starts no tile: the range's start does.
+        for bounds in &mut tiles {
+            if !bounds.is_empty() {
+                bounds.remove(0);
+            }
+        }
+        Some(verify_tiles(etcd, &ts, &audit, opts.page_size, tiles).await?)
     };
     Ok(Outcome {
         counts: eng.counts,
@@ -602,13 +615,33 @@ pub async fn verify(
     audit: &AuditOptions,
     page_size: usize,
 ) -> Result<Verification, EtcdError> {
+    verify_tiles(etcd, ts, audit, page_size, Vec::new()).await
+}
+
+/// [`verify`], reading range `i` of [`scan_ranges`] in tiles that start at
+/// `tiles[i]` (where a previous read's pages began) instead of scanning for
+/// them; a range without an entry is scanned.
+async fn verify_tiles(
+    etcd: &Etcd,
+    ts: &Transformers,
+    audit: &AuditOptions,
+    page_size: usize,
+    tiles: Vec<Vec<Vec<u8>>>,
+) -> Result<Verification, EtcdError> {
     let started = Instant::now();
     let auditor = Auditor::new(Some(ts), audit.clone());
     let mut summary = Summary::default();
     let mut findings = Vec::new();
     let mut revision = etcd.revision().await?;
+    let mut tiles = tiles.into_iter();
     for (start, end) in scan_ranges(&audit.prefix, audit.resources.as_deref()) {
-        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, VERIFY_AHEAD);
+        let at = ReadAt::Fixed(revision);
+        let mut pages = match tiles.next() {
+            Some(bounds) => {
+                etcd.prefetch_known_tiles(start, end, at, page_size, VERIFY_AHEAD, bounds)
+            }
+            None => etcd.prefetch(start, end, at, page_size, VERIFY_AHEAD),
+        };
         while let Some(page) = pages.recv().await {
             let page = page?;
             revision = page.revision;

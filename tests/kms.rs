@@ -25,8 +25,18 @@ fn plugin_bin() -> PathBuf {
     let bin = dir.join("examples").join("kms_plugin");
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
+        // In the profile the tests run in, so that `bin` is what was built.
+        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+        let profile = if profile == "debug" { "dev" } else { profile };
         let st = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "kms_plugin"])
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "kms_plugin",
+                "--profile",
+                profile,
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo build --example kms_plugin");
@@ -902,7 +912,13 @@ fn plugin_failing_mid_run_leaves_no_partial_result() {
         plugin.set(knob, "2");
         let t = Instant::now();
         let (code, out, err) = atrest(&a);
-        assert_eq!(code, 2, "{what}: {err}");
+        assert_eq!(
+            code,
+            2,
+            "{what}: {err} calls {} out {}",
+            plugin.calls("Decrypt"),
+            out.len()
+        );
         assert!(out.is_empty(), "{what}: partial output on stdout:\n{out}");
         assert!(err.contains(&ep), "{what}: the endpoint is named: {err}");
         assert_eq!(

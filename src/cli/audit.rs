@@ -250,9 +250,10 @@ fn run_live(a: Args) -> CmdResult {
             None => etcd.revision().await.map_err(Failure::usage)?,
         };
         let ranges = scan_ranges(&a.etcd_prefix, resources.as_deref());
-        // Through a KMS plugin, the report is held until the run is complete.
-        let mut gate = GatedWriter::new(std::io::stdout().lock(), None)
-            .hold_to_end(super::kms::in_use(ts.as_ref()));
+        // The report is held until the scan is complete: etcd failing mid-scan
+        // (a member lost, the revision compacted), or a KMS plugin failing,
+        // prints nothing on stdout, never part of a report.
+        let mut gate = GatedWriter::new(std::io::stdout().lock(), None).hold_to_end(true);
         let mut report = Report::begin(&mut gate, a.output, &source, revision, ts.is_some())?;
         let format = report.format;
         let threads = threads(a.threads);

@@ -938,6 +938,10 @@ impl Etcd {
     /// of `page_size` keys are read at the same time (so that etcd answers on
     /// all its cores while the caller works on a page) and handed over in key
     /// order, at most `ahead` pages buffered.
+    ///
+    /// The tiles are found by keys-only scans on a task of their own that runs
+    /// ahead of the reads. The first scan covers only the first few tiles, so
+    /// that the reads start early.
     pub fn prefetch(
         &self,
         start: Vec<u8>,
@@ -946,55 +950,42 @@ impl Etcd {
         page_size: usize,
         ahead: usize,
     ) -> tokio::sync::mpsc::Receiver<Result<Page, EtcdError>> {
+        self.prefetch_tiles(start, end, at, page_size, ahead, None)
+    }
+
+    /// [`Etcd::prefetch`] over tiles that start at `bounds`, as a previous read
+    /// of the range found them (the first key of each page but the first):
+    /// no keys-only scans. Any bounds give every key of the range once (bounds
+    /// out of order or outside the range are ignored); bounds a page apart
+    /// give one request per tile.
+    pub fn prefetch_known_tiles(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        at: ReadAt,
+        page_size: usize,
+        ahead: usize,
+        bounds: Vec<Vec<u8>>,
+    ) -> tokio::sync::mpsc::Receiver<Result<Page, EtcdError>> {
+        self.prefetch_tiles(start, end, at, page_size, ahead, Some(bounds))
+    }
+
+    fn prefetch_tiles(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        at: ReadAt,
+        page_size: usize,
+        ahead: usize,
+        known: Option<Vec<Vec<u8>>>,
+    ) -> tokio::sync::mpsc::Receiver<Result<Page, EtcdError>> {
         let ahead = ahead.max(1);
+        let page_size = page_size.clamp(1, 100_000) as i64;
         let (tx, rx) = tokio::sync::mpsc::channel(ahead);
-        let mut tiles = Tiles::new(self.clone(), start, end, at, page_size);
+        let etcd = self.clone();
         tokio::spawn(async move {
-            let mut in_flight = InFlight(std::collections::VecDeque::with_capacity(ahead));
-            let mut more_tiles = true;
-            loop {
-                while more_tiles && in_flight.0.len() < ahead {
-                    match tiles.next_tile().await {
-                        Ok(Some((s, e))) => in_flight.0.push_back(tokio::spawn(read_tile(
-                            tiles.etcd.clone(),
-                            tiles.at,
-                            s,
-                            e,
-                            tiles.page_size,
-                        ))),
-                        Ok(None) => more_tiles = false,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    }
-                }
-                let Some(next) = in_flight.0.pop_front() else {
-                    return;
-                };
-                let pages = match next.await {
-                    Ok(Ok(pages)) => pages,
-                    Ok(Err(e)) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(EtcdError {
-                                op: "range",
-                                endpoints: tiles.etcd.inner.endpoints.clone(),
-                                kind: FailureKind::Other,
-                                detail: format!("read task failed: {e}"),
-                            }))
-                            .await;
-                        return;
-                    }
-                };
-                for p in pages {
-                    if tx.send(Ok(p)).await.is_err() {
-                        return;
-                    }
-                }
+            if let Err(e) = read_tiles(&etcd, start, end, at, page_size, ahead, known, &tx).await {
+                let _ = tx.send(Err(e)).await;
             }
         });
         rx
@@ -1182,15 +1173,183 @@ async fn read_tile(
     Ok(pages)
 }
 
+/// The body of [`Etcd::prefetch`]: read the tiles of `[start, end)`, `ahead`
+/// at a time, and send their pages in key order. Ends early, without error,
+/// when the receiver goes away.
+#[allow(clippy::too_many_arguments)]
+async fn read_tiles(
+    etcd: &Etcd,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    at: ReadAt,
+    page_size: i64,
+    ahead: usize,
+    known: Option<Vec<Vec<u8>>>,
+    tx: &tokio::sync::mpsc::Sender<Result<Page, EtcdError>>,
+) -> Result<(), EtcdError> {
+    // The scans and the reads must see one revision: fix it first.
+    let at = match at {
+        ReadAt::Fixed(0) => ReadAt::Fixed(etcd.revision().await?),
+        at => at,
+    };
+    let mut bounds = match known {
+        Some(known) => Bounds::known(&start, &end, known),
+        None => Bounds::discover(etcd, at, start.clone(), end.clone(), page_size, ahead),
+    };
+    let mut in_flight = InFlight(std::collections::VecDeque::with_capacity(ahead));
+    // Start of the next tile; each ends where the next begins, the last at `end`.
+    let mut next = Some(start);
+    loop {
+        while in_flight.0.len() < ahead {
+            let Some(tile_start) = next.take() else { break };
+            next = bounds.next().await?;
+            let tile_end = next.clone().unwrap_or_else(|| end.clone());
+            in_flight.0.push_back(tokio::spawn(read_tile(
+                etcd.clone(),
+                at,
+                tile_start,
+                tile_end,
+                page_size,
+            )));
+        }
+        let Some(task) = in_flight.0.pop_front() else {
+            return Ok(());
+        };
+        let pages = task.await.map_err(|e| EtcdError {
+            op: "range",
+            endpoints: etcd.inner.endpoints.clone(),
+            kind: FailureKind::Other,
+            detail: format!("read task failed: {e}"),
+        })??;
+        for p in pages {
+            if tx.send(Ok(p)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Where the tiles of a range start, after the first: given by the caller, or
+/// found by keys-only scans on a task that runs ahead of the reads.
+enum Bounds {
+    Known(std::vec::IntoIter<Vec<u8>>),
+    Found(tokio::sync::mpsc::Receiver<Result<Vec<u8>, EtcdError>>),
+}
+
+impl Bounds {
+    /// `bounds` that are inside `(start, end)` and each greater than the one
+    /// before (an empty `end` is the end of the keyspace).
+    fn known(start: &[u8], end: &[u8], bounds: Vec<Vec<u8>>) -> Bounds {
+        let mut kept: Vec<Vec<u8>> = Vec::with_capacity(bounds.len());
+        for b in bounds {
+            let after = kept.last().map_or(start, Vec::as_slice);
+            if b.as_slice() > after && (end.is_empty() || b.as_slice() < end) {
+                kept.push(b);
+            }
+        }
+        Bounds::Known(kept.into_iter())
+    }
+
+    /// Start the scans: the first covers `ahead + 1` tiles, the next ones
+    /// [`Pages::DISCOVER`] tiles each, at most two scans' worth buffered.
+    fn discover(
+        etcd: &Etcd,
+        at: ReadAt,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        page_size: i64,
+        ahead: usize,
+    ) -> Bounds {
+        let (tx, rx) = tokio::sync::mpsc::channel(2 * Pages::DISCOVER as usize);
+        let etcd = etcd.clone();
+        let first = (ahead as i64 + 1).min(Pages::DISCOVER);
+        tokio::spawn(async move {
+            let mut from = start;
+            let mut tiles = first;
+            loop {
+                let (found, more) =
+                    match discover_tiles(&etcd, at, &from, &end, page_size, tiles).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                for b in found {
+                    if tx.send(Ok(b)).await.is_err() {
+                        return;
+                    }
+                }
+                match more {
+                    Some(m) => from = m,
+                    None => return,
+                }
+                tiles = Pages::DISCOVER;
+            }
+        });
+        Bounds::Found(rx)
+    }
+
+    /// The next tile start; `None` when the tile being cut is the last.
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, EtcdError> {
+        match self {
+            Bounds::Known(it) => Ok(it.next()),
+            Bounds::Found(rx) => rx.recv().await.transpose(),
+        }
+    }
+}
+
+/// One keys-only scan from `from` for up to `tiles` tiles of `page_size` keys:
+/// the starts of the tiles after the one that begins at `from`, the last of
+/// them where the next scan begins (returned as well), or `None` when the scan
+/// reached `end`.
+async fn discover_tiles(
+    etcd: &Etcd,
+    at: ReadAt,
+    from: &[u8],
+    end: &[u8],
+    page_size: i64,
+    tiles: i64,
+) -> Result<(Vec<Vec<u8>>, Option<Vec<u8>>), EtcdError> {
+    let limit = (page_size * tiles).min(50_000).max(page_size);
+    let mut req = range_request(at, from.to_vec(), end.to_vec(), limit);
+    req.keys_only = true;
+    let resp = etcd.range("range", &req).await?;
+    let step = page_size as usize;
+    let mut found: Vec<Vec<u8>> = resp
+        .kvs
+        .iter()
+        .skip(step)
+        .step_by(step)
+        .map(|kv| kv.key.clone())
+        .collect();
+    let more = match (resp.more, resp.kvs.last()) {
+        (true, Some(last)) => {
+            // Just past the last key seen: no key of this scan, so no bound twice.
+            let mut k = last.key.clone();
+            k.push(0);
+            found.push(k.clone());
+            Some(k)
+        }
+        _ => None,
+    };
+    Ok((found, more))
+}
+
 /// Cuts a key range into tiles of about `page_size` keys.
 ///
-/// etcd before 3.5 walks every key from a range's start to its end to count
-/// them, whatever the limit, so paging `[next, end)` costs time quadratic in the
-/// size of the range. Instead, a keys-only scan of up to [`Pages::DISCOVER`]
-/// pages' worth of keys finds where the next tiles start, and each tile is read
-/// as `[start of tile, start of next tile)`: every request walks one page. The
+/// etcd walks every key from a range's start to its end to count them, whatever
+/// the limit (`treeIndex.Revisions` in etcd 3.4 `mvcc/index.go` and 3.5/3.6
+/// `server/mvcc/index.go`; only 3.7 can skip the count), so paging
+/// `[next, end)` costs time quadratic in the size of the range. Instead, a
+/// keys-only scan of up to [`Pages::DISCOVER`] pages' worth of keys finds where
+/// the next tiles start, and each tile is read as
+/// `[start of tile, start of next tile)`: every request walks one page. The
 /// tiles cover the range without gap or overlap, so they can also be read at
-/// the same time.
+/// the same time. (Before 3.7 a keys-only range still reads each value from
+/// the backend and drops it afterwards, `etcdserver/apply.go`: a scan costs
+/// etcd about as much as reading the values, which is why a second read of the
+/// same range can reuse the first one's tiles, [`Etcd::prefetch_known_tiles`].)
 struct Tiles {
     etcd: Etcd,
     /// Start of the next tile; `None` at the end.
@@ -1218,30 +1377,24 @@ impl Tiles {
     }
 
     /// A keys-only scan from `from`: the starts of the tiles after the one that
-    /// begins at `from`. Returns whether any key is left at or after `from`.
-    async fn discover(&mut self, from: &[u8]) -> Result<bool, EtcdError> {
-        let limit = (self.page_size * Pages::DISCOVER).min(50_000);
-        let mut req = range_request(self.at, from.to_vec(), self.end.clone(), limit);
-        req.keys_only = true;
-        let resp = self.etcd.range("range", &req).await?;
+    /// begins at `from`.
+    async fn discover(&mut self, from: &[u8]) -> Result<(), EtcdError> {
+        // The scans and the reads must see one revision: fix it first.
         if let ReadAt::Fixed(0) = self.at {
-            self.at = ReadAt::Fixed(header_revision(&resp.header));
+            self.at = ReadAt::Fixed(self.etcd.revision().await?);
         }
-        let step = self.page_size.max(1) as usize;
-        for kv in resp.kvs.iter().skip(step).step_by(step) {
-            self.bounds.push_back(kv.key.clone());
-        }
-        match (resp.more, resp.kvs.last()) {
-            (true, Some(last)) => {
-                let mut k = last.key.clone();
-                k.push(0);
-                if self.bounds.back() != Some(&k) {
-                    self.bounds.push_back(k);
-                }
-            }
-            _ => self.discovered = true,
-        }
-        Ok(!resp.kvs.is_empty())
+        let (found, more) = discover_tiles(
+            &self.etcd,
+            self.at,
+            from,
+            &self.end,
+            self.page_size,
+            Pages::DISCOVER,
+        )
+        .await?;
+        self.bounds.extend(found);
+        self.discovered = more.is_none();
+        Ok(())
     }
 
     /// The next tile `[start, end)`, or `None` at the end of the range.
@@ -1249,8 +1402,8 @@ impl Tiles {
         let Some(start) = self.next.take() else {
             return Ok(None);
         };
-        if self.bounds.is_empty() && !self.discovered && !self.discover(&start).await? {
-            return Ok(None);
+        if self.bounds.is_empty() && !self.discovered {
+            self.discover(&start).await?;
         }
         Ok(Some(match self.bounds.pop_front() {
             Some(b) => {
