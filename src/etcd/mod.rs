@@ -1233,7 +1233,20 @@ async fn read_tiles(
 /// found by keys-only scans on a task that runs ahead of the reads.
 enum Bounds {
     Known(std::vec::IntoIter<Vec<u8>>),
-    Found(tokio::sync::mpsc::Receiver<Result<Vec<u8>, EtcdError>>),
+    Found {
+        rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, EtcdError>>,
+        _scans: AbortOnDrop,
+    },
+}
+
+/// A background task stopped when its owner goes away (a scan ahead of reads
+/// that ended early must not keep querying etcd).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Bounds {
@@ -1263,7 +1276,7 @@ impl Bounds {
         let (tx, rx) = tokio::sync::mpsc::channel(2 * Pages::DISCOVER as usize);
         let etcd = etcd.clone();
         let first = (ahead as i64 + 1).min(Pages::DISCOVER);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut from = start;
             let mut tiles = first;
             loop {
@@ -1287,14 +1300,17 @@ impl Bounds {
                 tiles = Pages::DISCOVER;
             }
         });
-        Bounds::Found(rx)
+        Bounds::Found {
+            rx,
+            _scans: AbortOnDrop(task),
+        }
     }
 
     /// The next tile start; `None` when the tile being cut is the last.
     async fn next(&mut self) -> Result<Option<Vec<u8>>, EtcdError> {
         match self {
             Bounds::Known(it) => Ok(it.next()),
-            Bounds::Found(rx) => rx.recv().await.transpose(),
+            Bounds::Found { rx, .. } => rx.recv().await.transpose(),
         }
     }
 }
