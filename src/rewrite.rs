@@ -48,8 +48,6 @@ pub const DEFAULT_PAGE_SIZE: usize = 1000;
 pub const DEFAULT_IN_FLIGHT: u32 = 8;
 /// Pages the scan reads at the same time, ahead of the writes.
 const SCAN_AHEAD: usize = 2;
-/// Pages the verification reads at the same time.
-const VERIFY_AHEAD: usize = 4;
 
 /// What to rewrite and how fast.
 #[derive(Clone, Debug)]
@@ -632,27 +630,23 @@ async fn verify_tiles(
     let auditor = Auditor::new(Some(ts), audit.clone());
     let mut summary = Summary::default();
     let mut findings = Vec::new();
-    let mut revision = etcd.revision().await?;
-    let mut tiles = tiles.into_iter();
-    for (start, end) in scan_ranges(&audit.prefix, audit.resources.as_deref()) {
-        let at = ReadAt::Fixed(revision);
-        let mut pages = match tiles.next() {
-            Some(bounds) => {
-                etcd.prefetch_known_tiles(start, end, at, page_size, VERIFY_AHEAD, bounds)
-            }
-            None => etcd.prefetch(start, end, at, page_size, VERIFY_AHEAD),
-        };
-        while let Some(page) = pages.recv().await {
-            let page = page?;
-            revision = page.revision;
-            let reports: Vec<ObjectReport> = page
-                .kvs
+    let revision = etcd.revision().await?;
+    let ranges = scan_ranges(&audit.prefix, audit.resources.as_deref());
+    crate::source::live::scan_tiles(
+        etcd,
+        ranges,
+        tiles,
+        revision,
+        page_size,
+        &|_| {},
+        |records| {
+            let reports: Vec<ObjectReport> = records
                 .par_iter()
-                .filter_map(|kv| {
+                .filter_map(|r| {
                     auditor.classify(&StoredObject {
-                        key: &kv.key,
-                        value: &kv.value,
-                        mod_revision: kv.mod_revision,
+                        key: r.key,
+                        value: r.value,
+                        mod_revision: r.mod_revision,
                     })
                 })
                 .collect();
@@ -662,8 +656,14 @@ async fn verify_tiles(
                     findings.push(r);
                 }
             }
-        }
-    }
+            Ok::<(), std::convert::Infallible>(())
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        crate::source::live::ScanError::Etcd(e) => e,
+        crate::source::live::ScanError::Consumer(never) => match never {},
+    })?;
     Ok(Verification {
         revision,
         summary,

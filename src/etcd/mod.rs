@@ -1251,12 +1251,14 @@ impl Drop for AbortOnDrop {
 
 impl Bounds {
     /// `bounds` that are inside `(start, end)` and each greater than the one
-    /// before (an empty `end` is the end of the keyspace).
+    /// before (an `end` of `"\0"`, etcd's "every key from `start` on", bounds
+    /// nothing).
     fn known(start: &[u8], end: &[u8], bounds: Vec<Vec<u8>>) -> Bounds {
+        let unbounded = end == [0];
         let mut kept: Vec<Vec<u8>> = Vec::with_capacity(bounds.len());
         for b in bounds {
             let after = kept.last().map_or(start, Vec::as_slice);
-            if b.as_slice() > after && (end.is_empty() || b.as_slice() < end) {
+            if b.as_slice() > after && (unbounded || b.as_slice() < end) {
                 kept.push(b);
             }
         }
@@ -1503,6 +1505,31 @@ pub(crate) fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_bounds_keep_only_keys_inside_the_range_in_order() {
+        let kept = |start: &str, end: &[u8], bounds: &[&str]| -> Vec<String> {
+            let b = bounds.iter().map(|b| b.as_bytes().to_vec()).collect();
+            match Bounds::known(start.as_bytes(), end, b) {
+                Bounds::Known(it) => it.map(|k| String::from_utf8(k).unwrap()).collect(),
+                Bounds::Found { .. } => unreachable!(),
+            }
+        };
+        assert_eq!(
+            kept(
+                "/p/",
+                b"/p0",
+                &["/a", "/p/", "/p/1", "/p/0", "/p/1", "/p/2", "/p0", "/q"]
+            ),
+            vec!["/p/1", "/p/2"]
+        );
+        assert_eq!(kept("/p/", b"/p0", &[]), Vec::<String>::new());
+        // "\0": every key from the start on.
+        assert_eq!(
+            kept("/p/", &[0], &["/p/1", "/z", "\u{ff}"]),
+            vec!["/p/1", "/z", "\u{ff}"]
+        );
+    }
 
     #[test]
     fn range_end() {

@@ -43,10 +43,42 @@ pub async fn scan<E>(
     revision: i64,
     page_size: usize,
     progress: super::Progress<'_>,
+    on_chunk: impl FnMut(&[Record<'_>]) -> Result<(), E>,
+) -> Result<(), ScanError<E>> {
+    scan_tiles(
+        etcd,
+        ranges,
+        Vec::new(),
+        revision,
+        page_size,
+        progress,
+        on_chunk,
+    )
+    .await
+}
+
+/// [`scan`], reading range `i` in tiles that start at `tiles[i]` (where the
+/// pages of an earlier read of the range began: see
+/// [`Etcd::prefetch_known_tiles`]) instead of scanning for them; a range
+/// without an entry is scanned.
+pub async fn scan_tiles<E>(
+    etcd: &Etcd,
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    tiles: Vec<Vec<Vec<u8>>>,
+    revision: i64,
+    page_size: usize,
+    progress: super::Progress<'_>,
     mut on_chunk: impl FnMut(&[Record<'_>]) -> Result<(), E>,
 ) -> Result<(), ScanError<E>> {
+    let mut tiles = tiles.into_iter();
     for (start, end) in ranges {
-        let mut pages = etcd.prefetch(start, end, ReadAt::Fixed(revision), page_size, PAGES_AHEAD);
+        let at = ReadAt::Fixed(revision);
+        let mut pages = match tiles.next() {
+            Some(bounds) => {
+                etcd.prefetch_known_tiles(start, end, at, page_size, PAGES_AHEAD, bounds)
+            }
+            None => etcd.prefetch(start, end, at, page_size, PAGES_AHEAD),
+        };
         while let Some(page) = pages.recv().await {
             let page = page.map_err(ScanError::Etcd)?;
             let records: Vec<Record<'_>> = page.kvs.iter().map(Record::from_etcd).collect();
