@@ -154,6 +154,7 @@ async fn read_all(
         atrest::etcd::ReadAt::Fixed(revision),
         page_size,
         4,
+        None,
     );
     let (mut count, mut bytes) = (0usize, 0usize);
     while let Some(page) = pages.recv().await {

@@ -502,7 +502,7 @@ pub async fn rewrite(
     'ranges: for (start, end) in scan_ranges(&opts.prefix, opts.resources.as_deref()) {
         // Each page at the latest revision: every write is checked by its own
         // compare, and a long run must not fail when etcd compacts meanwhile.
-        let mut pages = etcd.prefetch(start, end, ReadAt::Latest, opts.page_size, SCAN_AHEAD);
+        let mut pages = etcd.prefetch(start, end, ReadAt::Latest, opts.page_size, SCAN_AHEAD, None);
         tiles.push(Vec::new());
         while let Some(page) = pages.recv().await {
             if cancel.load(Ordering::SeqCst) {

@@ -771,7 +771,7 @@ fn prefetched_pages_are_the_keyspace_at_one_revision_in_order() {
             let etcd = etcd.clone();
             async move {
                 // 3 keys a page: 120 keys per discovery scan, so several scans.
-                let mut rx = etcd.prefetch(b"/p/".to_vec(), b"/p0".to_vec(), at, 3, ahead);
+                let mut rx = etcd.prefetch(b"/p/".to_vec(), b"/p0".to_vec(), at, 3, ahead, None);
                 let mut got = Vec::new();
                 while let Some(page) = rx.recv().await {
                     let page = page.unwrap();
@@ -805,13 +805,13 @@ fn prefetched_pages_are_the_keyspace_at_one_revision_in_order() {
             let bounds: Vec<Vec<u8>> = bounds.iter().map(|b| b.as_bytes().to_vec()).collect();
             async move {
                 let at = atrest::etcd::ReadAt::Fixed(revision);
-                let mut rx = etcd.prefetch_known_tiles(
+                let mut rx = etcd.prefetch(
                     b"/p/".to_vec(),
                     b"/p0".to_vec(),
                     at,
                     page_size,
                     3,
-                    bounds,
+                    Some(bounds),
                 );
                 let mut got = Vec::new();
                 let mut pages = 0;

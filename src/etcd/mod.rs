@@ -939,9 +939,13 @@ impl Etcd {
     /// all its cores while the caller works on a page) and handed over in key
     /// order, at most `ahead` pages buffered.
     ///
-    /// The tiles are found by keys-only scans on a task of their own that runs
-    /// ahead of the reads. The first scan covers only the first few tiles, so
-    /// that the reads start early.
+    /// Without `bounds`, the tiles are found by keys-only scans on a task of
+    /// their own that runs ahead of the reads; the first scan covers only the
+    /// first few tiles, so that the reads start early. With `bounds` (as a
+    /// previous read of the range found them: the first key of each page but
+    /// the first) the tiles start there and nothing is scanned. Any bounds give
+    /// every key of the range once (bounds out of order or outside the range
+    /// are ignored); bounds a page apart give one request per tile.
     pub fn prefetch(
         &self,
         start: Vec<u8>,
@@ -949,42 +953,14 @@ impl Etcd {
         at: ReadAt,
         page_size: usize,
         ahead: usize,
-    ) -> tokio::sync::mpsc::Receiver<Result<Page, EtcdError>> {
-        self.prefetch_tiles(start, end, at, page_size, ahead, None)
-    }
-
-    /// [`Etcd::prefetch`] over tiles that start at `bounds`, as a previous read
-    /// of the range found them (the first key of each page but the first):
-    /// no keys-only scans. Any bounds give every key of the range once (bounds
-    /// out of order or outside the range are ignored); bounds a page apart
-    /// give one request per tile.
-    pub fn prefetch_known_tiles(
-        &self,
-        start: Vec<u8>,
-        end: Vec<u8>,
-        at: ReadAt,
-        page_size: usize,
-        ahead: usize,
-        bounds: Vec<Vec<u8>>,
-    ) -> tokio::sync::mpsc::Receiver<Result<Page, EtcdError>> {
-        self.prefetch_tiles(start, end, at, page_size, ahead, Some(bounds))
-    }
-
-    fn prefetch_tiles(
-        &self,
-        start: Vec<u8>,
-        end: Vec<u8>,
-        at: ReadAt,
-        page_size: usize,
-        ahead: usize,
-        known: Option<Vec<Vec<u8>>>,
+        bounds: Option<Vec<Vec<u8>>>,
     ) -> tokio::sync::mpsc::Receiver<Result<Page, EtcdError>> {
         let ahead = ahead.max(1);
         let page_size = page_size.clamp(1, 100_000) as i64;
         let (tx, rx) = tokio::sync::mpsc::channel(ahead);
         let etcd = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = read_tiles(&etcd, start, end, at, page_size, ahead, known, &tx).await {
+            if let Err(e) = read_tiles(&etcd, start, end, at, page_size, ahead, bounds, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -1367,7 +1343,7 @@ async fn discover_tiles(
 /// the same time. (Before 3.7 a keys-only range still reads each value from
 /// the backend and drops it afterwards, `etcdserver/apply.go`: a scan costs
 /// etcd about as much as reading the values, which is why a second read of the
-/// same range can reuse the first one's tiles, [`Etcd::prefetch_known_tiles`].)
+/// same range can reuse the first one's tiles (`bounds` of [`Etcd::prefetch`]).)
 struct Tiles {
     etcd: Etcd,
     /// Start of the next tile; `None` at the end.

@@ -59,7 +59,7 @@ pub async fn scan<E>(
 
 /// [`scan`], reading range `i` in tiles that start at `tiles[i]` (where the
 /// pages of an earlier read of the range began: see
-/// [`Etcd::prefetch_known_tiles`]) instead of scanning for them; a range
+/// [`Etcd::prefetch`]) instead of scanning for them; a range
 /// without an entry is scanned.
 pub async fn scan_tiles<E>(
     etcd: &Etcd,
@@ -73,12 +73,7 @@ pub async fn scan_tiles<E>(
     let mut tiles = tiles.into_iter();
     for (start, end) in ranges {
         let at = ReadAt::Fixed(revision);
-        let mut pages = match tiles.next() {
-            Some(bounds) => {
-                etcd.prefetch_known_tiles(start, end, at, page_size, PAGES_AHEAD, bounds)
-            }
-            None => etcd.prefetch(start, end, at, page_size, PAGES_AHEAD),
-        };
+        let mut pages = etcd.prefetch(start, end, at, page_size, PAGES_AHEAD, tiles.next());
         while let Some(page) = pages.recv().await {
             let page = page.map_err(ScanError::Etcd)?;
             let records: Vec<Record<'_>> = page.kvs.iter().map(Record::from_etcd).collect();
