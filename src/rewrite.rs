@@ -496,23 +496,21 @@ pub async fn rewrite(
     let mut kms_failure = None;
     let mut batch: Vec<Pending> = Vec::new();
     let mut bytes = 0usize;
-    // Where each page began, per range: the verification reads the same tiles
-    // without scanning for them again.
+    // Per range, where each page but the first began: the verification reads
+    // the same tiles without scanning for them again.
     let mut tiles: Vec<Vec<Vec<u8>>> = Vec::new();
     'ranges: for (start, end) in scan_ranges(&opts.prefix, opts.resources.as_deref()) {
         // Each page at the latest revision: every write is checked by its own
         // compare, and a long run must not fail when etcd compacts meanwhile.
         let mut pages = etcd.prefetch(start, end, ReadAt::Latest, opts.page_size, SCAN_AHEAD, None);
-        tiles.push(Vec::new());
+        let mut page_starts = Vec::new();
         while let Some(page) = pages.recv().await {
             if cancel.load(Ordering::SeqCst) {
                 interrupted = true;
                 break 'ranges;
             }
             let page = page?;
-            if let (Some(first), Some(bounds)) = (page.kvs.first(), tiles.last_mut()) {
-                bounds.push(first.key.clone());
-            }
+            page_starts.extend(page.kvs.first().map(|kv| kv.key.clone()));
             let prepared: Vec<Prepared> = page
                 .kvs
                 .par_iter()
@@ -570,6 +568,8 @@ pub async fn rewrite(
             }
             observer(Event::Progress(&eng.counts));
         }
+        // The first page starts where the range does.
+        tiles.push(page_starts.into_iter().skip(1).collect());
     }
     if !interrupted && cancel.load(Ordering::SeqCst) {
         interrupted = true;
@@ -588,13 +588,7 @@ pub async fn rewrite(
     let verification = if opts.dry_run || interrupted || kms_failure.is_some() {
         None
     } else {
-        // The first page's first key starts no tile: the range's start does.
-        for bounds in &mut tiles {
-            if !bounds.is_empty() {
-                bounds.remove(0);
-            }
-        }
-        Some(verify_tiles(etcd, &ts, &audit, opts.page_size, tiles).await?)
+        Some(verify(etcd, &ts, &audit, opts.page_size, tiles).await?)
     };
     Ok(Outcome {
         counts: eng.counts,
@@ -606,20 +600,11 @@ pub async fn rewrite(
     })
 }
 
-/// Audit the selected resources at one revision (the check after a rewrite).
+/// Audit the selected resources at one revision (the check after a rewrite),
+/// reading range `i` of [`scan_ranges`] in tiles that start at `tiles[i]`
+/// (where a previous read's pages began) instead of scanning for them; a
+/// range without an entry is scanned.
 pub async fn verify(
-    etcd: &Etcd,
-    ts: &Transformers,
-    audit: &AuditOptions,
-    page_size: usize,
-) -> Result<Verification, EtcdError> {
-    verify_tiles(etcd, ts, audit, page_size, Vec::new()).await
-}
-
-/// [`verify`], reading range `i` of [`scan_ranges`] in tiles that start at
-/// `tiles[i]` (where a previous read's pages began) instead of scanning for
-/// them; a range without an entry is scanned.
-async fn verify_tiles(
     etcd: &Etcd,
     ts: &Transformers,
     audit: &AuditOptions,

@@ -1073,6 +1073,15 @@ impl ReadAt {
             ReadAt::Latest => 0,
         }
     }
+
+    /// `Fixed(0)` as the cluster's current revision: the keys-only scans and
+    /// the reads of one fixed read must all see the same revision.
+    async fn pinned(self, etcd: &Etcd) -> Result<ReadAt, EtcdError> {
+        Ok(match self {
+            ReadAt::Fixed(0) => ReadAt::Fixed(etcd.revision().await?),
+            at => at,
+        })
+    }
 }
 
 /// Options for a range read: at the fixed revision, or serializable at the
@@ -1163,35 +1172,32 @@ async fn read_tiles(
     known: Option<Vec<Vec<u8>>>,
     tx: &tokio::sync::mpsc::Sender<Result<Page, EtcdError>>,
 ) -> Result<(), EtcdError> {
-    // The scans and the reads must see one revision: fix it first.
-    let at = match at {
-        ReadAt::Fixed(0) => ReadAt::Fixed(etcd.revision().await?),
-        at => at,
-    };
+    let at = at.pinned(etcd).await?;
     let mut bounds = match known {
         Some(known) => Bounds::known(&start, &end, known),
         None => Bounds::discover(etcd, at, start.clone(), end.clone(), page_size, ahead),
     };
-    let mut in_flight = InFlight(std::collections::VecDeque::with_capacity(ahead));
+    // Tile reads in flight, in key order.
+    let mut in_flight = std::collections::VecDeque::with_capacity(ahead);
     // Start of the next tile; each ends where the next begins, the last at `end`.
     let mut next = Some(start);
     loop {
-        while in_flight.0.len() < ahead {
+        while in_flight.len() < ahead {
             let Some(tile_start) = next.take() else { break };
             next = bounds.next().await?;
             let tile_end = next.clone().unwrap_or_else(|| end.clone());
-            in_flight.0.push_back(tokio::spawn(read_tile(
+            in_flight.push_back(AbortOnDrop(tokio::spawn(read_tile(
                 etcd.clone(),
                 at,
                 tile_start,
                 tile_end,
                 page_size,
-            )));
+            ))));
         }
-        let Some(task) = in_flight.0.pop_front() else {
+        let Some(mut task) = in_flight.pop_front() else {
             return Ok(());
         };
-        let pages = task.await.map_err(|e| EtcdError {
+        let pages = (&mut task.0).await.map_err(|e| EtcdError {
             op: "range",
             endpoints: etcd.inner.endpoints.clone(),
             kind: FailureKind::Other,
@@ -1211,15 +1217,15 @@ enum Bounds {
     Known(std::vec::IntoIter<Vec<u8>>),
     Found {
         rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, EtcdError>>,
-        _scans: AbortOnDrop,
+        _scans: AbortOnDrop<()>,
     },
 }
 
-/// A background task stopped when its owner goes away (a scan ahead of reads
-/// that ended early must not keep querying etcd).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A background task stopped when its owner goes away: a read or a scan ahead
+/// of a reader that left, or of a read that failed, must not keep querying etcd.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -1373,10 +1379,7 @@ impl Tiles {
     /// A keys-only scan from `from`: the starts of the tiles after the one that
     /// begins at `from`.
     async fn discover(&mut self, from: &[u8]) -> Result<(), EtcdError> {
-        // The scans and the reads must see one revision: fix it first.
-        if let ReadAt::Fixed(0) = self.at {
-            self.at = ReadAt::Fixed(self.etcd.revision().await?);
-        }
+        self.at = self.at.pinned(&self.etcd).await?;
         let (found, more) = discover_tiles(
             &self.etcd,
             self.at,
@@ -1448,18 +1451,6 @@ impl Pages {
             if !page.kvs.is_empty() {
                 return Ok(Some(page));
             }
-        }
-    }
-}
-
-/// Tile reads in flight, in key order; aborted when dropped (the reader of the
-/// pages went away, or a read failed).
-struct InFlight(std::collections::VecDeque<tokio::task::JoinHandle<Result<Vec<Page>, EtcdError>>>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        for h in &self.0 {
-            h.abort();
         }
     }
 }
