@@ -1,4 +1,5 @@
-//! Load many Secrets into an etcd fast (benchmarks): transactions of `--batch`
+//! Load many Secrets into an etcd fast (benchmarks): protobuf `v1.Secret`s as
+//! kube-apiserver stores them, in transactions of `--batch`
 //! puts, `--in-flight` at a time, values of about `--size` bytes, stored in
 //! plaintext or encrypted with the first key of `--config`. Prints the write rate.
 //! Writing again over the same keys replaces their values, as a rewrite does.
@@ -59,19 +60,82 @@ fn parse() -> Result<Args, String> {
 }
 
 /// A Secret in the JSON form kube-apiserver stores, about `size` bytes.
+/// A protobuf field with a length-delimited value.
+fn field(out: &mut Vec<u8>, n: u8, bytes: &[u8]) {
+    varint(out, (u64::from(n) << 3) | 2);
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A `v1.Secret` of about `size` bytes as kube-apiserver stores it: `k8s\0` and a
+/// `runtime.Unknown` whose `raw` is the Secret (kubernetes
+/// `staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/protobuf.go`,
+/// field numbers from `k8s.io/api/core/v1/generated.proto`), with the metadata a
+/// Secret made by `kubectl create` has: name, namespace, uid, creation time and one
+/// managed-fields entry.
 fn secret(ns: &str, name: &str, size: usize, seed: usize) -> Vec<u8> {
-    let mut data = String::with_capacity(size);
     let mut x = seed as u64 ^ 0x9e37_79b9_7f4a_7c15;
-    while data.len() < size.saturating_sub(120) {
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size.saturating_sub(330) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        data.push_str(&format!("{x:016x}"));
+        data.extend_from_slice(&x.to_le_bytes());
     }
-    format!(
-        "{{\"kind\":\"Secret\",\"apiVersion\":\"v1\",\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"{ns}\"}},\"data\":{{\"v\":\"{data}\"}},\"type\":\"Opaque\"}}"
-    )
-    .into_bytes()
+    let uid = format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        x as u32,
+        (x >> 32) as u16,
+        seed & 0xfff,
+        (seed >> 12) & 0xfff,
+        seed
+    );
+    let mut time = Vec::new(); // metav1.Time{seconds}
+    time.push(1 << 3);
+    varint(&mut time, 1_764_000_000 + seed as u64);
+    let mut managed = Vec::new(); // metav1.ManagedFieldsEntry
+    field(&mut managed, 1, b"kubectl-create");
+    field(&mut managed, 2, b"Update");
+    field(&mut managed, 3, b"v1");
+    field(&mut managed, 4, &time);
+    field(&mut managed, 6, b"FieldsV1");
+    let mut fields = Vec::new(); // metav1.FieldsV1{raw}
+    field(
+        &mut fields,
+        1,
+        br#"{"f:data":{".":{},"f:v":{}},"f:type":{}}"#,
+    );
+    field(&mut managed, 7, &fields);
+    let mut meta = Vec::new(); // metav1.ObjectMeta
+    field(&mut meta, 1, name.as_bytes());
+    field(&mut meta, 3, ns.as_bytes());
+    field(&mut meta, 5, uid.as_bytes());
+    field(&mut meta, 8, &time);
+    field(&mut meta, 17, &managed);
+    let mut entry = Vec::new(); // map<string, bytes> entry
+    field(&mut entry, 1, b"v");
+    field(&mut entry, 2, &data);
+    let mut secret = Vec::new(); // v1.Secret
+    field(&mut secret, 1, &meta);
+    field(&mut secret, 2, &entry);
+    field(&mut secret, 3, b"Opaque");
+    let mut type_meta = Vec::new();
+    field(&mut type_meta, 1, b"v1");
+    field(&mut type_meta, 2, b"Secret");
+    let mut out = b"k8s\0".to_vec();
+    field(&mut out, 1, &type_meta);
+    field(&mut out, 2, &secret);
+    field(&mut out, 3, b""); // contentEncoding
+    field(&mut out, 4, b""); // contentType
+    out
 }
 
 #[tokio::main(worker_threads = 2)]
