@@ -572,3 +572,32 @@ fn status_suggests_the_next_step() {
 
 // ---------------------------------------------------------------------------------
 // The command on files.
+
+/// Turning encryption off (kubernetes/website `encrypt-data.md`, "Decrypt all data"):
+/// `identity` writes and the old key still reads until every object is rewritten in
+/// plaintext. Retiring that key is the step that makes data under it unreadable, so
+/// the scan must have seen the data: an empty scan (a wrong `--etcd-prefix`, another
+/// etcd such as the one `--etcd-servers-overrides` gives events), or one with no
+/// object of the rule's resources, proves nothing.
+#[test]
+fn retire_after_decryption_needs_a_scan_that_saw_the_data() {
+    let c = cfg(&[
+        (
+            "secrets",
+            &format!("{ID}{}", keyed("aescbc", &[("key1", K1)])),
+        ),
+        ("configmaps", ID),
+    ]);
+    let key1: RetireTarget = "key1".parse().unwrap();
+    let scope = Scope::default();
+    let e = rotation::retire(&c, &key1, &KeyUsage::default(), &scope).unwrap_err();
+    assert!(matches!(e, RotationError::ScanMissesResource { .. }), "{e}");
+    assert!(e.to_string().contains("--etcd-prefix"), "{e}");
+    // Objects, but none of the resources the rule covers.
+    let cm = "/registry/configmaps/a/c";
+    let e = rotation::retire(&c, &key1, &usage(&c, &[(cm, object(cm))]), &scope).unwrap_err();
+    assert!(matches!(e, RotationError::ScanMissesResource { .. }), "{e}");
+    // Every Secret is plaintext now: key1 goes.
+    let (n, _) = rotation::retire(&c, &key1, &usage(&c, &[(S1, object(S1))]), &scope).unwrap();
+    assert_eq!(shape(&n, 0), ["identity"]);
+}

@@ -128,7 +128,8 @@ There is no way to skip the proof. A key is removed only when a complete scan (t
 live etcd at one revision, or a snapshot whose sha256 trailer verifies) shows that no
 object of any resource is stored under the key's prefix k8s:enc:PROVIDER:v1:NAME:, that
 no object is unreadable with the config, and that it saw the data: an object of every
-resource the key's items encrypt and an object under their current write key.";
+resource the key's items cover and an object stored as they write now (under their
+current write key, or in plaintext where identity writes).";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

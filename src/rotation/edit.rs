@@ -457,9 +457,9 @@ impl fmt::Display for RetireTarget {
 /// config cannot read); when any object of any resource is stored under the key's whole
 /// prefix `k8s:enc:<provider>:v1:<name>:` (for `identity`: any plaintext object of the
 /// resources the affected items cover); and when the scan did not see the data it
-/// proves something about: in each affected item that writes encrypted, an object of
-/// every resource it lists and an object under its write key. A provider goes with its
-/// last key.
+/// proves something about: in each affected item, an object of every resource it lists
+/// and an object stored as it writes now (under its write key, or in plaintext where
+/// `identity` writes). A provider goes with its last key.
 pub fn retire(
     cfg: &EncryptionConfiguration,
     target: &RetireTarget,

@@ -49,10 +49,12 @@ impl KeyUsage {
     }
 
     /// Refuse unless the scan saw the data it is meant to prove something about: in
-    /// every item in `items` that writes encrypted, at least one object of each
-    /// resource it lists (of some resource it governs, for a wildcard), and at least one
-    /// object written with its current write key. A wrong `--etcd-prefix`, another
-    /// cluster's data or a snapshot older than the write key fail here.
+    /// every item in `items`, at least one object of each resource it lists (of some
+    /// resource it governs, for a wildcard), and at least one object written as the
+    /// item writes now: with its current write key, or in plaintext where `identity`
+    /// writes (encryption being turned off, an old key still reading). A wrong
+    /// `--etcd-prefix`, another cluster's data or a snapshot older than the write key
+    /// fail here.
     pub(super) fn check_coverage(
         &self,
         cfg: &EncryptionConfiguration,
@@ -63,12 +65,10 @@ impl KeyUsage {
             let Some(item) = cfg.resources.get(i) else {
                 continue;
             };
-            if matches!(
-                item.providers.first(),
-                None | Some(ProviderConfig::Identity)
-            ) {
-                continue;
-            }
+            let identity_writes = match item.providers.first() {
+                None => continue,
+                Some(p) => matches!(p, ProviderConfig::Identity),
+            };
             for r in &item.resources {
                 let seen = if r.contains('*') {
                     self.summary
@@ -89,13 +89,20 @@ impl KeyUsage {
                 }
             }
             let written = self.summary.cells.iter().any(|((res, prov, _, st), n)| {
-                *n > 0 && *st == Status::Current && *prov != "identity" && relevant(cfg, res, &[i])
+                *n > 0
+                    && *st == Status::Current
+                    && (*prov == "identity") == identity_writes
+                    && relevant(cfg, res, &[i])
             });
             if !written {
-                let writer = keys_of(&item.providers, 0)
-                    .into_iter()
-                    .next()
-                    .map_or_else(|| "its write key".to_string(), |k| k.to_string());
+                let writer = if identity_writes {
+                    "identity (plaintext)".to_string()
+                } else {
+                    keys_of(&item.providers, 0)
+                        .into_iter()
+                        .next()
+                        .map_or_else(|| "its write key".to_string(), |k| k.to_string())
+                };
                 return Err(RotationError::ScanMissesWriter {
                     target: target.to_string(),
                     item: item_label(cfg, i),
