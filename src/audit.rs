@@ -223,11 +223,17 @@ impl<'t> Auditor<'t> {
     }
 
     /// Whether `key` is an object this audit covers (under the prefix, in the
-    /// resource filter), with its parsed parts.
+    /// resource filter), with its parsed parts. A filter entry may be a wildcard as
+    /// EncryptionConfiguration writes them: `*.apps` (every resource of a group),
+    /// `*.` (of the core group) or `*.*` (every resource).
     pub fn select<'k>(&self, key: &'k [u8]) -> Option<crate::etcd_key::ObjectKey<'k>> {
         let ok = parse_object_key(key, &self.options.prefix)?;
         if let Some(filter) = &self.options.resources {
-            if !filter.iter().any(|f| f == &ok.resource) {
+            let selects = |f: &GroupResource| {
+                f == &ok.resource
+                    || (f.resource == "*" && (f.group == "*" || f.group == ok.resource.group))
+            };
+            if !filter.iter().any(selects) {
                 return None;
             }
         }

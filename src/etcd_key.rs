@@ -350,10 +350,15 @@ pub fn parse_object_key<'a>(key: &'a [u8], prefix: &str) -> Option<ObjectKey<'a>
 
 /// The storage path (after the prefix) under which kube-apiserver keeps the
 /// objects of a *core-group* resource, e.g. `secrets`, `services/specs`,
-/// `minions`. `None` for other groups: several API groups serve resources that
-/// are stored under other names, so their objects are found by scanning.
+/// `minions`. `None` for other groups (several API groups serve resources that
+/// are stored under other names, so their objects are found by scanning) and for
+/// a wildcard (`*.`).
 pub fn core_storage_path(gr: &GroupResource) -> Option<String> {
-    if !gr.group.is_empty() || gr.resource.is_empty() || gr.resource.contains('/') {
+    if !gr.group.is_empty()
+        || gr.resource.is_empty()
+        || gr.resource.contains('/')
+        || gr.resource.contains('*')
+    {
         return None;
     }
     for (path, group, res) in BUILTIN_PATHS {

@@ -463,3 +463,71 @@ fn truncating_a_member_db_while_reading_does_not_fault() {
         .entries
         .is_empty());
 }
+
+/// `rewrite --resource` takes the names an EncryptionConfiguration uses, wildcards
+/// included: `*.apps` is every resource of the apps group, `*.*` every resource.
+/// Such a filter used to match no object, and the run reported success with
+/// nothing looked at.
+#[test]
+fn rewrite_resource_wildcards_cover_what_they_name() {
+    use common::fixtures::{cfg_text, keyed, K1, K2};
+    let text = cfg_text(&[("'*.*'", &keyed("aescbc", &[("k2", K2), ("k1", K1)]))]);
+    let old = atrest::config::EncryptionConfiguration::from_yaml_str(&cfg_text(&[(
+        "'*.*'",
+        &keyed("aescbc", &[("k1", K1)]),
+    )]))
+    .unwrap();
+    let t_old = transformer(&old);
+    let secret = "/registry/secrets/a/s";
+    let deploy = "/registry/deployments/a/web";
+    let objects = [
+        (secret, proto_object("v1", "Secret", "a", "s", b"")),
+        (
+            deploy,
+            proto_object("apps/v1", "Deployment", "a", "web", b""),
+        ),
+    ];
+    let c = Cluster::start(1, false);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("enc.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.display().to_string();
+    rt().block_on(async {
+        let e = connect(&c.options()).await;
+        for (key, plain) in &objects {
+            let v = t_old.write(plain, key.as_bytes()).unwrap();
+            e.put(key.as_bytes(), &v).await.unwrap();
+        }
+    });
+    let under = |key: &str| -> String {
+        rt().block_on(async {
+            let e = connect(&c.options()).await;
+            let v = get(&e, key).await;
+            String::from_utf8_lossy(&v[..21.min(v.len())]).into_owned()
+        })
+    };
+    let rewrite = |resource: &str| {
+        let (code, stdout, err) = atrest(&with(
+            &c.conn_args(),
+            &[
+                "rewrite",
+                "--config",
+                &cfg,
+                "--resource",
+                resource,
+                "-o",
+                "json",
+            ],
+        ));
+        assert_eq!(code, 0, "{stdout}{err}");
+        json(&stdout)
+    };
+    let r = rewrite("*.apps");
+    assert_eq!(r["counts"]["rewritten"], 1, "{r}");
+    assert_eq!(under(deploy), "k8s:enc:aescbc:v1:k2:");
+    assert_eq!(under(secret), "k8s:enc:aescbc:v1:k1:", "not in *.apps");
+    let r = rewrite("*.*");
+    assert_eq!(r["counts"]["rewritten"], 1, "{r}");
+    assert_eq!(r["counts"]["already_current"], 1, "{r}");
+    assert_eq!(under(secret), "k8s:enc:aescbc:v1:k2:");
+}

@@ -61,8 +61,9 @@ pub struct Args {
     /// EncryptionConfiguration of the kube-apiservers (its first provider/key writes).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Rewrite these resources, comma-separated (e.g. secrets,configmaps). Default:
-    /// every resource the config names, or all of them when it uses a wildcard.
+    /// Rewrite these resources, comma-separated (e.g. secrets,configmaps; wildcards as
+    /// in the config: '*.apps', '*.*'). Default: every resource the config names, or
+    /// all of them when it uses a wildcard.
     #[arg(long, value_name = "R,...", value_delimiter = ',')]
     resource: Vec<String>,
     /// Rewrite every resource under the prefix.
