@@ -531,3 +531,52 @@ fn rewrite_resource_wildcards_cover_what_they_name() {
     assert_eq!(r["counts"]["already_current"], 1, "{r}");
     assert_eq!(under(secret), "k8s:enc:aescbc:v1:k2:");
 }
+
+/// A rewrite under an `--etcd-prefix` that holds nothing (a typo, another
+/// cluster's prefix, the wrong etcd) looked at no object, yet reported "every
+/// object is stored as the config writes it" and exited 0. kube-apiserver always
+/// keeps objects under its prefix, so an empty one is refused: exit 2, saying
+/// so, nothing written.
+#[test]
+fn rewrite_under_an_empty_prefix_is_refused() {
+    let c = Cluster::start(1, false);
+    let dir = tempfile::tempdir().unwrap();
+    let old = secrets_config(&[("k1", 1)]);
+    let cfg = write_config(
+        dir.path(),
+        "enc.yaml",
+        &secrets_config(&[("k2", 2), ("k1", 1)]),
+    );
+    let cfg = cfg.display().to_string();
+    let key = "/registry/secrets/a/s";
+    let stored = transformer(&old)
+        .write(&proto_object("v1", "Secret", "a", "s", b""), key.as_bytes())
+        .unwrap();
+    rt().block_on(async {
+        let e = connect(&c.options()).await;
+        e.put(key.as_bytes(), &stored).await.unwrap();
+    });
+    for extra in [&[][..], &["--all-resources"][..], &["--dry-run"][..]] {
+        let mut a = vec![
+            "rewrite",
+            "--config",
+            &cfg,
+            "--etcd-prefix",
+            "/kubernetes.io",
+        ];
+        a.extend_from_slice(extra);
+        let (code, stdout, err) = atrest(&with(&c.conn_args(), &a));
+        assert_eq!(code, 2, "{extra:?}: {stdout}{err}");
+        assert!(
+            err.contains("--etcd-prefix") && err.contains("/kubernetes.io"),
+            "{err}"
+        );
+    }
+    rt().block_on(async {
+        let e = connect(&c.options()).await;
+        assert_eq!(get(&e, key).await, stored);
+    });
+    // The right prefix: rewritten.
+    let (code, stdout, err) = atrest(&with(&c.conn_args(), &["rewrite", "--config", &cfg]));
+    assert_eq!(code, 0, "{stdout}{err}");
+}

@@ -140,6 +140,19 @@ pub fn run(a: Args) -> CmdResult {
     let (outcome, interrupt, would) = rt.block_on(async {
         let interrupt = Interrupt::install();
         let etcd = super::etcd::connect(&conn).await?;
+        // kube-apiserver always keeps objects under its prefix (namespaces, the
+        // service IP range): nothing there is a wrong --etcd-prefix or the wrong
+        // etcd, and a run would report success over objects it never looked at.
+        let mut stored = 0;
+        for (start, end) in atrest::rewrite::scan_ranges(&opts.prefix, None) {
+            stored += etcd.count(&start, &end, 0).await.map_err(Failure::usage)?;
+        }
+        if stored == 0 {
+            return Err(Failure::usage(format!(
+                "nothing is stored under --etcd-prefix {} in {source}: it is not kube-apiserver's --etcd-prefix (default {DEFAULT_PREFIX}), or this is not its etcd; nothing was written",
+                opts.prefix
+            )));
+        }
         let progress = super::progress::Progress::spinner("rewriting");
         let mut would = Vec::new();
         let mut observer = |ev: Event<'_>| match ev {
