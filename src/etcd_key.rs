@@ -242,14 +242,25 @@ pub enum ResourceNameError {
         /// `<resource>.<group>`.
         suggest: String,
     },
+    /// A groupless name that is no core resource (a typo such as `secret`, or a
+    /// custom resource without its group).
+    #[error("`{given}` names the core API group, which has no such resource{}; a resource of another group needs its group (`widgets.example.com`)", .near.as_ref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default())]
+    NotCore {
+        /// The name as given.
+        given: String,
+        /// A core resource it resembles.
+        near: Option<String>,
+    },
 }
 
 /// Check a resource name as an EncryptionConfiguration or `--resource` gives
-/// it: a groupless name must be a core resource, not one of another group's
-/// built-ins (`resourceclaims` is `resourceclaims.resource.k8s.io`). Names of
+/// it: a groupless name must be a core resource (or the core wildcard `*.`),
+/// not one of another group's built-ins (`resourceclaims` is
+/// `resourceclaims.resource.k8s.io`) nor anything else (`secret`). Names of
 /// other groups (CRDs included) are accepted as they are.
 pub fn check_resource_name(gr: &GroupResource) -> Result<(), ResourceNameError> {
-    if !gr.group.is_empty() || CORE_RESOURCES.contains(&gr.resource.as_str()) {
+    if !gr.group.is_empty() || gr.resource == "*" || CORE_RESOURCES.contains(&gr.resource.as_str())
+    {
         return Ok(());
     }
     match BUILTIN_PATHS
@@ -260,7 +271,21 @@ pub fn check_resource_name(gr: &GroupResource) -> Result<(), ResourceNameError> 
             given: gr.resource.clone(),
             suggest: format!("{res}.{group}"),
         }),
-        None => Ok(()),
+        None => {
+            let lower = gr.resource.to_ascii_lowercase();
+            let near = CORE_RESOURCES
+                .iter()
+                .find(|c| {
+                    **c == lower
+                        || c.strip_suffix('s') == Some(lower.as_str())
+                        || lower.strip_suffix('s') == Some(*c)
+                })
+                .map(|c| (*c).to_string());
+            Err(ResourceNameError::NotCore {
+                given: gr.resource.clone(),
+                near,
+            })
+        }
     }
 }
 
@@ -397,6 +422,11 @@ mod tests {
         );
         let e = check_resource_name(&GroupResource::parse("deployments")).unwrap_err();
         assert!(e.to_string().contains("`deployments.apps`"), "{e}");
+        assert!(check_resource_name(&GroupResource::parse("*.")).is_ok());
+        let e = check_resource_name(&GroupResource::parse("Secret")).unwrap_err();
+        assert!(e.to_string().contains("did you mean `secrets`"), "{e}");
+        let e = check_resource_name(&GroupResource::parse("widgets")).unwrap_err();
+        assert!(!e.to_string().contains("did you mean"), "{e}");
     }
 
     #[test]

@@ -618,3 +618,32 @@ fn rewrite_refuses_a_groupless_name_of_another_groups_resource() {
         "checked before connecting: {err}"
     );
 }
+
+/// A groupless `--resource` that is no core resource (`secret`, a typo of
+/// `secrets`) names nothing kube-apiserver stores: it matched no object and the
+/// rewrite reported success. It is refused before connecting, naming the
+/// core resource it resembles.
+#[test]
+fn rewrite_refuses_a_groupless_name_that_is_no_core_resource() {
+    for (given, hint) in [("secret", "`secrets`"), ("widgets", "widgets.example.com")] {
+        let out = atrest()
+            .args([
+                "rewrite",
+                "--endpoints",
+                "127.0.0.1:1",
+                "--config",
+                "testdata/sample/encryption-config.yaml",
+                "--resource",
+                given,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{given}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(given) && err.contains(hint), "{err}");
+        assert!(
+            !err.contains("unreachable"),
+            "checked before connecting: {err}"
+        );
+    }
+}
