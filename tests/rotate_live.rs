@@ -1030,3 +1030,61 @@ fn usage_scan_of_live_etcd_and_of_its_snapshot_agree() {
     assert_eq!(live.under_key, from_snapshot.under_key);
     assert_eq!(live.examples, from_snapshot.examples);
 }
+
+/// Turning encryption off: `identity` writes and `key1` still reads. Retiring
+/// `key1` after a scan that saw nothing (a wrong `--etcd-prefix`) used to succeed,
+/// leaving every Secret still under `key1` unreadable. It is refused like any
+/// other scan that did not see the data; with the right prefix, after every
+/// Secret was rewritten in plaintext, `key1` goes.
+#[test]
+fn retire_after_decryption_refuses_a_scan_that_saw_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let Some(etcd) = start_etcd(false) else {
+        return;
+    };
+    let config = d.path().join("enc.yaml");
+    let text = cfg_text(&[(
+        "secrets",
+        &format!("{ID}{}", keyed("aescbc", &[("key1", K1)])),
+    )]);
+    fs::write(&config, &text).unwrap();
+    let key = "/registry/secrets/a/s";
+    etcd.put(key, &sealed("aescbc", "key1", K1, key));
+    let retire = |prefix: &str| {
+        let mut a = vec![
+            "rotate",
+            "retire",
+            "--config",
+            config.to_str().unwrap(),
+            "--key",
+            "key1",
+            "--no-archive",
+            "--etcd-prefix",
+            prefix,
+        ];
+        let live = etcd.retire_conn_args();
+        a.extend(live.iter().map(String::as_str));
+        run(&a)
+    };
+    let o = retire("/kubernetes.io");
+    assert_eq!(o.code, Some(1), "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains("saw no object of secrets"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(fs::read_to_string(&config).unwrap(), text, "file changed");
+    // The right prefix, before the rewrite: key1 is in use.
+    let o = retire("/registry");
+    assert_eq!(o.code, Some(1), "{}{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains(key), "{}", o.stderr);
+    let o = run(&cat(
+        &["rewrite", "--config", config.to_str().unwrap()],
+        &etcd.conn_args(),
+    ));
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+    let o = retire("/registry");
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+    let after = EncryptionConfiguration::load(&config).unwrap().config;
+    assert_eq!(shape(&after, 0), ["identity"]);
+}
