@@ -601,3 +601,32 @@ fn retire_after_decryption_needs_a_scan_that_saw_the_data() {
     let (n, _) = rotation::retire(&c, &key1, &usage(&c, &[(S1, object(S1))]), &scope).unwrap();
     assert_eq!(shape(&n, 0), ["identity"]);
 }
+
+/// A cluster can keep its events in another etcd (kube-apiserver
+/// `--etcd-servers-overrides=/events#URL`). Under a wildcard rule, a scan of that
+/// etcd sees objects the rule governs (events, written with the current key: they
+/// live an hour) and none under the old key, yet the Secrets in the main etcd may
+/// still need it. Every cluster has namespaces in its main etcd, so a wildcard rule
+/// that governs them needs a scan that saw one.
+#[test]
+fn retire_under_a_wildcard_needs_more_than_an_events_etcd() {
+    let c = cfg(&[("'*.*'", &keyed("aescbc", &[("key2", K2), ("key1", K1)]))]);
+    let writer = cfg(&[("secrets", &keyed("aescbc", &[("key2", K2)]))]);
+    let t =
+        atrest::transformer::Transformer::from_providers(&writer.resources[0].providers).unwrap();
+    let seal = |key: &'static str, plain: Vec<u8>| (key, t.write(&plain, key.as_bytes()).unwrap());
+    let ev = "/registry/events/a/e1.17f0";
+    let ns = "/registry/namespaces/default";
+    let event = seal(ev, object(ev));
+    let namespace = seal(ns, common::fixtures::stored_secret("", "default", &[]));
+    let key1: RetireTarget = "key1".parse().unwrap();
+    let scope = Scope::default();
+    let e =
+        rotation::retire(&c, &key1, &usage(&c, std::slice::from_ref(&event)), &scope).unwrap_err();
+    assert!(matches!(e, RotationError::ScanMissesResource { .. }), "{e}");
+    assert!(e.to_string().contains("namespaces"), "{e}");
+    let u = usage(&c, &[event, namespace]);
+    assert_eq!(u.at_risk_total, 0, "{:?}", u.at_risk);
+    let (n, _) = rotation::retire(&c, &key1, &u, &scope).unwrap();
+    assert_eq!(shape(&n, 0), ["aescbc:key2"]);
+}

@@ -27,6 +27,10 @@ pub fn check_snapshot(path: &Path, hash: HashCheck) -> Result<(), RotationError>
     })
 }
 
+/// The resource every cluster has objects of in its main etcd (`default`,
+/// `kube-system`).
+const NAMESPACES: &str = "namespaces";
+
 impl KeyUsage {
     /// Refuse while any object is at risk: such a scan does not show the data the
     /// config was written for, so it proves nothing about a key.
@@ -49,8 +53,9 @@ impl KeyUsage {
     }
 
     /// Refuse unless the scan saw the data it is meant to prove something about: in
-    /// every item in `items`, at least one object of each resource it lists (of some
-    /// resource it governs, for a wildcard), and at least one object written as the
+    /// every item in `items`, at least one object of each resource it lists (for a
+    /// wildcard: of some resource it governs, and a namespace when it governs
+    /// namespaces), and at least one object written as the
     /// item writes now: with its current write key, or in plaintext where `identity`
     /// writes (encryption being turned off, an old key still reading). A wrong
     /// `--etcd-prefix`, another cluster's data or a snapshot older than the write key
@@ -71,6 +76,22 @@ impl KeyUsage {
             };
             for r in &item.resources {
                 let seen = if r.contains('*') {
+                    // Some governed resource, and namespaces when the rule governs
+                    // them: every cluster has some in its main etcd, while an etcd
+                    // that kube-apiserver's `--etcd-servers-overrides` gives one
+                    // resource (`/events#URL`) holds only that resource.
+                    let seen =
+                        |res: &str| self.summary.by_resource.get(res).is_some_and(|n| *n > 0);
+                    if relevant(cfg, NAMESPACES, &[i]) && !seen(NAMESPACES) {
+                        return Err(RotationError::ScanMissesResource {
+                            target: target.to_string(),
+                            item: item_label(cfg, i),
+                            resource: format!(
+                                "{NAMESPACES} (which every cluster has, and `{r}` governs)"
+                            ),
+                            objects: self.summary.objects,
+                        });
+                    }
                     self.summary
                         .by_resource
                         .iter()
