@@ -532,13 +532,16 @@ fn rewrite_resource_wildcards_cover_what_they_name() {
     assert_eq!(under(secret), "k8s:enc:aescbc:v1:k2:");
 }
 
-/// A rewrite under an `--etcd-prefix` that holds nothing (a typo, another
-/// cluster's prefix, the wrong etcd) looked at no object, yet reported "every
-/// object is stored as the config writes it" and exited 0. kube-apiserver always
-/// keeps objects under its prefix, so an empty one is refused: exit 2, saying
-/// so, nothing written.
+/// A rewrite under an `--etcd-prefix` that is not kube-apiserver's looked at no
+/// object, yet reported "every object is stored as the config writes it" and
+/// exited 0: a prefix that holds nothing (a typo, the wrong etcd), and one that
+/// holds the cluster but parses it wrong (`/` or an empty prefix, or `/tenant`
+/// for a kube-apiserver on `/tenant/c1`). kube-apiserver always keeps its
+/// namespaces under its prefix, so a prefix without any is refused: exit 2,
+/// saying so, nothing written. An etcd that holds only events
+/// (`--etcd-servers-overrides=/events#URL`) is rewritten with `--resource events`.
 #[test]
-fn rewrite_under_an_empty_prefix_is_refused() {
+fn rewrite_under_a_wrong_prefix_is_refused() {
     let c = Cluster::start(1, false);
     let dir = tempfile::tempdir().unwrap();
     let old = secrets_config(&[("k1", 1)]);
@@ -548,35 +551,70 @@ fn rewrite_under_an_empty_prefix_is_refused() {
         &secrets_config(&[("k2", 2), ("k1", 1)]),
     );
     let cfg = cfg.display().to_string();
-    let key = "/registry/secrets/a/s";
-    let stored = transformer(&old)
-        .write(&proto_object("v1", "Secret", "a", "s", b""), key.as_bytes())
-        .unwrap();
+    let stale = |key: &str, ns: &str, name: &str| {
+        transformer(&old)
+            .write(&proto_object("v1", "Secret", ns, name, b""), key.as_bytes())
+            .unwrap()
+    };
+    let objects = [
+        (
+            "/registry/namespaces/a",
+            proto_object("v1", "Namespace", "", "a", b""),
+        ),
+        (
+            "/registry/secrets/a/s",
+            stale("/registry/secrets/a/s", "a", "s"),
+        ),
+        (
+            "/tenant/c1/namespaces/a",
+            proto_object("v1", "Namespace", "", "a", b""),
+        ),
+        (
+            "/tenant/c1/secrets/a/s",
+            stale("/tenant/c1/secrets/a/s", "a", "s"),
+        ),
+        ("/ev/events/a/e", proto_object("v1", "Event", "a", "e", b"")),
+    ];
     rt().block_on(async {
         let e = connect(&c.options()).await;
-        e.put(key.as_bytes(), &stored).await.unwrap();
+        for (k, v) in &objects {
+            e.put(k.as_bytes(), v).await.unwrap();
+        }
     });
-    for extra in [&[][..], &["--all-resources"][..], &["--dry-run"][..]] {
-        let mut a = vec![
-            "rewrite",
-            "--config",
-            &cfg,
-            "--etcd-prefix",
-            "/kubernetes.io",
-        ];
+    let rewrite = |prefix: &str, extra: &[&str]| {
+        let mut a = vec!["rewrite", "--config", &cfg, "--etcd-prefix", prefix];
         a.extend_from_slice(extra);
-        let (code, stdout, err) = atrest(&with(&c.conn_args(), &a));
-        assert_eq!(code, 2, "{extra:?}: {stdout}{err}");
-        assert!(
-            err.contains("--etcd-prefix") && err.contains("/kubernetes.io"),
-            "{err}"
-        );
+        atrest(&with(&c.conn_args(), &a))
+    };
+    for prefix in ["/kubernetes.io", "", "/", "/tenant", "/ev"] {
+        for extra in [&[][..], &["--dry-run"][..], &["--all-resources"][..]] {
+            let (code, stdout, err) = rewrite(prefix, extra);
+            // Everything under the prefix: a prefix that parses the cluster wrong
+            // finds objects that are not what their keys name (exit 1).
+            if extra == ["--all-resources"] && matches!(prefix, "" | "/" | "/tenant") {
+                assert_eq!(code, 1, "{prefix:?} {extra:?}: {stdout}{err}");
+                continue;
+            }
+            // The events etcd, every resource: its events were looked at.
+            if extra == ["--all-resources"] && prefix == "/ev" {
+                assert_eq!(code, 0, "{prefix:?} {extra:?}: {stdout}{err}");
+                continue;
+            }
+            assert_eq!(code, 2, "{prefix:?} {extra:?}: {stdout}{err}");
+            assert!(err.contains(&format!("--etcd-prefix {prefix} in")), "{err}");
+        }
     }
     rt().block_on(async {
         let e = connect(&c.options()).await;
-        assert_eq!(get(&e, key).await, stored);
+        for (k, v) in &objects {
+            assert_eq!(&get(&e, k).await, v, "{k} was written");
+        }
     });
-    // The right prefix: rewritten.
-    let (code, stdout, err) = atrest(&with(&c.conn_args(), &["rewrite", "--config", &cfg]));
+    // The right prefixes: rewritten.
+    for prefix in ["/registry", "/tenant/c1"] {
+        let (code, stdout, err) = rewrite(prefix, &[]);
+        assert_eq!(code, 0, "{prefix}: {stdout}{err}");
+    }
+    let (code, stdout, err) = rewrite("/ev", &["--resource", "events"]);
     assert_eq!(code, 0, "{stdout}{err}");
 }

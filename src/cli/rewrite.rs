@@ -9,6 +9,7 @@ use super::output::{
 use super::{load_config, CmdResult, Failure};
 use atrest::audit::ObjectReport;
 use atrest::etcd::MAX_TXN_OPS;
+use atrest::etcd_key::GroupResource;
 use atrest::etcd_key::DEFAULT_PREFIX;
 use atrest::rewrite::{
     Counts, Event, Outcome, RewriteOptions, DEFAULT_BATCH, DEFAULT_IN_FLIGHT, DEFAULT_PAGE_SIZE,
@@ -140,19 +141,6 @@ pub fn run(a: Args) -> CmdResult {
     let (outcome, interrupt, would) = rt.block_on(async {
         let interrupt = Interrupt::install();
         let etcd = super::etcd::connect(&conn).await?;
-        // kube-apiserver always keeps objects under its prefix (namespaces, the
-        // service IP range): nothing there is a wrong --etcd-prefix or the wrong
-        // etcd, and a run would report success over objects it never looked at.
-        let mut stored = 0;
-        for (start, end) in atrest::rewrite::scan_ranges(&opts.prefix, None) {
-            stored += etcd.count(&start, &end, 0).await.map_err(Failure::usage)?;
-        }
-        if stored == 0 {
-            return Err(Failure::usage(format!(
-                "nothing is stored under --etcd-prefix {} in {source}: it is not kube-apiserver's --etcd-prefix (default {DEFAULT_PREFIX}), or this is not its etcd; nothing was written",
-                opts.prefix
-            )));
-        }
         let progress = super::progress::Progress::spinner("rewriting");
         let mut would = Vec::new();
         let mut observer = |ev: Event<'_>| match ev {
@@ -173,6 +161,9 @@ pub fn run(a: Args) -> CmdResult {
         .await;
         progress.finish();
         let outcome = res.map_err(Failure::usage)?;
+        if outcome.counts.scanned == 0 && !outcome.interrupted && outcome.kms_failure.is_none() {
+            check_prefix(&etcd, &opts, &source).await?;
+        }
         Ok::<_, Failure>((outcome, interrupt, would))
     })?;
     let text = match a.output {
@@ -210,6 +201,43 @@ pub fn run(a: Args) -> CmdResult {
         return Err(Failure::silent_findings());
     }
     Ok(())
+}
+
+/// After a run that found no object to look at: refuse it when nothing shows that
+/// `--etcd-prefix` is kube-apiserver's. kube-apiserver always keeps its namespaces
+/// under its prefix; without any, this is not its prefix (nothing there, or the
+/// cluster under a longer one such as `/tenant/c1` for `/tenant`, or a shorter one
+/// that parses it wrong such as `/`) or not its etcd, and the run would report
+/// success over objects it never looked at. An etcd that kube-apiserver's
+/// `--etcd-servers-overrides` gives the events holds only those: with
+/// `--resource events`, any key under the prefix will do.
+async fn check_prefix(
+    etcd: &atrest::etcd::Etcd,
+    opts: &RewriteOptions,
+    source: &str,
+) -> Result<(), Failure> {
+    let events_only = opts.resources.as_ref().is_some_and(|l| {
+        !l.is_empty()
+            && l.iter()
+                .all(|g| g.group.is_empty() && g.resource == "events")
+    });
+    let probe = (!events_only).then(|| vec![GroupResource::new("", "namespaces")]);
+    let mut found = 0;
+    for (start, end) in atrest::rewrite::scan_ranges(&opts.prefix, probe.as_deref()) {
+        found += etcd.count(&start, &end, 0).await.map_err(Failure::usage)?;
+    }
+    if found > 0 {
+        return Ok(());
+    }
+    let what = if events_only {
+        "nothing is stored"
+    } else {
+        "no namespace is stored (kube-apiserver always keeps its namespaces there)"
+    };
+    Err(Failure::usage(format!(
+        "no object to rewrite, and {what} under --etcd-prefix {} in {source}: it is not kube-apiserver's --etcd-prefix (default {DEFAULT_PREFIX}), or this is not its etcd (for an etcd that holds only events, pass --resource events); nothing was written",
+        opts.prefix
+    )))
 }
 
 fn counts_lines(t: &mut String, c: &Counts, dry_run: bool) {
