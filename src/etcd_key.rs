@@ -242,6 +242,15 @@ pub enum ResourceNameError {
         /// `<resource>.<group>`.
         suggest: String,
     },
+    /// A name with capitals: resource and group names are lowercase, and
+    /// kube-apiserver matches them as written.
+    #[error("`{given}` names nothing kube-apiserver stores: resource and group names are lowercase (`{suggest}`)")]
+    NotLowercase {
+        /// The name as given.
+        given: String,
+        /// The name in lowercase.
+        suggest: String,
+    },
     /// A groupless name that is no core resource (a typo such as `secret`, or a
     /// custom resource without its group).
     #[error("`{given}` names the core API group, which has no such resource{}; a resource of another group needs its group (`widgets.example.com`)", .near.as_ref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default())]
@@ -259,6 +268,16 @@ pub enum ResourceNameError {
 /// `resourceclaims.resource.k8s.io`) nor anything else (`secret`). Names of
 /// other groups (CRDs included) are accepted as they are.
 pub fn check_resource_name(gr: &GroupResource) -> Result<(), ResourceNameError> {
+    let lower = GroupResource::new(
+        &gr.group.to_ascii_lowercase(),
+        &gr.resource.to_ascii_lowercase(),
+    );
+    if &lower != gr {
+        return Err(ResourceNameError::NotLowercase {
+            given: gr.to_string(),
+            suggest: lower.to_string(),
+        });
+    }
     if !gr.group.is_empty() || gr.resource == "*" || CORE_RESOURCES.contains(&gr.resource.as_str())
     {
         return Ok(());
@@ -423,8 +442,10 @@ mod tests {
         let e = check_resource_name(&GroupResource::parse("deployments")).unwrap_err();
         assert!(e.to_string().contains("`deployments.apps`"), "{e}");
         assert!(check_resource_name(&GroupResource::parse("*.")).is_ok());
-        let e = check_resource_name(&GroupResource::parse("Secret")).unwrap_err();
+        let e = check_resource_name(&GroupResource::parse("secret")).unwrap_err();
         assert!(e.to_string().contains("did you mean `secrets`"), "{e}");
+        let e = check_resource_name(&GroupResource::parse("Deployments.apps")).unwrap_err();
+        assert!(e.to_string().contains("(`deployments.apps`)"), "{e}");
         let e = check_resource_name(&GroupResource::parse("widgets")).unwrap_err();
         assert!(!e.to_string().contains("did you mean"), "{e}");
     }

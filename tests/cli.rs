@@ -620,12 +620,16 @@ fn rewrite_refuses_a_groupless_name_of_another_groups_resource() {
 }
 
 /// A groupless `--resource` that is no core resource (`secret`, a typo of
-/// `secrets`) names nothing kube-apiserver stores: it matched no object and the
-/// rewrite reported success. It is refused before connecting, naming the
-/// core resource it resembles.
+/// `secrets`), or a name with capitals, names nothing kube-apiserver stores: it
+/// matched no object and the rewrite reported success. It is refused before
+/// connecting, naming the resource it resembles.
 #[test]
 fn rewrite_refuses_a_groupless_name_that_is_no_core_resource() {
-    for (given, hint) in [("secret", "`secrets`"), ("widgets", "widgets.example.com")] {
+    for (given, hint) in [
+        ("secret", "`secrets`"),
+        ("widgets", "widgets.example.com"),
+        ("Deployments.apps", "`deployments.apps`"),
+    ] {
         let out = atrest()
             .args([
                 "rewrite",
