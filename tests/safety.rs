@@ -618,3 +618,26 @@ fn rewrite_under_a_wrong_prefix_is_refused() {
     let (code, stdout, err) = rewrite("/ev", &["--resource", "events"]);
     assert_eq!(code, 0, "{stdout}{err}");
 }
+
+/// An edit keeps the config's mode, and says so: it used to report "mode 0600"
+/// whatever mode it kept.
+#[test]
+fn rotate_reports_the_mode_it_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write_config(d.path(), "enc.yaml", &secrets_config(&[("key1", 1)]));
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let (code, out, err) = atrest(&args(&[
+        "rotate",
+        "prepare",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--key-name",
+        "key2",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(owner_mode(&cfg).2, 0o640);
+    assert!(
+        out.contains("(mode 0640)") && !out.contains("0600"),
+        "{out}"
+    );
+}

@@ -471,9 +471,18 @@ fn apply(
         return write_stdout(out.as_bytes());
     }
     let written = rotation::write_config(loaded, new, SystemTime::now()).map_err(refused)?;
+    // The file keeps its mode (and owner and group): say which it is.
+    let mode = std::fs::metadata(&written.path)
+        .map(|m| {
+            format!(
+                " (mode {:04o})",
+                std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777
+            )
+        })
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "\nwrote {} (mode 0600); the previous file is kept as {}",
+        "\nwrote {}{mode}; the previous file is kept as {}",
         written.path.display(),
         written.backup.display()
     );
