@@ -630,3 +630,54 @@ fn retire_under_a_wildcard_needs_more_than_an_events_etcd() {
     let (n, _) = rotation::retire(&c, &key1, &u, &scope).unwrap();
     assert_eq!(shape(&n, 0), ["aescbc:key2"]);
 }
+
+/// What `retire` proves includes "no value under `--etcd-prefix` starts with the
+/// key's whole prefix". Values at keys that name no object (one segment, no name,
+/// not UTF-8) were skipped by the scan, so a value under the old key there did not
+/// block its removal, and would be unreadable after it.
+#[test]
+fn retire_counts_values_at_keys_that_name_no_object() {
+    let c = cfg(&[(
+        "secrets",
+        &format!("{}{ID}", keyed("aescbc", &[("key2", K2), ("key1", K1)])),
+    )]);
+    let ts = Transformers::new(&c).unwrap();
+    let auditor = Auditor::new(Some(&ts), AuditOptions::default());
+    let s2 = sealed("aescbc", "key2", K2, S2);
+    let old = sealed("aescbc", "key1", K1, S1);
+    let key1: RetireTarget = "key1".parse().unwrap();
+    for odd in [
+        &b"/registry/leftover"[..],
+        b"/registry/secrets/a/",
+        b"/registry/secrets/a/\xff",
+    ] {
+        let objects = [(S2.as_bytes(), &s2[..]), (odd, &old[..])];
+        let u = KeyUsage::scan(
+            &auditor,
+            &ts,
+            objects.iter().map(|(k, v)| StoredObject {
+                key: k,
+                value: v,
+                mod_revision: 1,
+            }),
+        );
+        let e = rotation::retire(&c, &key1, &u, &Scope::default()).unwrap_err();
+        assert!(
+            matches!(e, RotationError::InUse { count: 1, .. }),
+            "{}: {e}",
+            String::from_utf8_lossy(odd)
+        );
+    }
+    // Outside the prefix: another cluster's, not this one's.
+    let objects = [(S2.as_bytes(), &s2[..]), (&b"/other/x"[..], &old[..])];
+    let u = KeyUsage::scan(
+        &auditor,
+        &ts,
+        objects.iter().map(|(k, v)| StoredObject {
+            key: k,
+            value: v,
+            mod_revision: 1,
+        }),
+    );
+    assert!(rotation::retire(&c, &key1, &u, &Scope::default()).is_ok());
+}

@@ -57,4 +57,4 @@ pub use proof::check_snapshot;
 pub use scan::UsageScan;
 pub use stage::{overall, stage, targets, ItemStage, KeyId, Scope, Stage};
 pub use status::{kms_key_ids, status, KeyStatus, KmsKeyIds, NextStep, StatusReport};
-pub use usage::{KeyUsage, ObjectList, MAX_EXAMPLES};
+pub use usage::{KeyUsage, ObjectList, MAX_EXAMPLES, NOT_AN_OBJECT_KEY};

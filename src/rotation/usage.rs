@@ -13,6 +13,10 @@ use crate::etcd_key::GroupResource;
 use crate::transformer::Transformers;
 use std::collections::BTreeMap;
 
+/// The resource [`KeyUsage::under_key`] names for a value under `--etcd-prefix`
+/// at a key that names no object.
+pub const NOT_AN_OBJECT_KEY: &str = "(keys that name no object)";
+
 /// How many objects a refusal or report lists by name.
 pub const MAX_EXAMPLES: usize = 20;
 
@@ -101,7 +105,8 @@ pub struct KeyUsage {
     /// The first [`MAX_EXAMPLES`] object keys per (resource, provider, key name).
     pub examples: BTreeMap<(String, &'static str, Option<String>), Vec<String>>,
     /// Objects of any resource whose stored value starts with the whole prefix of a
-    /// configured key (see [`key_prefix`]), by (provider, key name).
+    /// configured key (see [`key_prefix`]), by (provider, key name); also values
+    /// under `--etcd-prefix` at keys that name no object ([`NOT_AN_OBJECT_KEY`]).
     pub under_key: BTreeMap<(&'static str, String), ObjectList>,
     /// The first [`MAX_EXAMPLES`] objects whose data is at risk: under a key the config
     /// lacks, undecryptable, or plaintext the config cannot read.
@@ -118,23 +123,42 @@ impl KeyUsage {
         objects: impl IntoIterator<Item = StoredObject<'a>>,
     ) -> KeyUsage {
         let prefixes = configured_prefixes(ts.config());
+        let base = format!("{}/", auditor.options().prefix.trim_end_matches('/'));
         let mut u = KeyUsage::default();
         for obj in objects {
             if let Some(r) = auditor.classify(&obj) {
-                for (kind, name, prefix) in &prefixes {
-                    if obj.value.starts_with(prefix) {
-                        u.under_key
-                            .entry((*kind, name.clone()))
-                            .or_default()
-                            .add(&r.key, &r.resource);
-                    }
-                }
+                u.count_under_key(&prefixes, obj.value, &r.key, &r.resource);
                 let gr = GroupResource::parse(&r.resource);
                 let reads_plaintext = ts.for_resource(&gr).0.reads_plaintext();
                 u.add(r, reads_plaintext);
+            } else if obj.key.starts_with(base.as_bytes()) {
+                // Under the prefix, but no object's key (one segment, no name, not
+                // UTF-8): kube-apiserver reads no such key, but a value there under
+                // a key is still data that key protects.
+                let key = String::from_utf8_lossy(obj.key);
+                u.count_under_key(&prefixes, obj.value, &key, NOT_AN_OBJECT_KEY);
             }
         }
         u
+    }
+
+    /// Count `key` (of `resource`) under every configured key whose whole prefix
+    /// `value` starts with.
+    fn count_under_key(
+        &mut self,
+        prefixes: &[(&'static str, String, Vec<u8>)],
+        value: &[u8],
+        key: &str,
+        resource: &str,
+    ) {
+        for (kind, name, prefix) in prefixes {
+            if value.starts_with(prefix) {
+                self.under_key
+                    .entry((*kind, name.clone()))
+                    .or_default()
+                    .add(key, resource);
+            }
+        }
     }
 
     /// Count one report; `reads_plaintext`: whether the object's resource chain has
