@@ -844,6 +844,36 @@ fn yaml_scalars_of_the_wrong_type_are_refused() {
     );
 }
 
+/// kube-apiserver reads only the first YAML document of the file: its decoder
+/// converts YAML to JSON with sigs.k8s.io/yaml, whose `Unmarshal` (go-yaml v2)
+/// parses one document (`loadConfig` in upstream
+/// `staging/src/k8s.io/apiserver/pkg/server/options/encryptionconfig/config.go`).
+/// A trailing `---`, or documents after the first, do not stop it.
+#[test]
+fn only_the_first_yaml_document_is_read() {
+    let first = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - identity: {}\n";
+    for tail in [
+        "---\n",
+        "---\nfoo: bar\n",
+        "--- # next\napiVersion: v1\nkind: EncryptionConfig\nresources: []\n",
+        "...\n---\nnot: [valid\n",
+    ] {
+        for head in ["", "---\n", "# comment\n--- \n"] {
+            let text = format!("{head}{first}{tail}");
+            match EncryptionConfiguration::from_yaml_str(&text) {
+                Ok(c) => {
+                    assert_eq!(c.kind, "EncryptionConfiguration", "{text}");
+                    assert_eq!(c.resource_names().collect::<Vec<_>>(), ["secrets"]);
+                }
+                Err(e) => panic!("{text}\n{e}"),
+            }
+        }
+    }
+    // An empty first document is what kube-apiserver reads, and refuses.
+    let empty_first = format!("---\n---\n{first}");
+    assert!(EncryptionConfiguration::from_yaml_str(&empty_first).is_err());
+}
+
 // ---------------------------------------------------------------- lookup
 
 #[test]
