@@ -552,11 +552,10 @@ pub fn split_v1(payload: &[u8]) -> Result<(&[u8], &[u8]), KmsFormatError> {
 /// The `keyID` of a KMS v2 `EncryptedObject`, if the payload parses as one
 /// (without validation: audit shows it even for an object that fails it).
 pub(crate) fn kms_v2_key_id(payload: &[u8]) -> Option<&str> {
-    let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
+    let mut reader = Reader::with_base(payload, 0, "EncryptedObject").rejecting_overflow();
     let mut found = None;
-    while let Ok(Some(field)) = reader.next_field() {
-        if field.number == FIELD_KEY_ID {
-            let id = field.bytes().ok()?;
+    while let Ok(Some(field)) = reader.next_field_skipping_groups() {
+        if let (FIELD_KEY_ID, WireValue::Bytes(id)) = (field.number, field.value) {
             found = Some(std::str::from_utf8(id).ok()?);
         }
     }
