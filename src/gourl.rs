@@ -19,13 +19,14 @@ pub(crate) struct GoUrl {
 /// Parse `raw` as Go's `url.Parse` does; the error reads like Go's.
 pub(crate) fn parse(raw: &str) -> Result<GoUrl, String> {
     let fail = |why: String| format!("parse {raw:?}: {why}");
-    if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(fail("net/url: invalid control character in URL".into()));
-    }
     let (rest, fragment) = match raw.split_once('#') {
         Some((r, f)) => (r, Some(f)),
         None => (raw, None),
     };
+    // Go checks control bytes before the fragment only.
+    if rest.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(fail("net/url: invalid control character in URL".into()));
+    }
     let (scheme, rest) = split_scheme(rest).map_err(|e| fail(e.into()))?;
     // The query is kept raw by Go (not checked); only a lone trailing `?` differs.
     let rest = match rest.split_once('?') {
@@ -95,7 +96,7 @@ fn check_authority(authority: &str) -> Result<(), String> {
 }
 
 fn valid_userinfo_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._:~!$&'()*+,;=%@".contains(&b) || b >= 0x80
+    b.is_ascii_alphanumeric() || b"-._:~!$&'()*+,;=%@".contains(&b)
 }
 
 /// Go's `parseHost`: a bracketed IPv6 literal or a name, with an optional
@@ -109,9 +110,14 @@ fn check_host(host: &str) -> Result<(), String> {
         if !valid_optional_port(port) {
             return Err(format!("invalid port {port:?} after host"));
         }
-        // The literal itself (and any zone) is checked as a host.
+        // An RFC 6874 zone (`%25...`) has its own escaping rules.
         let literal = &inner[..close - 1];
-        return unescape(literal, Mode::Host).map(|_| ());
+        return match literal.find("%25") {
+            Some(zone) => unescape(&literal[..zone], Mode::Host)
+                .and_then(|_| unescape(&literal[zone..], Mode::Zone))
+                .map(|_| ()),
+            None => unescape(literal, Mode::Host).map(|_| ()),
+        };
     }
     if let Some(colon) = host.rfind(':') {
         let port = &host[colon..];
@@ -134,6 +140,7 @@ fn valid_optional_port(port: &str) -> bool {
 enum Mode {
     Path,
     Host,
+    Zone,
     UserPassword,
     Fragment,
 }
@@ -153,13 +160,19 @@ fn unescape(s: &str, mode: Mode) -> Result<Vec<u8>, String> {
                     let shown = String::from_utf8_lossy(&b[i..end]);
                     return Err(format!("invalid URL escape {shown:?}"));
                 };
-                if mode == Mode::Host && hi < 8 && &s[i..i + 3] != "%25" {
+                let byte = (hi * 16 + lo) as u8;
+                let bad = match mode {
+                    Mode::Host => hi < 8 && &s[i..i + 3] != "%25",
+                    Mode::Zone => &s[i..i + 3] != "%25" && byte != b' ' && !host_byte(byte),
+                    _ => false,
+                };
+                if bad {
                     return Err(format!("invalid URL escape {:?}", &s[i..i + 3]));
                 }
-                out.push((hi * 16 + lo) as u8);
+                out.push(byte);
                 i += 3;
             }
-            c if mode == Mode::Host && c < 0x80 && !host_byte(c) => {
+            c if matches!(mode, Mode::Host | Mode::Zone) && c < 0x80 && !host_byte(c) => {
                 return Err(format!(
                     "invalid character {:?} in host name",
                     (c as char).to_string()
@@ -203,6 +216,17 @@ mod tests {
         assert!(
             parse("1c:d").is_err(),
             "colon in the first segment without a scheme"
+        );
+        assert!(parse("unix://[fe80::1%25en0]:1/x").is_ok());
+        assert!(
+            parse("unix://[fe80::1%25e%30]/x").is_ok(),
+            "a zone may escape ASCII"
+        );
+        assert!(parse("unix://[fe80::1%30]/x").is_err(), "a host may not");
+        assert!(parse("unix://\u{e9}@h/x").is_err(), "non-ASCII userinfo");
+        assert!(
+            parse("unix:///x#\u{1}").is_ok(),
+            "control bytes in a fragment"
         );
     }
 }
