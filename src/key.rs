@@ -14,6 +14,13 @@ use zeroize::Zeroizing;
 /// Fixed label MACed by every key to make its fingerprint.
 pub const FINGERPRINT_LABEL: &[u8] = b"atrest key fingerprint v1";
 
+/// Go's `base64.StdEncoding`: standard alphabet, padding required, and bits
+/// after the last byte ignored (Go checks them only in `.Strict()` mode).
+const GO_STD_ENCODING: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
 /// Secret key bytes, wiped on drop, never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretKey(Zeroizing<Vec<u8>>);
@@ -35,7 +42,8 @@ impl SecretKey {
     /// Decode the base64 `secret:` of an EncryptionConfiguration key.
     ///
     /// kube-apiserver uses Go's `base64.StdEncoding.DecodeString`, which requires
-    /// canonical padding; we do the same.
+    /// canonical padding but, not being `.Strict()`, ignores non-zero bits after
+    /// the last byte; we do the same.
     pub fn from_base64(text: &str) -> Result<Self, KeyDecodeError> {
         // Go's decoder skips '\r' and '\n' anywhere in the input, and nothing else.
         // Both buffers are sized once up front and never grow: a growing Vec
@@ -43,7 +51,7 @@ impl SecretKey {
         let mut clean: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(text.len()));
         clean.extend(text.bytes().filter(|&b| b != b'\r' && b != b'\n'));
         let mut out = Zeroizing::new(vec![0u8; clean.len().div_ceil(4) * 3]);
-        let n = base64::engine::general_purpose::STANDARD
+        let n = GO_STD_ENCODING
             .decode_slice(&*clean, &mut out[..])
             .map_err(|e| match e {
                 base64::DecodeSliceError::DecodeError(e) => {

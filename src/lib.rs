@@ -63,6 +63,7 @@ pub mod envelope;
 pub mod etcd;
 pub mod etcd_key;
 pub mod fsutil;
+pub(crate) mod gourl;
 mod grpc;
 pub(crate) mod hygiene;
 pub mod info;

@@ -87,6 +87,12 @@ pub enum WireError {
         field: u32,
         offset: usize,
     },
+    #[error("{message}: group {field} opened at byte {offset} is not closed by its own end-group tag; the value is corrupt")]
+    UnclosedGroup {
+        message: &'static str,
+        field: u64,
+        offset: usize,
+    },
     #[error("{message}: invalid field number {number} at byte {offset}; the value is corrupt")]
     BadFieldNumber {
         message: &'static str,
@@ -414,6 +420,104 @@ impl<'a> Reader<'a> {
             offset,
             value_offset: self.abs(self.pos),
         }))
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// The next field that is not a group, or `None` at the end of the message.
+    ///
+    /// For decoders that mirror protobuf-go (`proto.Unmarshal`) on a message with
+    /// no group fields: there a group can only be an unknown field, which
+    /// protobuf-go skips whole, nested groups included
+    /// (`protowire.ConsumeFieldValue`). An end-group tag without its start, or a
+    /// group that is cut off or closed with another number, is an error.
+    pub fn next_field_skipping_groups(&mut self) -> Result<Option<Field<'a>>, WireError> {
+        loop {
+            let start = self.pos;
+            let Some(tag) = self.read_tag()? else {
+                return Ok(None);
+            };
+            match tag.wire_type {
+                3 => {
+                    self.check_number(&tag)?;
+                    self.skip_group(tag)?;
+                }
+                4 => {
+                    return Err(WireError::UnclosedGroup {
+                        message: self.message,
+                        field: tag.number,
+                        offset: tag.offset,
+                    })
+                }
+                _ => {
+                    self.pos = start;
+                    return self.next_field();
+                }
+            }
+        }
+    }
+
+    fn check_number(&self, tag: &Tag) -> Result<(), WireError> {
+        if tag.number == 0 || tag.number > MAX_FIELD_NUMBER {
+            return Err(WireError::BadFieldNumber {
+                message: self.message,
+                number: tag.number,
+                offset: tag.offset,
+            });
+        }
+        Ok(())
+    }
+
+    /// Skip the fields of the group `open` (its start tag already read) up to
+    /// and including its end tag.
+    fn skip_group(&mut self, open: Tag) -> Result<(), WireError> {
+        // Open groups, innermost last; bounded by the input's length.
+        let mut open_groups = vec![open];
+        while let Some(&top) = open_groups.last() {
+            let Some(tag) = self.read_tag()? else {
+                return Err(WireError::UnclosedGroup {
+                    message: self.message,
+                    field: top.number,
+                    offset: top.offset,
+                });
+            };
+            self.check_number(&tag)?;
+            match tag.wire_type {
+                VARINT => {
+                    self.read_varint("varint value")?;
+                }
+                FIXED64 => {
+                    self.read_fixed::<8>("fixed64 value")?;
+                }
+                LEN => {
+                    self.read_bytes(tag.number)?;
+                }
+                FIXED32 => {
+                    self.read_fixed::<4>("fixed32 value")?;
+                }
+                3 => open_groups.push(tag),
+                4 if tag.number == top.number => {
+                    open_groups.pop();
+                }
+                4 => {
+                    return Err(WireError::UnclosedGroup {
+                        message: self.message,
+                        field: top.number,
+                        offset: top.offset,
+                    })
+                }
+                other => {
+                    return Err(WireError::InvalidWireType {
+                        message: self.message,
+                        wire_type: other,
+                        // Checked above: fits in 29 bits.
+                        field: tag.number as u32,
+                        offset: tag.offset,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 

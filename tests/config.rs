@@ -755,6 +755,125 @@ fn identity_alone_or_last_draws_no_warning() {
         .is_empty());
 }
 
+// ---------------------------------------------------------------- kube-apiserver parity
+
+/// A config whose only item covers `secrets` with `providers` (YAML list items,
+/// indented for the item), then identity.
+fn with_providers(providers: &str) -> String {
+    format!(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n{providers}      - identity: {{}}\n"
+    )
+}
+
+/// kube-apiserver defaults an empty KMS `apiVersion` to `v1` before validating
+/// (`SetDefaults_KMSConfiguration` in upstream
+/// `staging/src/k8s.io/apiserver/pkg/apis/apiserver/v1/defaults.go` tests
+/// `obj.APIVersion == ""`), so `apiVersion: ""` is a KMS v1 provider that starts
+/// (with the KMSv1 gate), not an unsupported version.
+#[test]
+fn kms_empty_api_version_is_defaulted_to_v1() {
+    let yaml = with_providers(
+        "      - kms: {apiVersion: '', name: legacy, endpoint: 'unix:///kms.sock'}\n",
+    );
+    let c = EncryptionConfiguration::from_yaml_str(&yaml).unwrap();
+    let f = c.validate();
+    assert!(errors(&f).is_empty(), "{f:#?}");
+    assert_finding(
+        &f,
+        Severity::Warning,
+        "resources[0].providers[0].kms.apiVersion",
+        "KMS v1 is deprecated",
+    );
+    let ProviderConfig::Kms(k) = &c.resources[0].providers[0] else {
+        panic!("not kms: {:?}", c.resources[0].providers[0]);
+    };
+    assert_eq!(k.effective_api_version(), "v1");
+}
+
+/// kube-apiserver decodes key secrets with Go's `base64.StdEncoding`
+/// (`validateKey` in `.../apis/apiserver/validation/validation_encryption.go`,
+/// `aesPrefixTransformer` / `secretboxPrefixTransformer` in
+/// `.../server/options/encryptionconfig/config.go`). That encoding is not
+/// `.Strict()`: non-zero bits after the last byte are ignored, so `...ODx==` is
+/// the same 16-byte key as `...ODw==`, and `...Hh9=` the same 32 bytes as `...Hh8=`.
+#[test]
+fn secrets_with_nonzero_trailing_bits_decode_as_go_does() {
+    for (loose, canonical) in [
+        ("AAECAwQFBgcICQoLDA0ODx==", K16),
+        ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=", K32),
+    ] {
+        let got = SecretKey::from_base64(loose).map(|k| k.expose().to_vec());
+        let want = SecretKey::from_base64(canonical).unwrap().expose().to_vec();
+        assert_eq!(got, Ok(want), "{loose}");
+    }
+    let yaml =
+        with_providers("      - aescbc: {keys: [{name: k, secret: AAECAwQFBgcICQoLDA0ODx==}]}\n");
+    let c = EncryptionConfiguration::from_yaml_str(&yaml).unwrap();
+    assert!(c.validate().is_empty(), "{:#?}", c.validate());
+}
+
+/// kube-apiserver turns the YAML into JSON without looking at the target types
+/// (apimachinery `runtime/serializer/json` calls sigs.k8s.io/yaml `YAMLToJSON`),
+/// then decodes the JSON: an unquoted `1`, `1.50` or `yes` becomes a JSON number or
+/// bool and does not decode into a string field (`Key.Name`, `KMSConfiguration.Name`),
+/// and a quoted `'5'` does not decode into the int32 `cachesize`. kube-apiserver
+/// refuses such a file (`loadConfig` in `.../encryptionconfig/config.go`). Quoting
+/// the name makes it a string.
+#[test]
+fn yaml_scalars_of_the_wrong_type_are_refused() {
+    for providers in [
+        "      - aescbc: {keys: [{name: 1, secret: AAECAwQFBgcICQoLDA0ODw==}]}\n",
+        "      - aescbc: {keys: [{name: 1.50, secret: AAECAwQFBgcICQoLDA0ODw==}]}\n",
+        "      - secretbox: {keys: [{name: yes, secret: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=}]}\n",
+        "      - kms: {apiVersion: v2, name: 2, endpoint: 'unix:///kms.sock'}\n",
+        "      - kms: {apiVersion: v1, name: p, endpoint: 'unix:///kms.sock', cachesize: '5'}\n",
+    ] {
+        let yaml = with_providers(providers);
+        assert!(
+            EncryptionConfiguration::from_yaml_str(&yaml).is_err(),
+            "accepted: {providers}"
+        );
+    }
+    let quoted = with_providers(
+        "      - aescbc: {keys: [{name: '1', secret: AAECAwQFBgcICQoLDA0ODw==}]}\n      - kms: {apiVersion: v1, name: p, endpoint: 'unix:///kms.sock', cachesize: 5}\n",
+    );
+    let c = EncryptionConfiguration::from_yaml_str(&quoted).unwrap();
+    assert_eq!(
+        c.resources[0].providers[0].keys().unwrap().keys[0].name,
+        "1"
+    );
+}
+
+/// kube-apiserver reads only the first YAML document of the file: its decoder
+/// converts YAML to JSON with sigs.k8s.io/yaml, whose `Unmarshal` (go-yaml v2)
+/// parses one document (`loadConfig` in upstream
+/// `staging/src/k8s.io/apiserver/pkg/server/options/encryptionconfig/config.go`).
+/// A trailing `---`, or documents after the first, do not stop it.
+#[test]
+fn only_the_first_yaml_document_is_read() {
+    let first = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers:\n      - identity: {}\n";
+    for tail in [
+        "---\n",
+        "---\nfoo: bar\n",
+        "--- # next\napiVersion: v1\nkind: EncryptionConfig\nresources: []\n",
+        "...\n---\nnot: [valid\n",
+    ] {
+        for head in ["", "---\n", "# comment\n--- \n"] {
+            let text = format!("{head}{first}{tail}");
+            match EncryptionConfiguration::from_yaml_str(&text) {
+                Ok(c) => {
+                    assert_eq!(c.kind, "EncryptionConfiguration", "{text}");
+                    assert_eq!(c.resource_names().collect::<Vec<_>>(), ["secrets"]);
+                }
+                Err(e) => panic!("{text}\n{e}"),
+            }
+        }
+    }
+    // An empty first document is what kube-apiserver reads, and refuses.
+    let empty_first = format!("---\n---\n{first}");
+    assert!(EncryptionConfiguration::from_yaml_str(&empty_first).is_err());
+}
+
 // ---------------------------------------------------------------- lookup
 
 #[test]

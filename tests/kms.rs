@@ -963,3 +963,86 @@ fn walk_files(dir: &Path) -> usize {
         })
         .sum()
 }
+
+/// A valid KMS v2 `EncryptedObject` (seed type, one annotation), then `extra`
+/// bytes appended (later fields on the wire).
+fn encrypted_object_with(key_id: &[u8], extra: &[u8]) -> Vec<u8> {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(b"kek.example.com".to_vec(), b"v".to_vec());
+    let mut out = encode_v2(
+        &[7u8; 64],
+        key_id,
+        b"wrapped seed",
+        &annotations,
+        DekSourceType::HkdfSha256XNonceAesGcmSeed,
+    );
+    out.extend_from_slice(extra);
+    out
+}
+
+/// kube-apiserver decodes the KMS v2 `EncryptedObject` with protobuf-go's
+/// `proto.Unmarshal` (`doDecode` in upstream
+/// `staging/src/k8s.io/apiserver/pkg/storage/value/encrypt/envelope/kmsv2/envelope.go`;
+/// `kmsv2/v2/api.pb.go` is protoc-gen-go output). protobuf-go refuses a varint
+/// whose 10th byte carries bits past 64 (`protowire.ConsumeVarint`), and refuses
+/// a proto3 `string` field (`keyID`) that is not valid UTF-8. kube-apiserver
+/// cannot read such a value, so atrest must not either.
+#[test]
+fn encrypted_object_refuses_what_protobuf_go_refuses() {
+    use atrest::envelope::kms::EncryptedObject;
+    assert!(EncryptedObject::parse(&encrypted_object_with(b"kek-1", &[])).is_ok());
+
+    // encryptedDEKSourceType = 1 again, as a 10-byte varint with a bit past 64.
+    let overflow = [
+        0x28, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02,
+    ];
+    let v = encrypted_object_with(b"kek-1", &overflow);
+    assert!(
+        EncryptedObject::parse(&v).is_err(),
+        "varint overflow accepted"
+    );
+
+    let v = encrypted_object_with(b"kek-\xff\xfe", &[]);
+    assert!(
+        EncryptedObject::parse(&v).is_err(),
+        "non-UTF-8 keyID accepted"
+    );
+}
+
+/// protobuf-go keeps a field it cannot use as an unknown field instead of
+/// failing: a known field number with another wire type (the generated
+/// `consume*` functions return `errUnknown`), and a group (wire types 3/4,
+/// skipped whole by `protowire.ConsumeFieldValue`). kube-apiserver reads such
+/// a value with the fields it knows (`doDecode` in upstream `kmsv2/envelope.go`).
+#[test]
+fn encrypted_object_skips_what_protobuf_go_skips() {
+    use atrest::envelope::kms::EncryptedObject;
+    let plain_object = encrypted_object_with(b"kek-1", &[]);
+    let good = EncryptedObject::parse(&plain_object).unwrap();
+    let cases: &[(&str, &[u8])] = &[
+        // encryptedData (1) as a varint: unknown, the bytes field stays.
+        ("field 1 as varint", &[0x08, 0x05]),
+        // keyID (2) as fixed32, encryptedDEKSourceType (5) as length-delimited.
+        ("field 2 as fixed32", &[0x15, 1, 2, 3, 4]),
+        ("field 5 as bytes", &[0x2a, 0x01, 0x00]),
+        // An empty group, and one holding a varint and a nested group, field 9.
+        ("empty group", &[0x4b, 0x4c]),
+        ("nested group", &[0x4b, 0x08, 0x01, 0x53, 0x54, 0x4c]),
+    ];
+    for (what, extra) in cases {
+        let v = encrypted_object_with(b"kek-1", extra);
+        match EncryptedObject::parse(&v) {
+            Ok(o) => {
+                assert_eq!(o.encrypted_data, good.encrypted_data, "{what}");
+                assert_eq!(o.key_id, good.key_id, "{what}");
+                assert_eq!(o.source_type, good.source_type, "{what}");
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+    // A group that is never closed, or closed with another number, is corrupt.
+    for extra in [&[0x4b, 0x08, 0x01][..], &[0x4b, 0x54][..], &[0x4c][..]] {
+        let v = encrypted_object_with(b"kek-1", extra);
+        assert!(EncryptedObject::parse(&v).is_err(), "{extra:?}");
+    }
+}

@@ -71,7 +71,7 @@ pub struct KeyConfig {
 /// The `kms:` provider settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KmsConfig {
-    /// `v1` or `v2`; `None` means upstream's default, `v1`.
+    /// `v1` or `v2`; `None` or empty means upstream's default, `v1`.
     pub api_version: Option<String>,
     /// Plugin name; part of the stored prefix `k8s:enc:kms:<version>:<name>:`.
     pub name: String,
@@ -108,9 +108,13 @@ impl ProviderConfig {
 
 impl KmsConfig {
     /// The effective API version: the configured one, or upstream's default `v1`
+    /// when it is missing or empty
     /// (`staging/src/k8s.io/apiserver/pkg/apis/apiserver/v1/defaults.go`).
     pub fn effective_api_version(&self) -> &str {
-        self.api_version.as_deref().unwrap_or("v1")
+        match self.api_version.as_deref() {
+            None | Some("") => "v1",
+            Some(v) => v,
+        }
     }
 }
 

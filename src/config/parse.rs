@@ -102,10 +102,42 @@ struct RawKms {
     name: Option<String>,
     #[serde(default)]
     endpoint: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "go_int32")]
     cachesize: Option<i32>,
     #[serde(default)]
     timeout: Option<String>,
+}
+
+/// An `int32` field as Go decodes it from JSON: a number, never a string.
+/// (`null` or a missing field is `None`, as a nil `*int32`.)
+fn go_int32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<i32>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an int32 number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            i32::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i32::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 pub(super) fn from_yaml_str(text: &str) -> Result<EncryptionConfiguration, ConfigError> {
@@ -113,8 +145,42 @@ pub(super) fn from_yaml_str(text: &str) -> Result<EncryptionConfiguration, Confi
     if text.trim().is_empty() {
         return Err(ConfigError::Empty);
     }
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(yaml_error)?;
+    let text = first_document(text);
+    // kube-apiserver converts YAML to JSON before decoding (sigs.k8s.io/yaml
+    // `YAMLToJSON`, with YAML 1.1 scalars): a plain `1`, `1.5` or `yes` is then a
+    // number or bool, which a string field refuses. `no_schema` refuses them too.
+    let options = serde_saphyr::options! { no_schema: true };
+    let raw: RawConfig = serde_saphyr::from_str_with_options(text, options).map_err(yaml_error)?;
     convert(raw)
+}
+
+/// The first YAML document of `text`: kube-apiserver reads no further (sigs.k8s.io/yaml
+/// `Unmarshal`, go-yaml v2, parses one document). The document ends before a second
+/// `---` marker line, or at a `...` line, once a marker or content has been seen.
+fn first_document(text: &str) -> &str {
+    let mut started = false;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let is_marker = |m: &str| {
+            bare.strip_prefix(m)
+                .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t']))
+        };
+        if is_marker("---") || is_marker("...") {
+            if started {
+                return &text[..offset];
+            }
+            started = is_marker("---");
+        } else {
+            let t = bare.trim_start();
+            let directive = !started && bare.starts_with('%');
+            if !(t.is_empty() || t.starts_with('#') || directive) {
+                started = true;
+            }
+        }
+        offset += line.len();
+    }
+    text
 }
 
 pub(super) fn from_json_str(text: &str) -> Result<EncryptionConfiguration, ConfigError> {

@@ -483,33 +483,10 @@ fn lint_item(item: &super::model::ResourceConfig, p: &str, out: &mut Out) {
     }
 }
 
-/// The scheme of `ep` the way Go's `url.Parse` finds it: letters, digits, `+-.`, starting
-/// with a letter, before the first `:`; lower-cased. No scheme → "".
+/// The scheme of `ep` as Go's `url.Parse` gives it (lower-cased; "" when none),
+/// or its error when Go refuses the URL.
 fn url_scheme(ep: &str) -> Result<String, String> {
-    if ep.chars().any(|c| (c as u32) < 0x20 || c == '\u{7f}') {
-        return Err(format!(
-            "parse {ep:?}: net/url: invalid control character in URL"
-        ));
-    }
-    for (i, c) in ep.char_indices() {
-        if c.is_ascii_alphabetic() {
-            continue;
-        }
-        if c.is_ascii_digit() || c == '+' || c == '-' || c == '.' {
-            if i == 0 {
-                return Ok(String::new());
-            }
-            continue;
-        }
-        if c == ':' {
-            if i == 0 {
-                return Err(format!("parse {ep:?}: missing protocol scheme"));
-            }
-            return Ok(ep[..i].to_ascii_lowercase());
-        }
-        return Ok(String::new());
-    }
-    Ok(String::new())
+    crate::gourl::parse(ep).map(|u| u.scheme)
 }
 
 /// Parse a Go `time.Duration` string (`300ms`, `-1.5h`, `2h45m`); returns nanoseconds.
@@ -589,6 +566,34 @@ mod tests {
         assert_eq!(url_scheme("/tmp/kms.sock").as_deref(), Ok(""));
         assert!(url_scheme(":foo").is_err());
         assert!(url_scheme("unix:///a\nb").is_err());
+    }
+
+    /// kube-apiserver validates a KMS endpoint with Go's `url.Parse`
+    /// (`validateKMSEndpoint` in upstream
+    /// `staging/src/k8s.io/apiserver/pkg/apis/apiserver/validation/validation_encryption.go`),
+    /// which refuses a bad percent escape, a non-numeric port, and a host with
+    /// characters a host cannot hold.
+    #[test]
+    fn endpoints_go_url_parse_refuses() {
+        for bad in [
+            "unix:///tmp/kms%zz.sock",
+            "unix:///tmp/kms%2.sock",
+            "unix://host:port/tmp/kms.sock",
+            "unix://[::1/tmp/kms.sock",
+            "unix://a b/tmp/kms.sock",
+            "unix:///tmp/kms.sock#%zz",
+        ] {
+            assert!(url_scheme(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "unix:///tmp/kms%20x.sock",
+            "unix://host:123/tmp/kms.sock",
+            "unix://[::1]:1/tmp/kms.sock",
+            "unix:///tmp/kms.sock?%zz",
+            "unix:relative",
+        ] {
+            assert_eq!(url_scheme(good).as_deref(), Ok("unix"), "{good}");
+        }
     }
 
     #[test]

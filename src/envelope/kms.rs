@@ -19,7 +19,7 @@ use super::aescbc::AesCbc;
 use super::aesgcm::AesGcm;
 use super::{random_bytes, DecryptError, RandomError};
 use crate::key::SecretKey;
-use crate::wire::{map_entry, put_bytes, put_tag, put_varint, Reader, WireError, LEN, VARINT};
+use crate::wire::{put_bytes, put_tag, put_varint, Reader, WireError, WireValue, LEN, VARINT};
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
 use zeroize::{Zeroize, Zeroizing};
@@ -153,27 +153,29 @@ impl std::fmt::Debug for EncryptedObject<'_> {
 
 impl<'a> EncryptedObject<'a> {
     /// Decode and validate a KMS v2 payload (the bytes after the prefix).
+    ///
+    /// Decoded as protobuf-go's `proto.Unmarshal` decodes it upstream: a varint
+    /// with bits past 64 and a `string` that is not UTF-8 are errors; a field it
+    /// cannot use (unknown number, a known number with another wire type, a
+    /// group) is skipped; the last occurrence of a field wins.
     pub fn parse(payload: &'a [u8]) -> Result<EncryptedObject<'a>, KmsFormatError> {
         let pb = |e: WireError| KmsFormatError::Protobuf(e.to_string());
-        let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
+        let mut reader = Reader::with_base(payload, 0, "EncryptedObject").rejecting_overflow();
         let (mut data, mut key_id, mut source): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
         let mut source_type = 0u64;
         let mut annotations = BTreeMap::new();
-        while let Some(field) = reader.next_field().map_err(pb)? {
-            match field.number {
-                FIELD_ENCRYPTED_DATA => data = field.bytes().map_err(pb)?,
-                FIELD_KEY_ID => key_id = field.bytes().map_err(pb)?,
-                FIELD_ENCRYPTED_DEK_SOURCE => source = field.bytes().map_err(pb)?,
-                FIELD_ANNOTATIONS => {
-                    let (k, v) =
-                        map_entry(&field, "EncryptedObject.AnnotationsEntry").map_err(pb)?;
-                    let k = k.map(|f| f.bytes()).transpose().map_err(pb)?;
-                    let v = v.map(|f| f.bytes()).transpose().map_err(pb)?;
-                    annotations.insert(k.unwrap_or_default(), v.unwrap_or_default());
+        while let Some(field) = reader.next_field_skipping_groups().map_err(pb)? {
+            match (field.number, field.value) {
+                (FIELD_ENCRYPTED_DATA, WireValue::Bytes(b)) => data = b,
+                (FIELD_KEY_ID, WireValue::Bytes(b)) => key_id = utf8_string("keyID", b)?,
+                (FIELD_ENCRYPTED_DEK_SOURCE, WireValue::Bytes(b)) => source = b,
+                (FIELD_ANNOTATIONS, WireValue::Bytes(b)) => {
+                    let (k, v) = annotation_entry(b, field.value_offset)?;
+                    annotations.insert(k, v);
                 }
                 // An enum is an int32 on the wire: Go keeps the low 32 bits.
-                FIELD_ENCRYPTED_DEK_SOURCE_TYPE => {
-                    source_type = u64::from(field.varint().map_err(pb)? as u32)
+                (FIELD_ENCRYPTED_DEK_SOURCE_TYPE, WireValue::Varint(v)) => {
+                    source_type = u64::from(v as u32)
                 }
                 _ => {}
             }
@@ -256,6 +258,34 @@ impl<'a> EncryptedObject<'a> {
     pub fn open(&self, dek_source: &DataKey, etcd_key: &[u8]) -> Result<Vec<u8>, DecryptError> {
         dek_source.open(self.encrypted_data, etcd_key)
     }
+}
+
+/// A proto3 `string` field's bytes, which protobuf-go requires to be UTF-8.
+fn utf8_string<'b>(field: &'static str, b: &'b [u8]) -> Result<&'b [u8], KmsFormatError> {
+    match std::str::from_utf8(b) {
+        Ok(_) => Ok(b),
+        Err(_) => Err(KmsFormatError::Protobuf(format!(
+            "EncryptedObject: string field {field} contains invalid UTF-8"
+        ))),
+    }
+}
+
+/// One `map<string, bytes>` annotations entry (`value_offset`: where its bytes
+/// start in the payload), decoded as protobuf-go decodes map entries: key = 1,
+/// value = 2, other fields and wrong wire types skipped, absent parts empty.
+fn annotation_entry(entry: &[u8], value_offset: usize) -> Result<(&[u8], &[u8]), KmsFormatError> {
+    let pb = |e: WireError| KmsFormatError::Protobuf(e.to_string());
+    let mut r = Reader::with_base(entry, value_offset, "EncryptedObject.AnnotationsEntry")
+        .rejecting_overflow();
+    let (mut key, mut value): (&[u8], &[u8]) = (&[], &[]);
+    while let Some(f) = r.next_field_skipping_groups().map_err(pb)? {
+        match (f.number, f.value) {
+            (1, WireValue::Bytes(b)) => key = utf8_string("annotations key", b)?,
+            (2, WireValue::Bytes(b)) => value = b,
+            _ => {}
+        }
+    }
+    Ok((key, value))
 }
 
 fn u16_prefixed(f: &mut impl FnMut(&[u8]) -> bool, b: &[u8]) -> bool {
@@ -522,11 +552,10 @@ pub fn split_v1(payload: &[u8]) -> Result<(&[u8], &[u8]), KmsFormatError> {
 /// The `keyID` of a KMS v2 `EncryptedObject`, if the payload parses as one
 /// (without validation: audit shows it even for an object that fails it).
 pub(crate) fn kms_v2_key_id(payload: &[u8]) -> Option<&str> {
-    let mut reader = Reader::with_base(payload, 0, "EncryptedObject");
+    let mut reader = Reader::with_base(payload, 0, "EncryptedObject").rejecting_overflow();
     let mut found = None;
-    while let Ok(Some(field)) = reader.next_field() {
-        if field.number == FIELD_KEY_ID {
-            let id = field.bytes().ok()?;
+    while let Ok(Some(field)) = reader.next_field_skipping_groups() {
+        if let (FIELD_KEY_ID, WireValue::Bytes(id)) = (field.number, field.value) {
             found = Some(std::str::from_utf8(id).ok()?);
         }
     }

@@ -29,27 +29,31 @@ pub enum SocketAddr {
     Abstract(Vec<u8>),
 }
 
-/// Parse `unix:///path/to/socket` or `unix:///@name`.
+/// The socket of an endpoint, as upstream's `ParseEndpoint` finds it: the
+/// decoded path of the URL as Go's `url.Parse` reads it (`unix:///path`,
+/// `unix:/path`, any authority ignored), a path starting with `/@` naming an
+/// abstract socket.
 pub fn parse_endpoint(endpoint: &str) -> Result<SocketAddr, String> {
-    let rest = endpoint
-        .strip_prefix("unix://")
-        .ok_or_else(|| "only unix:// endpoints are supported".to_string())?;
-    // `unix:///path`: empty authority, then the absolute path. A non-empty
-    // authority (`unix://host/path`) is not a socket path.
-    let path = rest
-        .strip_prefix('/')
-        .map(|p| format!("/{p}"))
-        .ok_or_else(|| "expected unix:///absolute/path or unix:///@name".to_string())?;
-    if let Some(name) = path.strip_prefix("/@") {
+    use std::os::unix::ffi::OsStringExt;
+    let url = crate::gourl::parse(endpoint)?;
+    if url.scheme != "unix" {
+        return Err(format!(
+            "unsupported scheme {:?}: only unix endpoints are supported",
+            url.scheme
+        ));
+    }
+    if let Some(name) = url.path.strip_prefix(b"/@") {
         if name.is_empty() {
             return Err("the abstract socket name is empty".into());
         }
-        return Ok(SocketAddr::Abstract(name.as_bytes().to_vec()));
+        return Ok(SocketAddr::Abstract(name.to_vec()));
     }
-    if path == "/" {
+    if url.path.is_empty() || url.path == b"/" {
         return Err("the socket path is empty".into());
     }
-    Ok(SocketAddr::Path(PathBuf::from(path)))
+    Ok(SocketAddr::Path(PathBuf::from(
+        std::ffi::OsString::from_vec(url.path),
+    )))
 }
 
 /// Connect a tokio unix stream to `addr`.
@@ -285,8 +289,48 @@ mod tests {
             "unix:///@",
             "tcp://127.0.0.1:1",
             "/run/x.sock",
-            "unix://host/x",
+            "unix:relative.sock",
         ] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// kube-apiserver dials the *path* of the endpoint as Go's `url.Parse` gives
+    /// it (`ParseEndpoint` in upstream `staging/src/k8s.io/kms/pkg/util/util.go`,
+    /// called by `envelope/kmsv2/grpc_service.go`): the scheme is case-insensitive,
+    /// an authority is parsed but not used, a query or fragment is not part of
+    /// the path, and percent escapes are decoded. A config endpoint kube-apiserver
+    /// connects through must reach the same socket here.
+    #[test]
+    fn endpoints_resolve_to_the_path_go_dials() {
+        let path = |p: &str| Ok(SocketAddr::Path(p.into()));
+        assert_eq!(parse_endpoint("unix:/run/kms.sock"), path("/run/kms.sock"));
+        assert_eq!(
+            parse_endpoint("UNIX:///run/kms.sock"),
+            path("/run/kms.sock")
+        );
+        assert_eq!(
+            parse_endpoint("unix://localhost/run/kms.sock"),
+            path("/run/kms.sock")
+        );
+        assert_eq!(
+            parse_endpoint("unix:///run/kms%20plugin.sock"),
+            path("/run/kms plugin.sock")
+        );
+        assert_eq!(
+            parse_endpoint("unix:///run/kms.sock?x=1"),
+            path("/run/kms.sock")
+        );
+        assert_eq!(
+            parse_endpoint("unix:///run/kms.sock#f"),
+            path("/run/kms.sock")
+        );
+        assert_eq!(
+            parse_endpoint("unix:///%40kms"),
+            Ok(SocketAddr::Abstract(b"kms".to_vec()))
+        );
+        // url.Parse refuses these: kube-apiserver does not start with them.
+        for bad in ["unix:///run/kms%zz.sock", "unix://host:port/run/kms.sock"] {
             assert!(parse_endpoint(bad).is_err(), "{bad}");
         }
     }
