@@ -2,7 +2,8 @@
 # Live rewrite and audit throughput against a local single-member etcd.
 #
 # Starts a throw-away etcd on loopback (testdata/lib/etcd.sh), loads COUNT
-# Secrets of about SIZE bytes encrypted under key1 (examples/load_secrets.rs,
+# Secrets of about SIZE bytes encrypted under key1 (examples/load_secrets.rs:
+# protobuf v1.Secrets with kubectl-like metadata, as kube-apiserver stores them;
 # transactions of BATCH puts, IN_FLIGHT at a time), then ROUNDS times, in turn:
 #   1. raw write: the same load again over the same keys, all values replaced
 #                 (under key1, so every Secret is stale for the new config):

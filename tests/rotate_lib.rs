@@ -667,6 +667,12 @@ fn retire_counts_values_at_keys_that_name_no_object() {
             "{}: {e}",
             String::from_utf8_lossy(odd)
         );
+        // rewrite skips such keys: the refusal says what to do instead.
+        assert!(
+            e.to_string()
+                .contains("rewrite skips values at keys that name no object"),
+            "{e}"
+        );
     }
     // Outside the prefix: another cluster's, not this one's.
     let objects = [(S2.as_bytes(), &s2[..]), (&b"/other/x"[..], &old[..])];

@@ -401,7 +401,12 @@ fn check_kms(k: &KmsConfig, path: &str, earlier_names: &HashSet<&str>, out: &mut
 /// Lints for one resource item: provider order, missing identity, key names.
 fn lint_item(item: &super::model::ResourceConfig, p: &str, out: &mut Out) {
     for (i, name) in item.resources.iter().enumerate() {
-        if name.contains('*') {
+        // Wildcards govern what they name; capitals and resources without a REST
+        // API are already upstream's errors.
+        if name.contains('*')
+            || name.to_lowercase() != *name
+            || NON_REST_RESOURCES.contains(&name.as_str())
+        {
             continue;
         }
         let gr = crate::etcd_key::GroupResource::parse(name);

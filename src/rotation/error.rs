@@ -122,7 +122,7 @@ pub enum RotationError {
     #[error("no selected item reads with identity; nothing to retire")]
     NoIdentity,
     /// Objects still use the key.
-    #[error("refused: {count} object(s) of {} still use {target}; rewrite them (`atrest rewrite --endpoints URL,... --config FILE --resource R,...`), then retry (from a snapshot: a new one, taken after the rewrite); the file was not changed{}", .resources.join(", "), fmt_examples(.examples, *.count))]
+    #[error("refused: {count} object(s) of {} still use {target}; rewrite them (`atrest rewrite --endpoints URL,... --config FILE --resource R,...`), then retry (from a snapshot: a new one, taken after the rewrite){}; the file was not changed{}", .resources.join(", "), not_objects_note(.resources), fmt_examples(.examples, *.count))]
     InUse {
         /// What was to be retired.
         target: String,
@@ -234,6 +234,19 @@ fn list(keys: &[KeyId]) -> String {
 fn list_are(keys: &[KeyId]) -> String {
     let verb = if keys.len() == 1 { "is" } else { "are" };
     format!("{} {verb}", list(keys))
+}
+
+/// What to do about values at keys that name no object: `rewrite` only rewrites
+/// objects, so those are for the admin to inspect and delete (or rewrite) by hand.
+fn not_objects_note(resources: &[String]) -> &'static str {
+    if resources
+        .iter()
+        .any(|r| r == super::usage::NOT_AN_OBJECT_KEY)
+    {
+        "; rewrite skips values at keys that name no object (not kube-apiserver's objects): inspect those keys with `etcdctl get` and delete them, or store them again under the write key, by hand"
+    } else {
+        ""
+    }
 }
 
 fn fmt_examples(v: &[String], count: u64) -> String {
