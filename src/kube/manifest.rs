@@ -253,8 +253,13 @@ fn reserved_word(s: &str) -> bool {
 
 /// Strings that may read as a number or timestamp in some YAML schema (ints in any
 /// base, floats, sexagesimal `1:30`, dates): a digit (or `.digit`) after an optional
-/// sign, and only characters those forms use.
+/// sign, and only characters those forms use. Underscores are ignored, as go-yaml v2
+/// (`resolve.go`, which `kubectl apply` reads YAML with) removes every `_` from a
+/// scalar starting with a sign or digit before it tries a number: `+_1` is the int 1.
 fn number_like(s: &str) -> bool {
+    if s.contains('_') {
+        return number_like(&s.replace('_', ""));
+    }
     let rest = s.strip_prefix(['+', '-']).unwrap_or(s);
     let starts_numeric = rest.starts_with(|c: char| c.is_ascii_digit())
         || (rest.starts_with('.') && rest[1..].starts_with(|c: char| c.is_ascii_digit()));
@@ -399,6 +404,25 @@ mod tests {
             assert!(yaml.starts_with("k: \""), "{s:?} not quoted: {yaml}");
             round_trip(&json!({ "k": s, s: 1 }));
         }
+    }
+
+    /// go-yaml v2 (`resolve.go`: `plain := strings.Replace(in, "_", "", -1)` before
+    /// `strconv.ParseInt`/`ParseFloat`, for any scalar starting with a sign or digit),
+    /// which `kubectl apply` reads YAML with through sigs.k8s.io/yaml `YAMLToJSON`,
+    /// reads plain `+_1` as the int 1; as a map key `YAMLToJSON` then turns it into
+    /// the key "1". Such strings must be quoted.
+    #[test]
+    fn underscored_numbers_after_a_sign_are_quoted() {
+        for s in [
+            "+_1", "+_2_", "+__0", "+_837.", "+._5", "+_0x_1f", "+_1_0e5",
+        ] {
+            let yaml = to_yaml(&json!({ "k": s })).unwrap();
+            assert!(yaml.starts_with("k: \""), "{s:?} not quoted: {yaml}");
+            let yaml = to_yaml(&json!({ s: "v" })).unwrap();
+            assert!(yaml.starts_with('"'), "key {s:?} not quoted: {yaml}");
+        }
+        // Underscores elsewhere leave a string plain.
+        assert_eq!(to_yaml(&json!({"k": "a_1"})).unwrap(), "k: a_1\n");
     }
 
     #[test]
