@@ -385,6 +385,49 @@ fn json_secret_passes_through_with_resource_version() {
     );
 }
 
+/// A custom resource's floats come back exactly. kube-apiserver stores what Go's
+/// `encoding/json` writes for a float64 (the shortest text that reads back as the
+/// same float, `strconv.FormatFloat(f, 'g', -1, 64)`-style, in `encode.go`
+/// `floatEncoder`), and reads it with `strconv.ParseFloat`, which rounds
+/// correctly (apimachinery `pkg/util/json` -> sigs.k8s.io/json
+/// `UnmarshalCaseSensitivePreserveInts`). So kubectl prints the stored number
+/// unchanged; a parser that is off by one unit in the last place prints another
+/// number, and `kubectl apply` stores it.
+#[test]
+fn json_floats_are_kept_exactly() {
+    // Each as Go's encoding/json writes the float64 (so the shortest form).
+    let floats = [
+        "1298840.8475174343",
+        "989710.4202085317",
+        "9.405090880450124e-14",
+        "-4.7767314211467635e-211",
+        "1.516252361526977e+267",
+    ];
+    for text in floats {
+        let stored = format!(
+            r#"{{"apiVersion":"example.com/v1","kind":"Widget","metadata":{{"name":"w"}},"spec":{{"ratio":{text}}}}}"#
+        );
+        let got = decode_manifest(stored.as_bytes(), &ManifestOptions::default()).unwrap();
+        let want: f64 = text.parse().unwrap();
+        let ratio = got["spec"]["ratio"].as_f64().unwrap();
+        assert_eq!(ratio.to_bits(), want.to_bits(), "{text} read as {ratio}");
+        // And printed with the same digits.
+        let mut out = Vec::new();
+        emit_manifest(
+            stored.as_bytes(),
+            &ManifestOptions::default(),
+            &mut emit::JsonEmitter::new(&mut out, b"\n"),
+        )
+        .unwrap();
+        let digits = text.split('e').next().unwrap_or(text);
+        assert!(
+            String::from_utf8_lossy(&out).contains(digits),
+            "{text}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+}
+
 #[test]
 fn json_errors() {
     assert!(matches!(
