@@ -31,9 +31,13 @@ Examples:
   atrest dump --snapshot backup.db --config enc.yaml --resource secrets,configmaps --out-dir ./restore
 
 Objects that cannot be decrypted are listed on stderr with the reason, and the exit code is 1.
+A Secret or ConfigMap (or the metadata of any object) holding a field atrest does not
+decode (one a newer Kubernetes added) is printed without it, named on stderr with the
+missing field numbers, and the exit code is 1.
 A KMS plugin that dies or stops answering mid-run stops the dump (exit 2): nothing is
 printed on stdout, and with --out-dir the error says the tree is incomplete.
-Exit codes: 0 every selected object recovered, 1 some could not be, 2 the snapshot or config cannot be read.";
+Exit codes: 0 every selected object recovered in full, 1 some could not be (or lack fields),
+2 the snapshot or config cannot be read.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -103,6 +107,8 @@ struct Recovered<'f> {
     result: Result<std::ops::Range<usize>, String>,
     /// The extra key (further config, archive) that read it.
     read_with: Option<String>,
+    /// Stored fields the manifest lacks (not decoded: from a newer Kubernetes).
+    undecoded: Vec<String>,
 }
 
 /// A path component taken from an etcd key: refuse anything that could escape DIR.
@@ -168,6 +174,7 @@ fn dump<'f>(
     let progress = super::progress::Progress::new(source.len() as u64, "recovering");
     let (mut recovered, mut failed, mut partial) =
         (0usize, 0usize, std::collections::BTreeSet::new());
+    let mut incomplete = 0usize;
     let mut by_extra: std::collections::BTreeMap<String, usize> = Default::default();
     let work = |records: &[Record<'f>]| -> RecoveredChunk<'f> {
         let mut chunk = RecoveredChunk {
@@ -224,6 +231,14 @@ fn dump<'f>(
                             }
                             (None, None) => {}
                         }
+                        if !r.undecoded.is_empty() {
+                            eprintln!(
+                                "atrest: WARNING: the manifest of {} LACKS stored field(s) atrest does not decode (from a newer Kubernetes?): {}; read the object through a kube-apiserver that knows them to get them",
+                                String::from_utf8_lossy(r.key),
+                                r.undecoded.join(", ")
+                            );
+                            incomplete += 1;
+                        }
                         recovered += 1;
                     }
                     Err(msg) => {
@@ -270,9 +285,9 @@ fn dump<'f>(
             dir.display()
         );
     }
-    if failed > 0 {
+    if failed > 0 || incomplete > 0 {
         return Err(Failure::findings(format!(
-            "{failed} object(s) could not be recovered (see above); {recovered} recovered"
+            "{failed} object(s) could not be recovered, {incomplete} recovered without some of their stored fields (see above); {recovered} recovered"
         )));
     }
     Ok(())
@@ -308,11 +323,15 @@ fn recover_one<'f>(
         (list_format, !per_file),
         out,
     );
-    let (result, read_with) = match result {
-        Ok(by) => (Ok(start..out.len()), by.map(|k| k.to_string())),
+    let (result, read_with, undecoded) = match result {
+        Ok(r) => (
+            Ok(start..out.len()),
+            r.read_with.map(|k| k.to_string()),
+            r.undecoded,
+        ),
         Err(e) => {
             out.truncate(start);
-            (Err(e.to_string()), None)
+            (Err(e.to_string()), None, Vec::new())
         }
     };
     Some(Recovered {
@@ -320,6 +339,7 @@ fn recover_one<'f>(
         object,
         result,
         read_with,
+        undecoded,
     })
 }
 

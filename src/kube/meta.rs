@@ -11,7 +11,9 @@
 //!   `pkg/apis/meta/v1/time_proto.go` and `time.go`.
 //!
 //! Decoding follows Go's generated `Unmarshal`: repeated occurrences of an embedded
-//! message merge, later scalars win, unknown fields are skipped.
+//! message merge, later scalars win. Fields this decoder does not know (added by a
+//! newer Kubernetes) cannot be printed, but are not dropped silently: each one is
+//! listed in [`ObjectMeta::undecoded`] so the caller can say the manifest lacks it.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -276,6 +278,10 @@ pub struct ObjectMeta {
     pub owner_references: Vec<OwnerReference>,
     pub finalizers: Vec<String>,
     pub managed_fields: Vec<ManagedFieldsEntry>,
+    /// Fields of the stored metadata that are not decoded, so not printed (from a
+    /// newer Kubernetes), by path: `metadata field 18`,
+    /// `metadata.ownerReferences[0] field 8`; each listed once.
+    pub undecoded: Vec<String>,
 }
 
 impl ObjectMeta {
@@ -414,8 +420,10 @@ fn walk_meta<'a, const KEEP: bool>(
                 }
             }
             META_OWNER_REFERENCES => {
-                let o = parse_owner::<KEEP>(&f)?;
+                let (o, unknown) = parse_owner::<KEEP>(&f)?;
                 if KEEP {
+                    let at = format!("metadata.ownerReferences[{}]", meta.owner_references.len());
+                    note_undecoded(&mut meta.undecoded, &at, &unknown);
                     meta.owner_references.push(o);
                 }
             }
@@ -427,15 +435,31 @@ fn walk_meta<'a, const KEEP: bool>(
                 }
             }
             META_MANAGED_FIELDS => {
-                let m = parse_managed::<KEEP>(&f)?;
+                let (m, unknown) = parse_managed::<KEEP>(&f)?;
                 if KEEP {
+                    let at = format!("metadata.managedFields[{}]", meta.managed_fields.len());
+                    note_undecoded(&mut meta.undecoded, &at, &unknown);
                     meta.managed_fields.push(m);
                 }
             }
-            _ => {}
+            other => {
+                if KEEP {
+                    note_undecoded(&mut meta.undecoded, "metadata", &[other]);
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Add `<at> field <n>` to `list` for each field number, unless already listed.
+pub(crate) fn note_undecoded(list: &mut Vec<String>, at: &str, numbers: &[u32]) {
+    for n in numbers {
+        let entry = format!("{at} field {n}");
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
 }
 
 /// Read the name or namespace into `kept` when `KEEP`, else borrow it into `id`.
@@ -616,9 +640,13 @@ fn emit_managed<E: Emitter + ?Sized>(e: &mut E, m: &ManagedFieldsEntry) {
     e.end_map();
 }
 
-fn parse_owner<const KEEP: bool>(field: &Field<'_>) -> Result<OwnerReference, KubeError> {
+/// An owner reference, and the numbers of its fields that are not decoded.
+fn parse_owner<const KEEP: bool>(
+    field: &Field<'_>,
+) -> Result<(OwnerReference, Vec<u32>), KubeError> {
     let mut r = field.message("OwnerReference")?;
     let mut o = OwnerReference::default();
+    let mut unknown = Vec::new();
     while let Some(f) = r.next_field()? {
         match f.number {
             OWNER_KIND => keep_string::<KEEP>(&mut o.kind, &f)?,
@@ -627,15 +655,20 @@ fn parse_owner<const KEEP: bool>(field: &Field<'_>) -> Result<OwnerReference, Ku
             OWNER_API_VERSION => keep_string::<KEEP>(&mut o.api_version, &f)?,
             OWNER_CONTROLLER => o.controller = Some(f.bool()?),
             OWNER_BLOCK_OWNER_DELETION => o.block_owner_deletion = Some(f.bool()?),
-            _ => {}
+            other => unknown.push(other),
         }
     }
-    Ok(o)
+    Ok((o, unknown))
 }
 
-fn parse_managed<const KEEP: bool>(field: &Field<'_>) -> Result<ManagedFieldsEntry, KubeError> {
+/// A managed fields entry, and the numbers of its fields that are not decoded
+/// (5 is the `fields` of Kubernetes before 1.15, removed since).
+fn parse_managed<const KEEP: bool>(
+    field: &Field<'_>,
+) -> Result<(ManagedFieldsEntry, Vec<u32>), KubeError> {
     let mut r = field.message("ManagedFieldsEntry")?;
     let mut e = ManagedFieldsEntry::default();
+    let mut unknown = Vec::new();
     while let Some(f) = r.next_field()? {
         match f.number {
             MANAGED_MANAGER => keep_string::<KEEP>(&mut e.manager, &f)?,
@@ -657,10 +690,10 @@ fn parse_managed<const KEEP: bool>(field: &Field<'_>) -> Result<ManagedFieldsEnt
                 }
             }
             MANAGED_SUBRESOURCE => keep_string::<KEEP>(&mut e.subresource, &f)?,
-            _ => {}
+            other => unknown.push(other),
         }
     }
-    Ok(e)
+    Ok((e, unknown))
 }
 
 fn string_map_json(map: &BTreeMap<String, String>) -> Value {

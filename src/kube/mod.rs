@@ -241,22 +241,44 @@ pub fn emit_manifest<E: emit::Emitter + ?Sized>(
     opts: &ManifestOptions,
     e: &mut E,
 ) -> Result<(), KubeError> {
+    emit_manifest_noting(plaintext, opts, e).map(|_| ())
+}
+
+/// [`emit_manifest`], returning the fields of the stored protobuf object that
+/// are not decoded, so missing from the manifest (fields of a newer Kubernetes):
+/// `Secret field 6`, `metadata field 18`, `metadata.ownerReferences[0] field 8`.
+/// Empty for JSON objects (printed as stored). For protobuf types other than
+/// Secret and ConfigMap only the metadata is listed: the rest of such an object
+/// is never printed (see [`fully_decoded`]).
+pub fn emit_manifest_noting<E: emit::Emitter + ?Sized>(
+    plaintext: &[u8],
+    opts: &ManifestOptions,
+    e: &mut E,
+) -> Result<Vec<String>, KubeError> {
     if detect(plaintext) != Some(Encoding::Protobuf) {
         let v = decode_manifest(plaintext, opts)?;
         emit::emit_value(e, &v);
-        return Ok(());
+        return Ok(Vec::new());
     }
     let u = meta::parse_unknown(plaintext)?;
     let type_meta = (&*u.api_version, &*u.kind);
-    match type_meta {
-        ("v1", "Secret") => Secret::decode(u.raw, u.raw_offset)?.emit(e, type_meta, opts),
-        ("v1", "ConfigMap") => ConfigMap::decode(u.raw, u.raw_offset)?.emit(e, type_meta, opts),
+    Ok(match type_meta {
+        ("v1", "Secret") => {
+            let s = Secret::decode(u.raw, u.raw_offset)?;
+            s.emit(e, type_meta, opts);
+            s.undecoded_fields()
+        }
+        ("v1", "ConfigMap") => {
+            let c = ConfigMap::decode(u.raw, u.raw_offset)?;
+            c.emit(e, type_meta, opts);
+            c.undecoded_fields()
+        }
         _ => {
             let m = meta::parse_object_meta(u.raw, u.raw_offset)?;
             secret::emit_meta_only(e, type_meta, &m, opts);
+            m.undecoded
         }
-    }
-    Ok(())
+    })
 }
 
 /// Whether [`decode_manifest`] prints this type in full (otherwise only its metadata).

@@ -9,6 +9,10 @@
 //!
 //! JSON follows `core/v1/types.go`: every field is `omitempty`, bytes are standard
 //! base64 (Go's `encoding/json` for `[]byte`).
+//!
+//! A field number not listed above (a field of a newer Kubernetes) cannot be
+//! printed; it is listed by [`Secret::undecoded_fields`] /
+//! [`ConfigMap::undecoded_fields`] so that the manifest is never silently short.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +20,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::emit::{str_entry, Emitter};
-use super::meta::{emit_string_map, ObjectMeta, OBJECT_METADATA};
+use super::meta::{emit_string_map, note_undecoded, ObjectMeta, OBJECT_METADATA};
 use super::{KubeError, ManifestOptions};
 use crate::wire::{bytes_entry, string_entry, Reader};
 
@@ -37,6 +41,8 @@ pub struct Secret {
     pub string_data: BTreeMap<String, String>,
     pub type_: String,
     pub immutable: Option<bool>,
+    /// Top-level fields that are not decoded (`Secret field 6`), each once.
+    pub undecoded: Vec<String>,
 }
 
 /// A decoded `v1.ConfigMap`.
@@ -46,6 +52,8 @@ pub struct ConfigMap {
     pub data: BTreeMap<String, String>,
     pub binary_data: BTreeMap<String, Vec<u8>>,
     pub immutable: Option<bool>,
+    /// Top-level fields that are not decoded (`ConfigMap field 5`), each once.
+    pub undecoded: Vec<String>,
 }
 
 impl Secret {
@@ -66,7 +74,7 @@ impl Secret {
                     s.string_data.insert(k, v);
                 }
                 SECRET_IMMUTABLE => s.immutable = Some(f.bool()?),
-                _ => {}
+                other => note_undecoded(&mut s.undecoded, "Secret", &[other]),
             }
         }
         Ok(s)
@@ -98,6 +106,13 @@ impl Secret {
 }
 
 impl Secret {
+    /// Every stored field that is not decoded, so missing from the manifest.
+    pub fn undecoded_fields(&self) -> Vec<String> {
+        let mut all = self.undecoded.clone();
+        all.extend(self.metadata.undecoded.iter().cloned());
+        all
+    }
+
     /// Emit what [`super::decode_manifest`] prints for this Secret, keys sorted.
     pub fn emit<E: Emitter + ?Sized>(
         &self,
@@ -148,7 +163,7 @@ impl ConfigMap {
                     c.binary_data.insert(k, v.to_vec());
                 }
                 CONFIG_MAP_IMMUTABLE => c.immutable = Some(f.bool()?),
-                _ => {}
+                other => note_undecoded(&mut c.undecoded, "ConfigMap", &[other]),
             }
         }
         Ok(c)
@@ -177,6 +192,13 @@ impl ConfigMap {
 }
 
 impl ConfigMap {
+    /// Every stored field that is not decoded, so missing from the manifest.
+    pub fn undecoded_fields(&self) -> Vec<String> {
+        let mut all = self.undecoded.clone();
+        all.extend(self.metadata.undecoded.iter().cloned());
+        all
+    }
+
     /// Emit what [`super::decode_manifest`] prints for this ConfigMap, keys sorted.
     pub fn emit<E: Emitter + ?Sized>(
         &self,

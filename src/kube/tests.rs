@@ -337,9 +337,87 @@ fn unknown_fields_of_every_wire_type_are_skipped() {
     m.bytes(102, b"opaque");
     let mut s = Enc::default();
     s.msg(1, &m).int(50, 1).str(3, "Opaque");
-    let got = decode_manifest(&stored("v1", "Secret", &s), &ManifestOptions::default()).unwrap();
+    let bytes = stored("v1", "Secret", &s);
+    let got = decode_manifest(&bytes, &ManifestOptions::default()).unwrap();
     assert_eq!(got["metadata"]["name"], "x");
     assert_eq!(got["type"], "Opaque");
+    // Skipped when printing, but never silently: every one is reported.
+    let mut y = emit::YamlEmitter::new();
+    assert_eq!(
+        emit_manifest_noting(&bytes, &ManifestOptions::default(), &mut y).unwrap(),
+        [
+            "Secret field 50",
+            "metadata field 99",
+            "metadata field 100",
+            "metadata field 101",
+            "metadata field 102",
+        ]
+    );
+}
+
+/// A field the decoder does not know (one a newer Kubernetes added to
+/// `core/v1/generated.proto` or `meta/v1/generated.proto`) is kept by
+/// kube-apiserver of that version and printed by kubectl; `dump` cannot print
+/// it, and must say the manifest lacks it rather than drop it silently.
+#[test]
+fn unknown_fields_are_reported_not_dropped_silently() {
+    let mut owner = Enc::default();
+    owner.str(1, "ReplicaSet").str(3, "web").int(8, 1);
+    let mut managed = Enc::default();
+    managed.str(1, "kubectl").str(9, "new");
+    let mut m = Enc::default();
+    m.str(1, "db")
+        .str(3, "prod")
+        .msg(13, &owner)
+        .msg(17, &managed)
+        .str(18, "x")
+        .str(18, "y");
+    let mut s = Enc::default();
+    s.msg(1, &m)
+        .entry(2, "k", b"v")
+        .str(3, "Opaque")
+        .int(6, 1)
+        .bytes(7, b"more");
+    let bytes = stored("v1", "Secret", &s);
+    let mut out = Vec::new();
+    let undecoded = emit_manifest_noting(
+        &bytes,
+        &ManifestOptions::default(),
+        &mut emit::JsonEmitter::new(&mut out, b"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        undecoded,
+        [
+            "Secret field 6",
+            "Secret field 7",
+            "metadata.ownerReferences[0] field 8",
+            "metadata.managedFields[0] field 9",
+            "metadata field 18",
+        ]
+    );
+
+    let mut cm = Enc::default();
+    cm.msg(1, &m).entry(2, "a", b"b").int(5, 1);
+    let mut y = emit::YamlEmitter::new();
+    let undecoded = emit_manifest_noting(&stored("v1", "ConfigMap", &cm), &RV, &mut y).unwrap();
+    assert!(undecoded.contains(&"ConfigMap field 5".to_string()));
+    assert!(undecoded.contains(&"metadata field 18".to_string()));
+
+    // Other protobuf types: their metadata is printed in full, so it is checked.
+    let mut d = Enc::default();
+    d.msg(1, &m).bytes(2, b"spec");
+    let mut y = emit::YamlEmitter::new();
+    let undecoded =
+        emit_manifest_noting(&stored("apps/v1", "Deployment", &d), &RV, &mut y).unwrap();
+    assert!(undecoded.contains(&"metadata field 18".to_string()));
+
+    // What the API server writes today has nothing left out.
+    let mut y = emit::YamlEmitter::new();
+    assert_eq!(
+        emit_manifest_noting(&full_secret(), &RV, &mut y).unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
