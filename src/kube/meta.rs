@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::emit::{emit_value, str_entry, Emitter};
+use super::emit::{emit_value, ordered_entries, str_entry, Emitter};
 use super::{KubeError, ManifestOptions};
 use crate::wire::{map_entry, string_entry_ref, Field, Reader, WireError};
 
@@ -586,8 +586,9 @@ impl ObjectMeta {
 
 /// A `map[string]string` (keys already in byte order in the `BTreeMap`).
 pub(crate) fn emit_string_map<E: Emitter + ?Sized>(e: &mut E, map: &BTreeMap<String, String>) {
+    let entries = ordered_entries(e, map.iter().map(|(k, v)| (k.as_str(), v)));
     e.begin_map();
-    for (k, v) in map {
+    for (k, v) in entries {
         str_entry(e, k, v);
     }
     e.end_map();

@@ -10,7 +10,8 @@
 //! [`decode_manifest`] prints what `kubectl get -o json` would: `v1.Secret` and
 //! `v1.ConfigMap` in full, any other protobuf type as `apiVersion`, `kind` and its
 //! full `metadata` only (the rest of the object is left out: the caller should say
-//! so), JSON objects as stored. Keys are sorted at every level, like kubectl.
+//! so), JSON objects as stored. Keys are sorted at every level, like kubectl (byte
+//! order; [`emit::YamlEmitter`] uses the order `kubectl get -o yaml` prints).
 
 pub mod emit;
 mod manifest;

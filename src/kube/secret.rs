@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::emit::{str_entry, Emitter};
+use super::emit::{ordered_entries, str_entry, Emitter};
 use super::meta::{emit_string_map, note_undecoded, ObjectMeta, OBJECT_METADATA};
 use super::{KubeError, ManifestOptions};
 use crate::wire::{bytes_entry, string_entry, Reader};
@@ -263,8 +263,9 @@ fn emit_immutable<E: Emitter + ?Sized>(e: &mut E, immutable: Option<bool>) {
 }
 
 fn emit_bytes_map<E: Emitter + ?Sized>(e: &mut E, map: &BTreeMap<String, Vec<u8>>) {
+    let entries = ordered_entries(e, map.iter().map(|(k, v)| (k.as_str(), v)));
     e.begin_map();
-    for (k, v) in map {
+    for (k, v) in entries {
         e.key(k);
         e.base64(v);
     }

@@ -420,6 +420,87 @@ fn unknown_fields_are_reported_not_dropped_silently() {
     );
 }
 
+/// `kubectl get -o yaml` prints map keys in go-yaml v2's order, not byte order:
+/// sigs.k8s.io/yaml `JSONToYAML` (yaml.go) reads the JSON into Go maps, and
+/// go-yaml v2 `encode.go` sorts a map's keys with `keyList.Less` (`sorter.go`):
+/// digit runs compare as numbers, a non-letter sorts before a letter. The keys
+/// below in the order kubectl printed them. `-o json` keeps byte order (Go's
+/// `encoding/json` sorts map keys by bytes).
+#[test]
+fn yaml_keys_are_in_kubectl_order() {
+    let kubectl_order = [
+        "0", "1", "9", "09", "10", "B1", "a-b", "a.b", "a_b", "a~", "a1", "a01", "a001", "a9",
+        "a9a", "a09b", "a10", "aB", "key1", "key2", "key10", "v1.2.9", "v1.2.10", "x_y", "x0",
+        "xY",
+    ];
+    let mut m = Enc::default();
+    m.str(1, "cm").str(3, "default");
+    for k in kubectl_order.iter().rev() {
+        m.entry(11, k, b"v");
+    }
+    let mut cm = Enc::default();
+    cm.msg(1, &m);
+    for k in kubectl_order.iter().rev() {
+        cm.entry(2, k, b"v").entry(3, k, b"v");
+    }
+    let bytes = stored("v1", "ConfigMap", &cm);
+    let mut y = emit::YamlEmitter::new();
+    emit_manifest(&bytes, &RV, &mut y).unwrap();
+    let yaml = y.finish().unwrap();
+    // Each of binaryData, data and labels lists the keys in kubectl's order.
+    let keys: Vec<String> = yaml
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .filter_map(|l| {
+            l.trim_start()
+                .split_once(": ")
+                .map(|(k, _)| k.trim_matches('"').to_string())
+        })
+        .filter(|k| kubectl_order.contains(&k.as_str()))
+        .collect();
+    let want: Vec<String> = kubectl_order
+        .iter()
+        .chain(&kubectl_order)
+        .chain(&kubectl_order)
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(keys, want, "{yaml}");
+
+    // A JSON-stored object's maps too.
+    let body: Vec<String> = kubectl_order.iter().map(|k| format!("\"{k}\":1")).collect();
+    let stored_json = format!(
+        r#"{{"apiVersion":"example.com/v1","kind":"W","metadata":{{"name":"w"}},"spec":{{{}}}}}"#,
+        body.join(",")
+    );
+    let mut y = emit::YamlEmitter::new();
+    emit_manifest(stored_json.as_bytes(), &RV, &mut y).unwrap();
+    let yaml = y.finish().unwrap();
+    let spec = yaml.split_once("spec:\n").unwrap().1;
+    let keys: Vec<&str> = spec
+        .lines()
+        .filter_map(|l| {
+            l.trim_start()
+                .split_once(": ")
+                .map(|(k, _)| k.trim_matches('"'))
+        })
+        .collect();
+    assert_eq!(keys, kubectl_order, "{yaml}");
+
+    // JSON stays in byte order.
+    let mut out = Vec::new();
+    emit_manifest(&bytes, &RV, &mut emit::JsonEmitter::new(&mut out, b"\n")).unwrap();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let mut sorted: Vec<&str> = kubectl_order.to_vec();
+    sorted.sort_unstable();
+    let data: Vec<&str> = v["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(data, sorted);
+}
+
 #[test]
 fn deletion_fields_and_invalid_utf8() {
     let mut m = Enc::default();
@@ -815,7 +896,9 @@ fn check_emitted_equals_decoded(bytes: &[u8]) {
                         String::from_utf8_lossy(&json_out),
                         String::from_utf8_lossy(&want)
                     );
-                    assert_eq!(yaml.finish(), to_yaml(&v));
+                    let mut yaml_order = v.clone();
+                    super::manifest::sort_keys_yaml(&mut yaml_order);
+                    assert_eq!(yaml.finish(), to_yaml(&yaml_order));
                 }
                 Err(e) => {
                     assert_eq!(emitted, Err(e.clone()));
