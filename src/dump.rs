@@ -35,9 +35,9 @@ pub enum RecoverError {
 pub struct Recovery<'k> {
     /// The extra key (further config, archive) that read it, if not the config.
     pub read_with: Option<&'k ExtraKey>,
-    /// Stored fields the manifest lacks because they are not decoded (fields of a
-    /// newer Kubernetes), e.g. `Secret field 6`; see [`kube::emit_manifest_noting`].
-    pub undecoded: Vec<String>,
+    /// What the manifest leaves out of the stored object: all but its metadata
+    /// (a type atrest does not decode), fields of a newer Kubernetes.
+    pub omitted: kube::Omissions,
 }
 
 /// Decrypt and decode one stored object into a manifest, written through `e`;
@@ -62,10 +62,10 @@ pub fn recover<'k, E: Emitter + ?Sized>(
     };
     let err = match read_checked(chains, gr, expected, obj) {
         Ok(plaintext) => match kube::emit_manifest_noting(&plaintext, &opts, e) {
-            Ok(undecoded) => {
+            Ok(omitted) => {
                 return Ok(Recovery {
                     read_with: None,
-                    undecoded,
+                    omitted,
                 })
             }
             Err(err) => RecoverError::Decode(err),
@@ -76,10 +76,10 @@ pub fn recover<'k, E: Emitter + ?Sized>(
     let Some(r) = extra.read_expecting(obj.value, obj.key, *expected) else {
         return Err(err);
     };
-    let undecoded = kube::emit_manifest_noting(&r.plaintext, &opts, e)?;
+    let omitted = kube::emit_manifest_noting(&r.plaintext, &opts, e)?;
     Ok(Recovery {
         read_with: Some(r.key),
-        undecoded,
+        omitted,
     })
 }
 

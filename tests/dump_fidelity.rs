@@ -77,6 +77,15 @@ fn dump_says_what_it_cannot_print_and_keeps_values_exact() {
         "/registry/example.com/widgets/prod/w",
         br#"{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"prod"},"spec":{"ratio":1298840.8475174343,"byId":{"+_1":"one"}}}"#,
     );
+    // A type atrest prints with its metadata only.
+    let mut dmeta = Enc::default();
+    dmeta.str(1, "web").str(3, "prod");
+    let mut deployment = Enc::default();
+    deployment.msg(1, &dmeta).bytes(2, b"");
+    cluster.put(
+        "/registry/deployments/prod/web",
+        &stored("apps/v1", "Deployment", &deployment),
+    );
     let snap = dir.path().join("snap.db");
     cluster.snapshot(&snap);
     let cfg = dir.path().join("enc.yaml");
@@ -112,6 +121,8 @@ fn dump_says_what_it_cannot_print_and_keeps_values_exact() {
     let (code, out, err) = atrest(&base(&["--resource", "widgets.example.com", "-o", "json"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"ratio\": 1298840.8475174343"), "{out}");
+    // Printed as stored, in full: no note that it is not.
+    assert!(!err.contains("metadata only"), "{err}");
 
     // In YAML the key `+_1` is quoted: go-yaml v2 (resolve.go) reads a plain
     // `+_1` as the int 1, and sigs.k8s.io/yaml YAMLToJSON (kubectl apply)
@@ -119,4 +130,14 @@ fn dump_says_what_it_cannot_print_and_keeps_values_exact() {
     let (code, out, err) = atrest(&base(&["--resource", "widgets.example.com"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"+_1\": one"), "{out}");
+
+    // The note is for what is printed with its metadata only.
+    let (code, _, err) = atrest(&base(&["--resource", "deployments.apps"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "deployments.apps objects are printed with apiVersion, kind and metadata only"
+        ),
+        "{err}"
+    );
 }

@@ -107,8 +107,8 @@ struct Recovered<'f> {
     result: Result<std::ops::Range<usize>, String>,
     /// The extra key (further config, archive) that read it.
     read_with: Option<String>,
-    /// Stored fields the manifest lacks (not decoded: from a newer Kubernetes).
-    undecoded: Vec<String>,
+    /// What the manifest leaves out of the stored object.
+    omitted: atrest::kube::Omissions,
 }
 
 /// A path component taken from an etcd key: refuse anything that could escape DIR.
@@ -205,9 +205,7 @@ fn dump<'f>(
                     Ok(range) => {
                         let bytes = &chunk.bytes[range];
                         let gr = &r.object.resource;
-                        if !matches!(gr.resource.as_str(), "secrets" | "configmaps")
-                            || !gr.group.is_empty()
-                        {
+                        if r.omitted.metadata_only {
                             partial.insert(gr.to_string());
                         }
                         match (&mut list, &tree) {
@@ -231,11 +229,12 @@ fn dump<'f>(
                             }
                             (None, None) => {}
                         }
-                        if !r.undecoded.is_empty() {
+                        let undecoded = &r.omitted.undecoded;
+                        if !undecoded.is_empty() {
                             eprintln!(
                                 "atrest: WARNING: the manifest of {} LACKS stored field(s) atrest does not decode (from a newer Kubernetes?): {}; read the object through a kube-apiserver that knows them to get them",
                                 String::from_utf8_lossy(r.key),
-                                r.undecoded.join(", ")
+                                undecoded.join(", ")
                             );
                             incomplete += 1;
                         }
@@ -323,15 +322,15 @@ fn recover_one<'f>(
         (list_format, !per_file),
         out,
     );
-    let (result, read_with, undecoded) = match result {
+    let (result, read_with, omitted) = match result {
         Ok(r) => (
             Ok(start..out.len()),
             r.read_with.map(|k| k.to_string()),
-            r.undecoded,
+            r.omitted,
         ),
         Err(e) => {
             out.truncate(start);
-            (Err(e.to_string()), None, Vec::new())
+            (Err(e.to_string()), None, Default::default())
         }
     };
     Some(Recovered {
@@ -339,7 +338,7 @@ fn recover_one<'f>(
         object,
         result,
         read_with,
-        undecoded,
+        omitted,
     })
 }
 

@@ -245,21 +245,29 @@ pub fn emit_manifest<E: emit::Emitter + ?Sized>(
     emit_manifest_noting(plaintext, opts, e).map(|_| ())
 }
 
-/// [`emit_manifest`], returning the fields of the stored protobuf object that
-/// are not decoded, so missing from the manifest (fields of a newer Kubernetes):
-/// `Secret field 6`, `metadata field 18`, `metadata.ownerReferences[0] field 8`.
-/// Empty for JSON objects (printed as stored). For protobuf types other than
-/// Secret and ConfigMap only the metadata is listed: the rest of such an object
-/// is never printed (see [`fully_decoded`]).
+/// What a manifest written by [`emit_manifest_noting`] leaves out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Omissions {
+    /// Only `apiVersion`, `kind` and `metadata` were printed: a protobuf type
+    /// other than Secret and ConfigMap (see [`fully_decoded`]).
+    pub metadata_only: bool,
+    /// Fields of the stored protobuf object that are not decoded (fields of a
+    /// newer Kubernetes): `Secret field 6`, `metadata field 18`,
+    /// `metadata.ownerReferences[0] field 8`. For a `metadata_only` object, only
+    /// its metadata's. Empty for JSON objects (printed as stored).
+    pub undecoded: Vec<String>,
+}
+
+/// [`emit_manifest`], returning what the manifest leaves out of the stored object.
 pub fn emit_manifest_noting<E: emit::Emitter + ?Sized>(
     plaintext: &[u8],
     opts: &ManifestOptions,
     e: &mut E,
-) -> Result<Vec<String>, KubeError> {
+) -> Result<Omissions, KubeError> {
     if detect(plaintext) != Some(Encoding::Protobuf) {
         let v = decode_manifest(plaintext, opts)?;
         emit::emit_value(e, &v);
-        return Ok(Vec::new());
+        return Ok(Omissions::default());
     }
     let u = meta::parse_unknown(plaintext)?;
     let type_meta = (&*u.api_version, &*u.kind);
@@ -267,17 +275,26 @@ pub fn emit_manifest_noting<E: emit::Emitter + ?Sized>(
         ("v1", "Secret") => {
             let s = Secret::decode(u.raw, u.raw_offset)?;
             s.emit(e, type_meta, opts);
-            s.undecoded_fields()
+            Omissions {
+                metadata_only: false,
+                undecoded: s.undecoded_fields(),
+            }
         }
         ("v1", "ConfigMap") => {
             let c = ConfigMap::decode(u.raw, u.raw_offset)?;
             c.emit(e, type_meta, opts);
-            c.undecoded_fields()
+            Omissions {
+                metadata_only: false,
+                undecoded: c.undecoded_fields(),
+            }
         }
         _ => {
             let m = meta::parse_object_meta(u.raw, u.raw_offset)?;
             secret::emit_meta_only(e, type_meta, &m, opts);
-            m.undecoded
+            Omissions {
+                metadata_only: true,
+                undecoded: m.undecoded,
+            }
         }
     })
 }

@@ -344,7 +344,9 @@ fn unknown_fields_of_every_wire_type_are_skipped() {
     // Skipped when printing, but never silently: every one is reported.
     let mut y = emit::YamlEmitter::new();
     assert_eq!(
-        emit_manifest_noting(&bytes, &ManifestOptions::default(), &mut y).unwrap(),
+        emit_manifest_noting(&bytes, &ManifestOptions::default(), &mut y)
+            .unwrap()
+            .undecoded,
         [
             "Secret field 50",
             "metadata field 99",
@@ -385,7 +387,8 @@ fn unknown_fields_are_reported_not_dropped_silently() {
         &ManifestOptions::default(),
         &mut emit::JsonEmitter::new(&mut out, b"\n"),
     )
-    .unwrap();
+    .unwrap()
+    .undecoded;
     assert_eq!(
         undecoded,
         [
@@ -400,7 +403,9 @@ fn unknown_fields_are_reported_not_dropped_silently() {
     let mut cm = Enc::default();
     cm.msg(1, &m).entry(2, "a", b"b").int(5, 1);
     let mut y = emit::YamlEmitter::new();
-    let undecoded = emit_manifest_noting(&stored("v1", "ConfigMap", &cm), &RV, &mut y).unwrap();
+    let undecoded = emit_manifest_noting(&stored("v1", "ConfigMap", &cm), &RV, &mut y)
+        .unwrap()
+        .undecoded;
     assert!(undecoded.contains(&"ConfigMap field 5".to_string()));
     assert!(undecoded.contains(&"metadata field 18".to_string()));
 
@@ -408,15 +413,15 @@ fn unknown_fields_are_reported_not_dropped_silently() {
     let mut d = Enc::default();
     d.msg(1, &m).bytes(2, b"spec");
     let mut y = emit::YamlEmitter::new();
-    let undecoded =
-        emit_manifest_noting(&stored("apps/v1", "Deployment", &d), &RV, &mut y).unwrap();
-    assert!(undecoded.contains(&"metadata field 18".to_string()));
+    let omitted = emit_manifest_noting(&stored("apps/v1", "Deployment", &d), &RV, &mut y).unwrap();
+    assert!(omitted.metadata_only);
+    assert!(omitted.undecoded.contains(&"metadata field 18".to_string()));
 
     // What the API server writes today has nothing left out.
     let mut y = emit::YamlEmitter::new();
     assert_eq!(
         emit_manifest_noting(&full_secret(), &RV, &mut y).unwrap(),
-        Vec::<String>::new()
+        Omissions::default()
     );
 }
 
