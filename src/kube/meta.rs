@@ -439,6 +439,12 @@ fn walk_meta<'a, const KEEP: bool>(
                 if KEEP {
                     let at = format!("metadata.managedFields[{}]", meta.managed_fields.len());
                     note_undecoded(&mut meta.undecoded, &at, &unknown);
+                    if m.fields_v1.as_deref().is_some_and(is_cbor_fields_v1) {
+                        let entry = format!("{at}.fieldsV1 (CBOR, printed as text)");
+                        if !meta.undecoded.contains(&entry) {
+                            meta.undecoded.push(entry);
+                        }
+                    }
                     meta.managed_fields.push(m);
                 }
             }
@@ -743,8 +749,18 @@ fn managed_json(e: &ManagedFieldsEntry) -> Value {
     Value::Object(m)
 }
 
-/// `FieldsV1` prints its raw bytes as JSON. Bytes that are not JSON (never written by
-/// the API server) are kept as a string rather than failing the whole object.
+/// Whether `FieldsV1.Raw` holds CBOR, by its first byte, as apimachinery
+/// `pkg/apis/meta/v1/helpers.go` `getContentType` tells: CBOR `null`, a map or a
+/// tag. With CBOR serving on, the API server can keep CBOR there, and prints it
+/// transcoded to JSON (`FieldsV1.MarshalJSON`); atrest does not decode CBOR.
+fn is_cbor_fields_v1(raw: &[u8]) -> bool {
+    raw.first()
+        .is_some_and(|&b| b == 0xf6 || (0xa0..=0xbf).contains(&b) || (0xc6..=0xdb).contains(&b))
+}
+
+/// `FieldsV1` prints its raw bytes as JSON. Bytes that are not JSON (CBOR, see
+/// [`is_cbor_fields_v1`], which is reported as not decoded) are kept as a string
+/// rather than failing the whole object.
 fn fields_v1_json(raw: &[u8]) -> Value {
     if raw.is_empty() {
         return Value::Null;

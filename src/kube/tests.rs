@@ -506,6 +506,32 @@ fn yaml_keys_are_in_kubectl_order() {
     assert_eq!(data, sorted);
 }
 
+/// `FieldsV1.Raw` may hold CBOR when CBOR serving is on; kube-apiserver prints
+/// it as JSON (apimachinery `pkg/apis/meta/v1/helpers.go`, `FieldsV1.MarshalJSON`
+/// transcodes a CBOR `Raw`). atrest cannot: it must say so.
+#[test]
+fn cbor_fields_v1_is_reported() {
+    let mut fields = Enc::default();
+    // {"f:data": {}} in CBOR, keys as byte strings as Kubernetes writes them.
+    fields.bytes(1, &[0xa1, 0x46, b'f', b':', b'd', b'a', b't', b'a', 0xa0]);
+    let mut managed = Enc::default();
+    managed.str(1, "kubectl").msg(7, &fields);
+    let mut json_fields = Enc::default();
+    json_fields.str(1, r#"{"f:data":{}}"#);
+    let mut managed_json = Enc::default();
+    managed_json.str(1, "kubectl").msg(7, &json_fields);
+    let mut m = Enc::default();
+    m.str(1, "db").msg(17, &managed_json).msg(17, &managed);
+    let mut s = Enc::default();
+    s.msg(1, &m);
+    let mut y = emit::YamlEmitter::new();
+    let omitted = emit_manifest_noting(&stored("v1", "Secret", &s), &RV, &mut y).unwrap();
+    assert_eq!(
+        omitted.undecoded,
+        ["metadata.managedFields[1].fieldsV1 (CBOR, printed as text)"]
+    );
+}
+
 #[test]
 fn deletion_fields_and_invalid_utf8() {
     let mut m = Enc::default();
