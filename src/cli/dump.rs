@@ -32,8 +32,8 @@ Examples:
 
 Objects that cannot be decrypted are listed on stderr with the reason, and the exit code is 1.
 A Secret or ConfigMap (or the metadata of any object) holding a field atrest does not
-decode (one a newer Kubernetes added) is printed without it, named on stderr with the
-missing field numbers, and the exit code is 1.
+decode (one a newer Kubernetes added), or text that is not UTF-8, is printed without
+that field (or with U+FFFD, as kubectl prints it), named on stderr, and the exit code is 1.
 A KMS plugin that dies or stops answering mid-run stops the dump (exit 2): nothing is
 printed on stdout, and with --out-dir the error says the tree is incomplete.
 Exit codes: 0 every selected object recovered in full, 1 some could not be (or lack fields),
@@ -232,7 +232,7 @@ fn dump<'f>(
                         let undecoded = &r.omitted.undecoded;
                         if !undecoded.is_empty() {
                             eprintln!(
-                                "atrest: WARNING: the manifest of {} LACKS stored field(s) atrest does not decode (from a newer Kubernetes?): {}; read the object through a kube-apiserver that knows them to get them",
+                                "atrest: WARNING: the manifest of {} is NOT the whole stored object: {} (\"... field N\" is a field atrest does not know, from a newer Kubernetes?, left out: read the object through a kube-apiserver that knows it)",
                                 String::from_utf8_lossy(r.key),
                                 undecoded.join(", ")
                             );

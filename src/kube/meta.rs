@@ -390,6 +390,18 @@ fn walk_meta<'a, const KEEP: bool>(
 ) -> Result<(), KubeError> {
     let mut r = field.message("ObjectMeta")?;
     while let Some(f) = r.next_field()? {
+        if KEEP {
+            let what = match f.number {
+                META_NAME => Some("metadata.name"),
+                META_GENERATE_NAME => Some("metadata.generateName"),
+                META_NAMESPACE => Some("metadata.namespace"),
+                META_FINALIZERS => Some("metadata.finalizers"),
+                _ => None,
+            };
+            if let Some(what) = what {
+                note_not_utf8(&mut meta.undecoded, || what.to_string(), &f.str_lossy()?);
+            }
+        }
         match f.number {
             META_NAME => keep_identity::<KEEP>(&mut meta.name, &mut id.name, &f)?,
             META_NAMESPACE => keep_identity::<KEEP>(&mut meta.namespace, &mut id.namespace, &f)?,
@@ -411,6 +423,14 @@ fn walk_meta<'a, const KEEP: bool>(
                 };
                 if KEEP {
                     let (k, v) = string_entry_ref(&f, what)?;
+                    let at = if f.number == META_LABELS {
+                        "metadata.labels"
+                    } else {
+                        "metadata.annotations"
+                    };
+                    let list = &mut meta.undecoded;
+                    note_not_utf8(list, || format!("{at} key {k:?}"), &k);
+                    note_not_utf8(list, || format!("{at}[{k:?}]"), &v);
                     map.insert(k.into_owned(), v.into_owned());
                 } else {
                     let (k, v) = map_entry(&f, what)?;
@@ -456,6 +476,28 @@ fn walk_meta<'a, const KEEP: bool>(
         }
     }
     Ok(())
+}
+
+/// Add to `list`, unless already listed, that the stored string `what()` names
+/// is not UTF-8, when `text` (from [`Field::str_lossy`]) is `Cow::Owned`: it is
+/// printed with U+FFFD for each invalid byte, as kube-apiserver's JSON has it, so
+/// the manifest does not hold the stored bytes.
+// The `Cow` variant, not the text, is what tells: a `&str` would lose it.
+#[allow(clippy::ptr_arg)]
+pub(crate) fn note_not_utf8(
+    list: &mut Vec<String>,
+    what: impl FnOnce() -> String,
+    text: &Cow<'_, str>,
+) {
+    if let Cow::Owned(_) = text {
+        let entry = format!(
+            "{} (not UTF-8: printed with U+FFFD for each invalid byte, as kubectl prints it)",
+            what()
+        );
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
 }
 
 /// Add `<at> field <n>` to `list` for each field number, unless already listed.

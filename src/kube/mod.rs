@@ -251,10 +251,12 @@ pub struct Omissions {
     /// Only `apiVersion`, `kind` and `metadata` were printed: a protobuf type
     /// other than Secret and ConfigMap (see [`fully_decoded`]).
     pub metadata_only: bool,
-    /// Fields of the stored protobuf object that are not decoded (fields of a
-    /// newer Kubernetes): `Secret field 6`, `metadata field 18`,
-    /// `metadata.ownerReferences[0] field 8`. For a `metadata_only` object, only
-    /// its metadata's. Empty for JSON objects (printed as stored).
+    /// What of the stored protobuf object the manifest does not hold as stored:
+    /// fields that are not decoded (of a newer Kubernetes: `Secret field 6`,
+    /// `metadata field 18`, `metadata.ownerReferences[0] field 8`), strings that
+    /// are not UTF-8 (`ConfigMap data["k"] (not UTF-8: ...)`, printed with U+FFFD
+    /// as kube-apiserver does), a `fieldsV1` held as CBOR. For a `metadata_only`
+    /// object, only its metadata's. Empty for JSON objects (printed as stored).
     pub undecoded: Vec<String>,
 }
 

@@ -20,9 +20,9 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::emit::{ordered_entries, str_entry, Emitter};
-use super::meta::{emit_string_map, note_undecoded, ObjectMeta, OBJECT_METADATA};
+use super::meta::{emit_string_map, note_not_utf8, note_undecoded, ObjectMeta, OBJECT_METADATA};
 use super::{KubeError, ManifestOptions};
-use crate::wire::{bytes_entry, string_entry, Reader};
+use crate::wire::{bytes_entry, string_entry_ref, Reader};
 
 const SECRET_DATA: u32 = 2;
 const SECRET_TYPE: u32 = 3;
@@ -66,12 +66,20 @@ impl Secret {
                 OBJECT_METADATA => s.metadata.merge_from(&f)?,
                 SECRET_DATA => {
                     let (k, v) = bytes_entry(&f, "Secret.data entry")?;
-                    s.data.insert(k, v.to_vec());
+                    note_not_utf8(&mut s.undecoded, || format!("Secret data key {k:?}"), &k);
+                    s.data.insert(k.into_owned(), v.to_vec());
                 }
-                SECRET_TYPE => s.type_ = f.string()?,
+                SECRET_TYPE => {
+                    let t = f.str_lossy()?;
+                    note_not_utf8(&mut s.undecoded, || "Secret type".into(), &t);
+                    s.type_ = t.into_owned();
+                }
                 SECRET_STRING_DATA => {
-                    let (k, v) = string_entry(&f, "Secret.stringData entry")?;
-                    s.string_data.insert(k, v);
+                    let (k, v) = string_entry_ref(&f, "Secret.stringData entry")?;
+                    let list = &mut s.undecoded;
+                    note_not_utf8(list, || format!("Secret stringData key {k:?}"), &k);
+                    note_not_utf8(list, || format!("Secret stringData[{k:?}]"), &v);
+                    s.string_data.insert(k.into_owned(), v.into_owned());
                 }
                 SECRET_IMMUTABLE => s.immutable = Some(f.bool()?),
                 other => note_undecoded(&mut s.undecoded, "Secret", &[other]),
@@ -155,12 +163,20 @@ impl ConfigMap {
             match f.number {
                 OBJECT_METADATA => c.metadata.merge_from(&f)?,
                 CONFIG_MAP_DATA => {
-                    let (k, v) = string_entry(&f, "ConfigMap.data entry")?;
-                    c.data.insert(k, v);
+                    let (k, v) = string_entry_ref(&f, "ConfigMap.data entry")?;
+                    let list = &mut c.undecoded;
+                    note_not_utf8(list, || format!("ConfigMap data key {k:?}"), &k);
+                    note_not_utf8(list, || format!("ConfigMap data[{k:?}]"), &v);
+                    c.data.insert(k.into_owned(), v.into_owned());
                 }
                 CONFIG_MAP_BINARY_DATA => {
                     let (k, v) = bytes_entry(&f, "ConfigMap.binaryData entry")?;
-                    c.binary_data.insert(k, v.to_vec());
+                    note_not_utf8(
+                        &mut c.undecoded,
+                        || format!("ConfigMap binaryData key {k:?}"),
+                        &k,
+                    );
+                    c.binary_data.insert(k.into_owned(), v.to_vec());
                 }
                 CONFIG_MAP_IMMUTABLE => c.immutable = Some(f.bool()?),
                 other => note_undecoded(&mut c.undecoded, "ConfigMap", &[other]),

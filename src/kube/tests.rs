@@ -532,6 +532,40 @@ fn cbor_fields_v1_is_reported() {
     );
 }
 
+/// A string field that is not UTF-8 (Go's protobuf accepts any bytes) is printed
+/// by kube-apiserver with U+FFFD for each byte that is not part of valid UTF-8
+/// (Go `encoding/json` `encode.go`: `utf8.DecodeRuneInString` gives `RuneError`
+/// of size 1 per such byte), so kubectl shows three for a cut-off 4-byte
+/// sequence. The stored bytes are then not in the manifest: dump must say so.
+#[test]
+fn strings_that_are_not_utf8_print_like_go_and_are_reported() {
+    let mut m = Enc::default();
+    m.str(1, "cm").entry(11, "app", b"we\xf0\x9f\x98b");
+    let mut cm = Enc::default();
+    let mut bad_key = Enc::default();
+    bad_key.bytes(1, b"k\xed\xa0\x80").bytes(2, b"v");
+    cm.msg(1, &m)
+        .msg(2, &bad_key)
+        .entry(2, "ok", b"caf\xc3\xa9 \xc3");
+    let bytes = stored("v1", "ConfigMap", &cm);
+    let got = decode_manifest(&bytes, &RV).unwrap();
+    let r = '\u{fffd}';
+    assert_eq!(got["metadata"]["labels"]["app"], format!("we{r}{r}{r}b"));
+    assert_eq!(got["data"]["ok"], format!("café {r}"));
+    assert!(got["data"][format!("k{r}{r}{r}")].is_string(), "{got}");
+    let mut y = emit::YamlEmitter::new();
+    let omitted = emit_manifest_noting(&bytes, &RV, &mut y).unwrap();
+    let why = "(not UTF-8: printed with U+FFFD for each invalid byte, as kubectl prints it)";
+    assert_eq!(
+        omitted.undecoded,
+        [
+            format!("ConfigMap data key \"k{r}{r}{r}\" {why}"),
+            format!("ConfigMap data[\"ok\"] {why}"),
+            format!("metadata.labels[\"app\"] {why}"),
+        ]
+    );
+}
+
 #[test]
 fn deletion_fields_and_invalid_utf8() {
     let mut m = Enc::default();
