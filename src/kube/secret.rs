@@ -4,6 +4,13 @@
 //! - Secret: metadata = 1, data = 2 (`map<string, bytes>`), type = 3,
 //!   stringData = 4 (`map<string, string>`, write-only: the API server folds it into
 //!   `data` before storing), immutable = 5.
+//!
+//! kube-apiserver reads a stored Secret through its storage codec, which
+//! defaults the object (`SetDefaults_Secret`, `pkg/apis/core/v1/defaults.go`: an
+//! empty `type` is `Opaque`) and converts it to the internal type
+//! (`Convert_v1_Secret_To_core_Secret`, `pkg/apis/core/v1/conversion.go`:
+//! `stringData` overwrites `data`, byte for byte, and is gone). So kubectl never
+//! shows `stringData` or an empty `type`; [`Secret::decode`] does the same.
 //! - ConfigMap: metadata = 1, data = 2 (`map<string, string>`),
 //!   binaryData = 3 (`map<string, bytes>`), immutable = 4.
 //!
@@ -22,12 +29,14 @@ use serde_json::{Map, Value};
 use super::emit::{ordered_entries, str_entry, Emitter};
 use super::meta::{emit_string_map, note_not_utf8, note_undecoded, ObjectMeta, OBJECT_METADATA};
 use super::{KubeError, ManifestOptions};
-use crate::wire::{bytes_entry, string_entry_ref, Reader};
+use crate::wire::{bytes_entry, map_entry, string_entry_ref, Reader};
 
 const SECRET_DATA: u32 = 2;
 const SECRET_TYPE: u32 = 3;
 const SECRET_STRING_DATA: u32 = 4;
 const SECRET_IMMUTABLE: u32 = 5;
+/// `v1.SecretTypeOpaque`, the default type.
+const SECRET_TYPE_OPAQUE: &str = "Opaque";
 
 const CONFIG_MAP_DATA: u32 = 2;
 const CONFIG_MAP_BINARY_DATA: u32 = 3;
@@ -37,8 +46,9 @@ const CONFIG_MAP_IMMUTABLE: u32 = 4;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secret {
     pub metadata: ObjectMeta,
+    /// With any stored `stringData` folded in (see the module documentation).
     pub data: BTreeMap<String, Vec<u8>>,
-    pub string_data: BTreeMap<String, String>,
+    /// `Opaque` when stored empty (see the module documentation).
     pub type_: String,
     pub immutable: Option<bool>,
     /// Top-level fields that are not decoded (`Secret field 6`), each once.
@@ -57,10 +67,13 @@ pub struct ConfigMap {
 }
 
 impl Secret {
-    /// Decode the typed object bytes (`runtime.Unknown.raw`) at absolute `offset`.
+    /// Decode the typed object bytes (`runtime.Unknown.raw`) at absolute `offset`,
+    /// as kube-apiserver reads it (defaulted, `stringData` folded into `data`).
     pub fn decode(raw: &[u8], offset: usize) -> Result<Self, KubeError> {
         let mut r = Reader::with_base(raw, offset, "Secret");
         let mut s = Secret::default();
+        // Go's map: a later entry for a key replaces an earlier one.
+        let mut string_data: BTreeMap<String, &[u8]> = BTreeMap::new();
         while let Some(f) = r.next_field()? {
             match f.number {
                 OBJECT_METADATA => s.metadata.merge_from(&f)?,
@@ -75,15 +88,23 @@ impl Secret {
                     s.type_ = t.into_owned();
                 }
                 SECRET_STRING_DATA => {
-                    let (k, v) = string_entry_ref(&f, "Secret.stringData entry")?;
+                    // A string, but `[]byte(v)` in the conversion keeps its bytes.
+                    let (k, v) = map_entry(&f, "Secret.stringData entry")?;
+                    let key = k.map(|k| k.str_lossy()).transpose()?.unwrap_or_default();
+                    let value = v.map(|v| v.bytes()).transpose()?.unwrap_or_default();
                     let list = &mut s.undecoded;
-                    note_not_utf8(list, || format!("Secret stringData key {k:?}"), &k);
-                    note_not_utf8(list, || format!("Secret stringData[{k:?}]"), &v);
-                    s.string_data.insert(k.into_owned(), v.into_owned());
+                    note_not_utf8(list, || format!("Secret stringData key {key:?}"), &key);
+                    string_data.insert(key.into_owned(), value);
                 }
                 SECRET_IMMUTABLE => s.immutable = Some(f.bool()?),
                 other => note_undecoded(&mut s.undecoded, "Secret", &[other]),
             }
+        }
+        for (k, v) in string_data {
+            s.data.insert(k, v.to_vec());
+        }
+        if s.type_.is_empty() {
+            s.type_ = SECRET_TYPE_OPAQUE.to_string();
         }
         Ok(s)
     }
@@ -97,14 +118,6 @@ impl Secret {
         }
         if !self.data.is_empty() {
             m.insert("data".into(), base64_map(&self.data));
-        }
-        if !self.string_data.is_empty() {
-            let sd = self
-                .string_data
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            m.insert("stringData".into(), Value::Object(sd));
         }
         if !self.type_.is_empty() {
             m.insert("type".into(), self.type_.clone().into());
@@ -136,10 +149,6 @@ impl Secret {
             emit_immutable(e, self.immutable);
         };
         let after_metadata = |e: &mut E| {
-            if !self.string_data.is_empty() {
-                e.key("stringData");
-                emit_string_map(e, &self.string_data);
-            }
             if !self.type_.is_empty() {
                 str_entry(e, "type", &self.type_);
             }

@@ -231,13 +231,48 @@ fn minimal_secret_prints_null_creation_timestamp_and_omits_empties() {
     let mut s = Enc::default();
     s.msg(1, &m).str(3, "");
     let got = decode_manifest(&stored("v1", "Secret", &s), &ManifestOptions::default()).unwrap();
+    // An empty type reads as Opaque: kube-apiserver's storage codec defaults
+    // what it reads (`SetDefaults_Secret`, kubernetes `pkg/apis/core/v1/defaults.go`).
     assert_eq!(
         got,
         json!({
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"creationTimestamp": null, "name": "s", "namespace": "ns"}
+            "metadata": {"creationTimestamp": null, "name": "s", "namespace": "ns"},
+            "type": "Opaque"
         })
+    );
+}
+
+/// kube-apiserver converts a Secret it reads to the internal type, and
+/// `Convert_v1_Secret_To_core_Secret` (kubernetes `pkg/apis/core/v1/conversion.go`)
+/// writes every `stringData` value over `data` as `[]byte(v)`, the stored bytes,
+/// whatever the order on the wire; the internal type has no `stringData`. So
+/// kubectl prints such a Secret with the values in `data` and no `stringData`.
+#[test]
+fn stored_string_data_is_folded_into_data() {
+    let mut m = Enc::default();
+    m.str(1, "s").str(3, "ns");
+    let mut bad = Enc::default();
+    bad.str(1, "c").bytes(2, b"th\xffree");
+    let mut s = Enc::default();
+    s.msg(1, &m)
+        .entry(4, "b", b"two")
+        .msg(4, &bad)
+        .entry(2, "a", b"1")
+        .entry(2, "b", b"2")
+        .str(3, "Opaque");
+    let bytes = stored("v1", "Secret", &s);
+    let got = decode_manifest(&bytes, &RV).unwrap();
+    assert_eq!(
+        got["data"],
+        json!({"a": "MQ==", "b": "dHdv", "c": "dGj/cmVl"})
+    );
+    assert!(got.get("stringData").is_none(), "{got}");
+    let mut y = emit::YamlEmitter::new();
+    assert_eq!(
+        emit_manifest_noting(&bytes, &RV, &mut y).unwrap(),
+        Omissions::default()
     );
 }
 
