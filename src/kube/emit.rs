@@ -237,8 +237,9 @@ struct YamlFrame {
     empty: &'static str,
 }
 
-/// kubectl-style block YAML, the same bytes [`super::to_yaml`] writes for the same
-/// document.
+/// kubectl-style block YAML: the bytes [`super::to_yaml`] writes for the same
+/// document with its map keys in kubectl's YAML order (see
+/// [`Emitter::yaml_key_order`]).
 pub struct YamlEmitter {
     out: String,
     frames: Vec<YamlFrame>,

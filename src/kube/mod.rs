@@ -236,7 +236,8 @@ fn decode_protobuf(plaintext: &[u8]) -> Result<Value, KubeError> {
 
 /// Write what [`decode_manifest`] returns through `e`, without building the value:
 /// the same document, byte for byte, for every input [`decode_manifest`] accepts
-/// (an error leaves `e` untouched).
+/// (in YAML, with map keys in the order `kubectl get -o yaml` prints them; see
+/// [`emit::Emitter::yaml_key_order`]). An error leaves `e` untouched.
 pub fn emit_manifest<E: emit::Emitter + ?Sized>(
     plaintext: &[u8],
     opts: &ManifestOptions,
