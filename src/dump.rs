@@ -30,9 +30,20 @@ pub enum RecoverError {
     Decode(#[from] KubeError),
 }
 
+/// What [`recover`] did with one object.
+#[derive(Debug, Default)]
+pub struct Recovery<'k> {
+    /// The extra key (further config, archive) that read it, if not the config.
+    pub read_with: Option<&'k ExtraKey>,
+    /// What the manifest leaves out of the stored object: all but its metadata
+    /// (a type atrest does not decode), fields of a newer Kubernetes.
+    pub omitted: kube::Omissions,
+}
+
 /// Decrypt and decode one stored object into a manifest, written through `e`;
 /// when the config cannot read it, the `extra` keys (further configs, key
-/// archives) are tried, and the one that read it is returned.
+/// archives) are tried, and the one that read it is returned, with the stored
+/// fields the manifest lacks.
 ///
 /// `expected` is what the object's etcd key names ([`ExpectedObject::from_key`]):
 /// a value that is not that object, in full, is not recovered. On an error nothing
@@ -44,14 +55,19 @@ pub fn recover<'k, E: Emitter + ?Sized>(
     obj: &StoredObject<'_>,
     clean: bool,
     e: &mut E,
-) -> Result<Option<&'k ExtraKey>, RecoverError> {
+) -> Result<Recovery<'k>, RecoverError> {
     let opts = ManifestOptions {
         resource_version: Some(obj.mod_revision),
         clean,
     };
     let err = match read_checked(chains, gr, expected, obj) {
-        Ok(plaintext) => match kube::emit_manifest(&plaintext, &opts, e) {
-            Ok(()) => return Ok(None),
+        Ok(plaintext) => match kube::emit_manifest_noting(&plaintext, &opts, e) {
+            Ok(omitted) => {
+                return Ok(Recovery {
+                    read_with: None,
+                    omitted,
+                })
+            }
             Err(err) => RecoverError::Decode(err),
         },
         Err(err @ RecoverError::Malformed(_)) => return Err(err),
@@ -60,8 +76,11 @@ pub fn recover<'k, E: Emitter + ?Sized>(
     let Some(r) = extra.read_expecting(obj.value, obj.key, *expected) else {
         return Err(err);
     };
-    kube::emit_manifest(&r.plaintext, &opts, e)?;
-    Ok(Some(r.key))
+    let omitted = kube::emit_manifest_noting(&r.plaintext, &opts, e)?;
+    Ok(Recovery {
+        read_with: Some(r.key),
+        omitted,
+    })
 }
 
 /// The plaintext of one stored object, read in checked mode with the config's keys.
@@ -88,7 +107,7 @@ fn read_checked<'v>(
 
 /// One recovered object serialised in `format`: as an item of the List
 /// [`ListWriter`] writes (`as_item`), or as a whole document of its own.
-/// Returns the extra key that read it, if any.
+/// Returns what [`recover`] does.
 pub fn recover_serialized<'k>(
     keys: (&mut ChainCache<'_>, &'k ExtraKeys),
     gr: &GroupResource,
@@ -97,7 +116,7 @@ pub fn recover_serialized<'k>(
     clean: bool,
     (format, as_item): (ListFormat, bool),
     out: &mut Vec<u8>,
-) -> Result<Option<&'k ExtraKey>, SerializeError> {
+) -> Result<Recovery<'k>, SerializeError> {
     match format {
         ListFormat::Json => {
             let newline: &[u8] = if as_item { ITEM_NEWLINE } else { b"\n" };

@@ -197,19 +197,20 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// A `string` field. Go does not validate UTF-8 when decoding, and replaces
-    /// invalid sequences with U+FFFD when encoding JSON; we do the same.
+    /// A `string` field. Go does not validate UTF-8 when decoding, and its
+    /// `encoding/json` writes U+FFFD for each byte that is not part of valid
+    /// UTF-8 (`encode.go`: `utf8.DecodeRuneInString` gives `RuneError` of size 1
+    /// for every such byte); we do the same.
     pub fn string(&self) -> Result<String, WireError> {
         self.str_lossy().map(std::borrow::Cow::into_owned)
     }
 
-    /// [`Field::string`] without a copy when the bytes are valid UTF-8.
+    /// [`Field::string`] without a copy when the bytes are valid UTF-8: the
+    /// result is `Cow::Owned` exactly when they are not.
     pub fn str_lossy(&self) -> Result<std::borrow::Cow<'a, str>, WireError> {
-        // `from_utf8` checks valid (nearly always ASCII) text faster than the
-        // lossy conversion's chunked scan; only invalid text takes that path.
         self.bytes().map(|b| match std::str::from_utf8(b) {
             Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(b),
+            Err(_) => std::borrow::Cow::Owned(lossy_per_byte(b)),
         })
     }
 
@@ -521,6 +522,28 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `bytes` as text, with U+FFFD for each byte that is not part of valid UTF-8, as
+/// Go's `encoding/json` writes it (not one U+FFFD per maximal invalid sequence,
+/// as `String::from_utf8_lossy` does: `"\xf0\x9f\x98"` is three).
+pub fn lossy_per_byte(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 8);
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                out.push_str(s);
+                return out;
+            }
+            Err(e) => {
+                let (valid, rest) = bytes.split_at(e.valid_up_to());
+                // `valid_up_to` bytes are valid UTF-8.
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push('\u{fffd}');
+                bytes = rest.get(1..).unwrap_or_default();
+            }
+        }
+    }
+}
+
 /// A map entry (`map<K, V>` is encoded as repeated messages {key = 1, value = 2}).
 /// Returns the raw key and value fields; either may be absent.
 pub fn map_entry<'a>(
@@ -540,14 +563,7 @@ pub fn map_entry<'a>(
 }
 
 /// A `map<string, string>` entry; absent key or value reads as empty, as in Go.
-pub fn string_entry(
-    field: &Field<'_>,
-    message: &'static str,
-) -> Result<(String, String), WireError> {
-    string_entry_ref(field, message).map(|(k, v)| (k.into_owned(), v.into_owned()))
-}
-
-/// [`string_entry`] without copies where the bytes are valid UTF-8.
+/// Borrowed where the bytes are valid UTF-8 (see [`Field::str_lossy`]).
 pub fn string_entry_ref<'a>(
     field: &Field<'a>,
     message: &'static str,
@@ -562,9 +578,9 @@ pub fn string_entry_ref<'a>(
 pub fn bytes_entry<'a>(
     field: &Field<'a>,
     message: &'static str,
-) -> Result<(String, &'a [u8]), WireError> {
+) -> Result<(std::borrow::Cow<'a, str>, &'a [u8]), WireError> {
     let (k, v) = map_entry(field, message)?;
-    let key = k.map(|f| f.string()).transpose()?.unwrap_or_default();
+    let key = k.map(|f| f.str_lossy()).transpose()?.unwrap_or_default();
     let value = v.map(|f| f.bytes()).transpose()?.unwrap_or_default();
     Ok((key, value))
 }
@@ -597,6 +613,25 @@ pub fn put_bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What Go's `encoding/json` writes for these strings (one U+FFFD per byte
+    /// that is not part of valid UTF-8; `encode.go`), checked with Go.
+    #[test]
+    fn lossy_text_is_what_go_json_writes() {
+        let r = "\u{fffd}";
+        for (bytes, want) in [
+            (&b"bad\xf0\x9f\x98name"[..], format!("bad{r}{r}{r}name")),
+            (b"\xed\xa0\x80", r.repeat(3)),
+            (b"\xff", r.to_string()),
+            (b"a\xc3", format!("a{r}")),
+            (b"\xc3\xa9\xe2\x82", format!("\u{e9}{r}{r}")),
+            (b"\xf4\x90\x80\x80", r.repeat(4)),
+            (b"\xc0\xaf", r.repeat(2)),
+            (b"ok \xe2\x9c\x93", "ok \u{2713}".to_string()),
+        ] {
+            assert_eq!(lossy_per_byte(bytes), want, "{bytes:?}");
+        }
+    }
 
     fn fields(buf: &[u8]) -> Result<Vec<(u32, WireValue<'_>)>, WireError> {
         let mut r = Reader::with_base(buf, 0, "Test");

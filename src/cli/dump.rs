@@ -31,9 +31,13 @@ Examples:
   atrest dump --snapshot backup.db --config enc.yaml --resource secrets,configmaps --out-dir ./restore
 
 Objects that cannot be decrypted are listed on stderr with the reason, and the exit code is 1.
+A Secret or ConfigMap (or the metadata of any object) holding a field atrest does not
+decode (one a newer Kubernetes added), or text that is not UTF-8, is printed without
+that field (or with U+FFFD, as kubectl prints it), named on stderr, and the exit code is 1.
 A KMS plugin that dies or stops answering mid-run stops the dump (exit 2): nothing is
 printed on stdout, and with --out-dir the error says the tree is incomplete.
-Exit codes: 0 every selected object recovered, 1 some could not be, 2 the snapshot or config cannot be read.";
+Exit codes: 0 every selected object recovered in full, 1 some could not be (or lack fields),
+2 the snapshot or config cannot be read.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -103,6 +107,8 @@ struct Recovered<'f> {
     result: Result<std::ops::Range<usize>, String>,
     /// The extra key (further config, archive) that read it.
     read_with: Option<String>,
+    /// What the manifest leaves out of the stored object.
+    omitted: atrest::kube::Omissions,
 }
 
 /// A path component taken from an etcd key: refuse anything that could escape DIR.
@@ -168,6 +174,7 @@ fn dump<'f>(
     let progress = super::progress::Progress::new(source.len() as u64, "recovering");
     let (mut recovered, mut failed, mut partial) =
         (0usize, 0usize, std::collections::BTreeSet::new());
+    let mut incomplete = 0usize;
     let mut by_extra: std::collections::BTreeMap<String, usize> = Default::default();
     let work = |records: &[Record<'f>]| -> RecoveredChunk<'f> {
         let mut chunk = RecoveredChunk {
@@ -198,9 +205,7 @@ fn dump<'f>(
                     Ok(range) => {
                         let bytes = &chunk.bytes[range];
                         let gr = &r.object.resource;
-                        if !matches!(gr.resource.as_str(), "secrets" | "configmaps")
-                            || !gr.group.is_empty()
-                        {
+                        if r.omitted.metadata_only {
                             partial.insert(gr.to_string());
                         }
                         match (&mut list, &tree) {
@@ -223,6 +228,15 @@ fn dump<'f>(
                                 }
                             }
                             (None, None) => {}
+                        }
+                        let undecoded = &r.omitted.undecoded;
+                        if !undecoded.is_empty() {
+                            eprintln!(
+                                "atrest: WARNING: the manifest of {} is NOT the whole stored object: {} (\"... field N\" is a field atrest does not know, from a newer Kubernetes?, left out: read the object through a kube-apiserver that knows it)",
+                                String::from_utf8_lossy(r.key),
+                                undecoded.join(", ")
+                            );
+                            incomplete += 1;
                         }
                         recovered += 1;
                     }
@@ -270,9 +284,9 @@ fn dump<'f>(
             dir.display()
         );
     }
-    if failed > 0 {
+    if failed > 0 || incomplete > 0 {
         return Err(Failure::findings(format!(
-            "{failed} object(s) could not be recovered (see above); {recovered} recovered"
+            "{failed} object(s) could not be recovered, {incomplete} recovered without some of their stored fields (see above); {recovered} recovered"
         )));
     }
     Ok(())
@@ -308,11 +322,15 @@ fn recover_one<'f>(
         (list_format, !per_file),
         out,
     );
-    let (result, read_with) = match result {
-        Ok(by) => (Ok(start..out.len()), by.map(|k| k.to_string())),
+    let (result, read_with, omitted) = match result {
+        Ok(r) => (
+            Ok(start..out.len()),
+            r.read_with.map(|k| k.to_string()),
+            r.omitted,
+        ),
         Err(e) => {
             out.truncate(start);
-            (Err(e.to_string()), None)
+            (Err(e.to_string()), None, Default::default())
         }
     };
     Some(Recovered {
@@ -320,6 +338,7 @@ fn recover_one<'f>(
         object,
         result,
         read_with,
+        omitted,
     })
 }
 

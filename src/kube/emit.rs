@@ -41,6 +41,26 @@ pub trait Emitter {
     fn bool(&mut self, b: bool);
     /// `null`.
     fn null(&mut self);
+    /// Whether maps' keys go in the order `kubectl get -o yaml` prints them
+    /// (go-yaml's, see [`ordered_entries`]) rather than byte order (JSON: Go's
+    /// `encoding/json` sorts map keys by bytes).
+    fn yaml_key_order(&self) -> bool {
+        false
+    }
+}
+
+/// A map's entries, given in byte order of their keys, in the order `e` prints
+/// them: as given, or go-yaml v2's order for YAML (`manifest::yaml_key_less`).
+pub fn ordered_entries<'k, E: Emitter + ?Sized, V>(
+    e: &E,
+    entries: impl Iterator<Item = (&'k str, V)>,
+) -> Vec<(&'k str, V)> {
+    let entries: Vec<(&str, V)> = entries.collect();
+    if e.yaml_key_order() {
+        manifest::sort_yaml_entries(entries)
+    } else {
+        entries
+    }
 }
 
 /// Emit `key: value` for a string.
@@ -65,8 +85,10 @@ pub fn emit_value<E: Emitter + ?Sized>(e: &mut E, v: &Value) {
             e.end_seq();
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            let mut entries: Vec<(&str, &Value)> =
+                map.iter().map(|(k, v)| (k.as_str(), v)).collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let entries = ordered_entries(e, entries.into_iter());
             e.begin_map();
             for (k, item) in entries {
                 e.key(k);
@@ -215,8 +237,9 @@ struct YamlFrame {
     empty: &'static str,
 }
 
-/// kubectl-style block YAML, the same bytes [`super::to_yaml`] writes for the same
-/// document.
+/// kubectl-style block YAML: the bytes [`super::to_yaml`] writes for the same
+/// document with its map keys in kubectl's YAML order (see
+/// [`Emitter::yaml_key_order`]).
 pub struct YamlEmitter {
     out: String,
     frames: Vec<YamlFrame>,
@@ -384,6 +407,9 @@ impl Emitter for YamlEmitter {
     fn null(&mut self) {
         self.plain("null");
     }
+    fn yaml_key_order(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -441,9 +467,11 @@ mod tests {
         for v in samples() {
             let mut e = YamlEmitter::new();
             emit_value(&mut e, &v);
+            let mut want = v.clone();
+            manifest::sort_keys_yaml(&mut want);
             assert_eq!(
                 e.finish().unwrap(),
-                manifest::to_yaml(&sorted(&v)).unwrap(),
+                manifest::to_yaml(&want).unwrap(),
                 "{v}"
             );
         }

@@ -4,6 +4,9 @@
 //! `unstructured.Unstructured` (a Go `map[string]interface{}`), and Go marshals map
 //! keys in sorted byte order. So both outputs have every object's keys sorted
 //! (`apiVersion`, `data`, `kind`, `metadata`, `type`), at every level. We do the same.
+//! YAML goes through go-yaml v2, whose key order differs from byte order where keys
+//! hold digits or punctuation (`key2` before `key10`): the YAML emitter follows it
+//! (see [`yaml_key_less`]); [`to_yaml`] keeps the value's order.
 //!
 //! YAML is written by hand, in the block style `kubectl` (go-yaml) uses: two-space
 //! indentation, sequences at their key's indentation, `{}`/`[]` for empties, `|`
@@ -45,6 +48,137 @@ pub fn clean(object: &mut Value) {
 /// Sort every object's keys, as kubectl's output does.
 pub fn sort_keys(value: &mut Value) {
     value.sort_all_objects();
+}
+
+/// Whether map key `a` goes before `b` in `kubectl get -o yaml`, which is not byte order:
+/// sigs.k8s.io/yaml `JSONToYAML` reads the JSON into Go maps and go-yaml v2
+/// marshals a map with its keys sorted by `keyList.Less` (`sorter.go`): runs of
+/// digits compare as numbers (`key2` before `key10`), and at the first difference a
+/// character that is not a letter sorts before a letter (`a_b` before `aB`).
+/// Characters outside ASCII are classed with Rust's Unicode properties, close to
+/// Go's `unicode.IsLetter` (letters); only ASCII digits count as digits (Go also
+/// counts other decimal digits, such as U+0663). go-yaml's comparison is not
+/// transitive for some key sets (`a12` < `a1b` < `a5` < `a12`): kubectl then
+/// prints such keys in an order that changes from run to run (Go's map order),
+/// and here in the one this merge sort gives; for every other set of keys, the
+/// order is kubectl's.
+fn yaml_key_less(a: &[char], b: &[char]) -> bool {
+    let letter = |c: char| {
+        if c.is_ascii() {
+            c.is_ascii_alphabetic()
+        } else {
+            c.is_alphabetic()
+        }
+    };
+    let digit = |c: &char| c.is_ascii_digit();
+    for (i, (&ca, &cb)) in a.iter().zip(b).enumerate() {
+        if ca == cb {
+            continue;
+        }
+        match (letter(ca), letter(cb)) {
+            (true, true) => return ca < cb,
+            (true, false) => return false,
+            (false, true) => return true,
+            (false, false) => {}
+        }
+        // Neither is a letter: the digit runs starting here, as numbers. A run
+        // starting with 0 inside a number already begun (the 0 of "10") counts
+        // from 1, so it does not compare as a leading zero.
+        let inside = (ca == '0' || cb == '0')
+            && a[..i]
+                .iter()
+                .rev()
+                .take_while(|c| digit(c))
+                .any(|&c| c != '0');
+        let number = |run: &[char]| {
+            run.iter()
+                .take_while(|c| digit(c))
+                .fold((i64::from(inside), 0usize), |(n, len), &c| {
+                    (
+                        n.wrapping_mul(10).wrapping_add(i64::from(c as u8 - b'0')),
+                        len + 1,
+                    )
+                })
+        };
+        let ((an, alen), (bn, blen)) = (number(&a[i..]), number(&b[i..]));
+        if an != bn {
+            return an < bn;
+        }
+        if alen != blen {
+            return alen < blen;
+        }
+        return ca < cb;
+    }
+    a.len() < b.len()
+}
+
+/// `entries` in [`yaml_key_less`] order. A merge sort: stable, and it cannot
+/// panic whatever the comparison does (go-yaml's is not obviously a total order).
+pub(crate) fn sort_yaml_entries<'k, V>(entries: Vec<(&'k str, V)>) -> Vec<(&'k str, V)> {
+    let keyed: Vec<(Vec<char>, (&'k str, V))> = entries
+        .into_iter()
+        .map(|(k, v)| (k.chars().collect(), (k, v)))
+        .collect();
+    merge_sort(keyed, &|x: &(Vec<char>, _), y: &(Vec<char>, _)| {
+        yaml_key_less(&x.0, &y.0)
+    })
+    .into_iter()
+    .map(|(_, entry)| entry)
+    .collect()
+}
+
+fn merge_sort<T>(mut items: Vec<T>, less: &impl Fn(&T, &T) -> bool) -> Vec<T> {
+    if items.len() <= 1 {
+        return items;
+    }
+    let right = items.split_off(items.len() / 2);
+    let (left, right) = (merge_sort(items, less), merge_sort(right, less));
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    loop {
+        let take_right = match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) => less(r, l),
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (None, None) => break,
+        };
+        let next = if take_right {
+            right.next()
+        } else {
+            left.next()
+        };
+        out.extend(next);
+    }
+    out
+}
+
+/// Every object's keys in the order `kubectl get -o yaml` prints them
+/// ([`yaml_key_less`]), for comparing with what the YAML emitter writes.
+#[cfg(test)]
+pub(crate) fn sort_keys_yaml(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(sort_keys_yaml),
+        Value::Object(map) => {
+            let entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+            let refs: Vec<(&str, usize)> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.as_str(), i))
+                .collect();
+            let order: Vec<usize> = sort_yaml_entries(refs)
+                .into_iter()
+                .map(|(_, i)| i)
+                .collect();
+            let mut slots: Vec<Option<(String, Value)>> = entries.into_iter().map(Some).collect();
+            for i in order {
+                if let Some((k, mut v)) = slots[i].take() {
+                    sort_keys_yaml(&mut v);
+                    map.insert(k, v);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Wrap objects in a `v1.List`, as `kubectl get` does for several objects:
@@ -253,8 +387,13 @@ fn reserved_word(s: &str) -> bool {
 
 /// Strings that may read as a number or timestamp in some YAML schema (ints in any
 /// base, floats, sexagesimal `1:30`, dates): a digit (or `.digit`) after an optional
-/// sign, and only characters those forms use.
+/// sign, and only characters those forms use. Underscores are ignored, as go-yaml v2
+/// (`resolve.go`, which `kubectl apply` reads YAML with) removes every `_` from a
+/// scalar starting with a sign or digit before it tries a number: `+_1` is the int 1.
 fn number_like(s: &str) -> bool {
+    if s.contains('_') {
+        return number_like(&s.replace('_', ""));
+    }
     let rest = s.strip_prefix(['+', '-']).unwrap_or(s);
     let starts_numeric = rest.starts_with(|c: char| c.is_ascii_digit())
         || (rest.starts_with('.') && rest[1..].starts_with(|c: char| c.is_ascii_digit()));
@@ -399,6 +538,25 @@ mod tests {
             assert!(yaml.starts_with("k: \""), "{s:?} not quoted: {yaml}");
             round_trip(&json!({ "k": s, s: 1 }));
         }
+    }
+
+    /// go-yaml v2 (`resolve.go`: `plain := strings.Replace(in, "_", "", -1)` before
+    /// `strconv.ParseInt`/`ParseFloat`, for any scalar starting with a sign or digit),
+    /// which `kubectl apply` reads YAML with through sigs.k8s.io/yaml `YAMLToJSON`,
+    /// reads plain `+_1` as the int 1; as a map key `YAMLToJSON` then turns it into
+    /// the key "1". Such strings must be quoted.
+    #[test]
+    fn underscored_numbers_after_a_sign_are_quoted() {
+        for s in [
+            "+_1", "+_2_", "+__0", "+_837.", "+._5", "+_0x_1f", "+_1_0e5",
+        ] {
+            let yaml = to_yaml(&json!({ "k": s })).unwrap();
+            assert!(yaml.starts_with("k: \""), "{s:?} not quoted: {yaml}");
+            let yaml = to_yaml(&json!({ s: "v" })).unwrap();
+            assert!(yaml.starts_with('"'), "key {s:?} not quoted: {yaml}");
+        }
+        // Underscores elsewhere leave a string plain.
+        assert_eq!(to_yaml(&json!({"k": "a_1"})).unwrap(), "k: a_1\n");
     }
 
     #[test]

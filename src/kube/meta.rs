@@ -11,14 +11,16 @@
 //!   `pkg/apis/meta/v1/time_proto.go` and `time.go`.
 //!
 //! Decoding follows Go's generated `Unmarshal`: repeated occurrences of an embedded
-//! message merge, later scalars win, unknown fields are skipped.
+//! message merge, later scalars win. Fields this decoder does not know (added by a
+//! newer Kubernetes) cannot be printed, but are not dropped silently: each one is
+//! listed in [`ObjectMeta::undecoded`] so the caller can say the manifest lacks it.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::emit::{emit_value, str_entry, Emitter};
+use super::emit::{emit_value, ordered_entries, str_entry, Emitter};
 use super::{KubeError, ManifestOptions};
 use crate::wire::{map_entry, string_entry_ref, Field, Reader, WireError};
 
@@ -276,6 +278,10 @@ pub struct ObjectMeta {
     pub owner_references: Vec<OwnerReference>,
     pub finalizers: Vec<String>,
     pub managed_fields: Vec<ManagedFieldsEntry>,
+    /// Fields of the stored metadata that are not decoded, so not printed (from a
+    /// newer Kubernetes), by path: `metadata field 18`,
+    /// `metadata.ownerReferences[0] field 8`; each listed once.
+    pub undecoded: Vec<String>,
 }
 
 impl ObjectMeta {
@@ -384,6 +390,18 @@ fn walk_meta<'a, const KEEP: bool>(
 ) -> Result<(), KubeError> {
     let mut r = field.message("ObjectMeta")?;
     while let Some(f) = r.next_field()? {
+        if KEEP {
+            let what = match f.number {
+                META_NAME => Some("metadata.name"),
+                META_GENERATE_NAME => Some("metadata.generateName"),
+                META_NAMESPACE => Some("metadata.namespace"),
+                META_FINALIZERS => Some("metadata.finalizers"),
+                _ => None,
+            };
+            if let Some(what) = what {
+                note_not_utf8(&mut meta.undecoded, || what.to_string(), &f.str_lossy()?);
+            }
+        }
         match f.number {
             META_NAME => keep_identity::<KEEP>(&mut meta.name, &mut id.name, &f)?,
             META_NAMESPACE => keep_identity::<KEEP>(&mut meta.namespace, &mut id.namespace, &f)?,
@@ -405,6 +423,14 @@ fn walk_meta<'a, const KEEP: bool>(
                 };
                 if KEEP {
                     let (k, v) = string_entry_ref(&f, what)?;
+                    let at = if f.number == META_LABELS {
+                        "metadata.labels"
+                    } else {
+                        "metadata.annotations"
+                    };
+                    let list = &mut meta.undecoded;
+                    note_not_utf8(list, || format!("{at} key {k:?}"), &k);
+                    note_not_utf8(list, || format!("{at}[{k:?}]"), &v);
                     map.insert(k.into_owned(), v.into_owned());
                 } else {
                     let (k, v) = map_entry(&f, what)?;
@@ -414,8 +440,10 @@ fn walk_meta<'a, const KEEP: bool>(
                 }
             }
             META_OWNER_REFERENCES => {
-                let o = parse_owner::<KEEP>(&f)?;
+                let (o, unknown) = parse_owner::<KEEP>(&f)?;
                 if KEEP {
+                    let at = format!("metadata.ownerReferences[{}]", meta.owner_references.len());
+                    note_undecoded(&mut meta.undecoded, &at, &unknown);
                     meta.owner_references.push(o);
                 }
             }
@@ -427,15 +455,59 @@ fn walk_meta<'a, const KEEP: bool>(
                 }
             }
             META_MANAGED_FIELDS => {
-                let m = parse_managed::<KEEP>(&f)?;
+                let (m, unknown) = parse_managed::<KEEP>(&f)?;
                 if KEEP {
+                    let at = format!("metadata.managedFields[{}]", meta.managed_fields.len());
+                    note_undecoded(&mut meta.undecoded, &at, &unknown);
+                    if m.fields_v1.as_deref().is_some_and(is_cbor_fields_v1) {
+                        let entry = format!("{at}.fieldsV1 (CBOR, printed as text)");
+                        if !meta.undecoded.contains(&entry) {
+                            meta.undecoded.push(entry);
+                        }
+                    }
                     meta.managed_fields.push(m);
                 }
             }
-            _ => {}
+            other => {
+                if KEEP {
+                    note_undecoded(&mut meta.undecoded, "metadata", &[other]);
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Add to `list`, unless already listed, that the stored string `what()` names
+/// is not UTF-8, when `text` (from [`Field::str_lossy`]) is `Cow::Owned`: it is
+/// printed with U+FFFD for each invalid byte, as kube-apiserver's JSON has it, so
+/// the manifest does not hold the stored bytes.
+// The `Cow` variant, not the text, is what tells: a `&str` would lose it.
+#[allow(clippy::ptr_arg)]
+pub(crate) fn note_not_utf8(
+    list: &mut Vec<String>,
+    what: impl FnOnce() -> String,
+    text: &Cow<'_, str>,
+) {
+    if let Cow::Owned(_) = text {
+        let entry = format!(
+            "{} (not UTF-8: printed with U+FFFD for each invalid byte, as kubectl prints it)",
+            what()
+        );
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
+}
+
+/// Add `<at> field <n>` to `list` for each field number, unless already listed.
+pub(crate) fn note_undecoded(list: &mut Vec<String>, at: &str, numbers: &[u32]) {
+    for n in numbers {
+        let entry = format!("{at} field {n}");
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
 }
 
 /// Read the name or namespace into `kept` when `KEEP`, else borrow it into `id`.
@@ -562,8 +634,9 @@ impl ObjectMeta {
 
 /// A `map[string]string` (keys already in byte order in the `BTreeMap`).
 pub(crate) fn emit_string_map<E: Emitter + ?Sized>(e: &mut E, map: &BTreeMap<String, String>) {
+    let entries = ordered_entries(e, map.iter().map(|(k, v)| (k.as_str(), v)));
     e.begin_map();
-    for (k, v) in map {
+    for (k, v) in entries {
         str_entry(e, k, v);
     }
     e.end_map();
@@ -616,9 +689,13 @@ fn emit_managed<E: Emitter + ?Sized>(e: &mut E, m: &ManagedFieldsEntry) {
     e.end_map();
 }
 
-fn parse_owner<const KEEP: bool>(field: &Field<'_>) -> Result<OwnerReference, KubeError> {
+/// An owner reference, and the numbers of its fields that are not decoded.
+fn parse_owner<const KEEP: bool>(
+    field: &Field<'_>,
+) -> Result<(OwnerReference, Vec<u32>), KubeError> {
     let mut r = field.message("OwnerReference")?;
     let mut o = OwnerReference::default();
+    let mut unknown = Vec::new();
     while let Some(f) = r.next_field()? {
         match f.number {
             OWNER_KIND => keep_string::<KEEP>(&mut o.kind, &f)?,
@@ -627,15 +704,20 @@ fn parse_owner<const KEEP: bool>(field: &Field<'_>) -> Result<OwnerReference, Ku
             OWNER_API_VERSION => keep_string::<KEEP>(&mut o.api_version, &f)?,
             OWNER_CONTROLLER => o.controller = Some(f.bool()?),
             OWNER_BLOCK_OWNER_DELETION => o.block_owner_deletion = Some(f.bool()?),
-            _ => {}
+            other => unknown.push(other),
         }
     }
-    Ok(o)
+    Ok((o, unknown))
 }
 
-fn parse_managed<const KEEP: bool>(field: &Field<'_>) -> Result<ManagedFieldsEntry, KubeError> {
+/// A managed fields entry, and the numbers of its fields that are not decoded
+/// (5 is the `fields` of Kubernetes before 1.15, removed since).
+fn parse_managed<const KEEP: bool>(
+    field: &Field<'_>,
+) -> Result<(ManagedFieldsEntry, Vec<u32>), KubeError> {
     let mut r = field.message("ManagedFieldsEntry")?;
     let mut e = ManagedFieldsEntry::default();
+    let mut unknown = Vec::new();
     while let Some(f) = r.next_field()? {
         match f.number {
             MANAGED_MANAGER => keep_string::<KEEP>(&mut e.manager, &f)?,
@@ -657,10 +739,10 @@ fn parse_managed<const KEEP: bool>(field: &Field<'_>) -> Result<ManagedFieldsEnt
                 }
             }
             MANAGED_SUBRESOURCE => keep_string::<KEEP>(&mut e.subresource, &f)?,
-            _ => {}
+            other => unknown.push(other),
         }
     }
-    Ok(e)
+    Ok((e, unknown))
 }
 
 fn string_map_json(map: &BTreeMap<String, String>) -> Value {
@@ -709,8 +791,18 @@ fn managed_json(e: &ManagedFieldsEntry) -> Value {
     Value::Object(m)
 }
 
-/// `FieldsV1` prints its raw bytes as JSON. Bytes that are not JSON (never written by
-/// the API server) are kept as a string rather than failing the whole object.
+/// Whether `FieldsV1.Raw` holds CBOR, by its first byte, as apimachinery
+/// `pkg/apis/meta/v1/helpers.go` `getContentType` tells: CBOR `null`, a map or a
+/// tag. With CBOR serving on, the API server can keep CBOR there, and prints it
+/// transcoded to JSON (`FieldsV1.MarshalJSON`); atrest does not decode CBOR.
+fn is_cbor_fields_v1(raw: &[u8]) -> bool {
+    raw.first()
+        .is_some_and(|&b| b == 0xf6 || (0xa0..=0xbf).contains(&b) || (0xc6..=0xdb).contains(&b))
+}
+
+/// `FieldsV1` prints its raw bytes as JSON. Bytes that are not JSON (CBOR, see
+/// [`is_cbor_fields_v1`], which is reported as not decoded) are kept as a string
+/// rather than failing the whole object.
 fn fields_v1_json(raw: &[u8]) -> Value {
     if raw.is_empty() {
         return Value::Null;

@@ -10,7 +10,8 @@
 //! [`decode_manifest`] prints what `kubectl get -o json` would: `v1.Secret` and
 //! `v1.ConfigMap` in full, any other protobuf type as `apiVersion`, `kind` and its
 //! full `metadata` only (the rest of the object is left out: the caller should say
-//! so), JSON objects as stored. Keys are sorted at every level, like kubectl.
+//! so), JSON objects as stored. Keys are sorted at every level, like kubectl (byte
+//! order; [`emit::YamlEmitter`] uses the order `kubectl get -o yaml` prints).
 
 pub mod emit;
 mod manifest;
@@ -235,28 +236,70 @@ fn decode_protobuf(plaintext: &[u8]) -> Result<Value, KubeError> {
 
 /// Write what [`decode_manifest`] returns through `e`, without building the value:
 /// the same document, byte for byte, for every input [`decode_manifest`] accepts
-/// (an error leaves `e` untouched).
+/// (in YAML, with map keys in the order `kubectl get -o yaml` prints them; see
+/// [`emit::Emitter::yaml_key_order`]). An error leaves `e` untouched.
 pub fn emit_manifest<E: emit::Emitter + ?Sized>(
     plaintext: &[u8],
     opts: &ManifestOptions,
     e: &mut E,
 ) -> Result<(), KubeError> {
+    emit_manifest_noting(plaintext, opts, e).map(|_| ())
+}
+
+/// What a manifest written by [`emit_manifest_noting`] leaves out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Omissions {
+    /// Only `apiVersion`, `kind` and `metadata` were printed: a protobuf type
+    /// other than Secret and ConfigMap (see [`fully_decoded`]).
+    pub metadata_only: bool,
+    /// What of the stored protobuf object the manifest does not hold as stored:
+    /// fields that are not decoded (of a newer Kubernetes: `Secret field 6`,
+    /// `metadata field 18`, `metadata.ownerReferences[0] field 8`), strings that
+    /// are not UTF-8 (`ConfigMap data["k"] (not UTF-8: ...)`, printed with U+FFFD
+    /// as kube-apiserver does), a `fieldsV1` held as CBOR. For a `metadata_only`
+    /// object, only its metadata's. Empty for JSON objects (printed as stored).
+    pub undecoded: Vec<String>,
+}
+
+/// [`emit_manifest`], returning what the manifest leaves out of the stored object.
+pub fn emit_manifest_noting<E: emit::Emitter + ?Sized>(
+    plaintext: &[u8],
+    opts: &ManifestOptions,
+    e: &mut E,
+) -> Result<Omissions, KubeError> {
     if detect(plaintext) != Some(Encoding::Protobuf) {
         let v = decode_manifest(plaintext, opts)?;
         emit::emit_value(e, &v);
-        return Ok(());
+        return Ok(Omissions::default());
     }
     let u = meta::parse_unknown(plaintext)?;
     let type_meta = (&*u.api_version, &*u.kind);
-    match type_meta {
-        ("v1", "Secret") => Secret::decode(u.raw, u.raw_offset)?.emit(e, type_meta, opts),
-        ("v1", "ConfigMap") => ConfigMap::decode(u.raw, u.raw_offset)?.emit(e, type_meta, opts),
+    Ok(match type_meta {
+        ("v1", "Secret") => {
+            let s = Secret::decode(u.raw, u.raw_offset)?;
+            s.emit(e, type_meta, opts);
+            Omissions {
+                metadata_only: false,
+                undecoded: s.undecoded_fields(),
+            }
+        }
+        ("v1", "ConfigMap") => {
+            let c = ConfigMap::decode(u.raw, u.raw_offset)?;
+            c.emit(e, type_meta, opts);
+            Omissions {
+                metadata_only: false,
+                undecoded: c.undecoded_fields(),
+            }
+        }
         _ => {
             let m = meta::parse_object_meta(u.raw, u.raw_offset)?;
             secret::emit_meta_only(e, type_meta, &m, opts);
+            Omissions {
+                metadata_only: true,
+                undecoded: m.undecoded,
+            }
         }
-    }
-    Ok(())
+    })
 }
 
 /// Whether [`decode_manifest`] prints this type in full (otherwise only its metadata).

@@ -4,26 +4,39 @@
 //! - Secret: metadata = 1, data = 2 (`map<string, bytes>`), type = 3,
 //!   stringData = 4 (`map<string, string>`, write-only: the API server folds it into
 //!   `data` before storing), immutable = 5.
+//!
+//! kube-apiserver reads a stored Secret through its storage codec, which
+//! defaults the object (`SetDefaults_Secret`, `pkg/apis/core/v1/defaults.go`: an
+//! empty `type` is `Opaque`) and converts it to the internal type
+//! (`Convert_v1_Secret_To_core_Secret`, `pkg/apis/core/v1/conversion.go`:
+//! `stringData` overwrites `data`, byte for byte, and is gone). So kubectl never
+//! shows `stringData` or an empty `type`; [`Secret::decode`] does the same.
 //! - ConfigMap: metadata = 1, data = 2 (`map<string, string>`),
 //!   binaryData = 3 (`map<string, bytes>`), immutable = 4.
 //!
 //! JSON follows `core/v1/types.go`: every field is `omitempty`, bytes are standard
 //! base64 (Go's `encoding/json` for `[]byte`).
+//!
+//! A field number not listed above (a field of a newer Kubernetes) cannot be
+//! printed; it is listed by [`Secret::undecoded_fields`] /
+//! [`ConfigMap::undecoded_fields`] so that the manifest is never silently short.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::emit::{str_entry, Emitter};
-use super::meta::{emit_string_map, ObjectMeta, OBJECT_METADATA};
+use super::emit::{ordered_entries, str_entry, Emitter};
+use super::meta::{emit_string_map, note_not_utf8, note_undecoded, ObjectMeta, OBJECT_METADATA};
 use super::{KubeError, ManifestOptions};
-use crate::wire::{bytes_entry, string_entry, Reader};
+use crate::wire::{bytes_entry, map_entry, string_entry_ref, Reader};
 
 const SECRET_DATA: u32 = 2;
 const SECRET_TYPE: u32 = 3;
 const SECRET_STRING_DATA: u32 = 4;
 const SECRET_IMMUTABLE: u32 = 5;
+/// `v1.SecretTypeOpaque`, the default type.
+const SECRET_TYPE_OPAQUE: &str = "Opaque";
 
 const CONFIG_MAP_DATA: u32 = 2;
 const CONFIG_MAP_BINARY_DATA: u32 = 3;
@@ -33,10 +46,13 @@ const CONFIG_MAP_IMMUTABLE: u32 = 4;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Secret {
     pub metadata: ObjectMeta,
+    /// With any stored `stringData` folded in (see the module documentation).
     pub data: BTreeMap<String, Vec<u8>>,
-    pub string_data: BTreeMap<String, String>,
+    /// `Opaque` when stored empty (see the module documentation).
     pub type_: String,
     pub immutable: Option<bool>,
+    /// Top-level fields that are not decoded (`Secret field 6`), each once.
+    pub undecoded: Vec<String>,
 }
 
 /// A decoded `v1.ConfigMap`.
@@ -46,28 +62,49 @@ pub struct ConfigMap {
     pub data: BTreeMap<String, String>,
     pub binary_data: BTreeMap<String, Vec<u8>>,
     pub immutable: Option<bool>,
+    /// Top-level fields that are not decoded (`ConfigMap field 5`), each once.
+    pub undecoded: Vec<String>,
 }
 
 impl Secret {
-    /// Decode the typed object bytes (`runtime.Unknown.raw`) at absolute `offset`.
+    /// Decode the typed object bytes (`runtime.Unknown.raw`) at absolute `offset`,
+    /// as kube-apiserver reads it (defaulted, `stringData` folded into `data`).
     pub fn decode(raw: &[u8], offset: usize) -> Result<Self, KubeError> {
         let mut r = Reader::with_base(raw, offset, "Secret");
         let mut s = Secret::default();
+        // Go's map: a later entry for a key replaces an earlier one.
+        let mut string_data: BTreeMap<String, &[u8]> = BTreeMap::new();
         while let Some(f) = r.next_field()? {
             match f.number {
                 OBJECT_METADATA => s.metadata.merge_from(&f)?,
                 SECRET_DATA => {
                     let (k, v) = bytes_entry(&f, "Secret.data entry")?;
-                    s.data.insert(k, v.to_vec());
+                    note_not_utf8(&mut s.undecoded, || format!("Secret data key {k:?}"), &k);
+                    s.data.insert(k.into_owned(), v.to_vec());
                 }
-                SECRET_TYPE => s.type_ = f.string()?,
+                SECRET_TYPE => {
+                    let t = f.str_lossy()?;
+                    note_not_utf8(&mut s.undecoded, || "Secret type".into(), &t);
+                    s.type_ = t.into_owned();
+                }
                 SECRET_STRING_DATA => {
-                    let (k, v) = string_entry(&f, "Secret.stringData entry")?;
-                    s.string_data.insert(k, v);
+                    // A string, but `[]byte(v)` in the conversion keeps its bytes.
+                    let (k, v) = map_entry(&f, "Secret.stringData entry")?;
+                    let key = k.map(|k| k.str_lossy()).transpose()?.unwrap_or_default();
+                    let value = v.map(|v| v.bytes()).transpose()?.unwrap_or_default();
+                    let list = &mut s.undecoded;
+                    note_not_utf8(list, || format!("Secret stringData key {key:?}"), &key);
+                    string_data.insert(key.into_owned(), value);
                 }
                 SECRET_IMMUTABLE => s.immutable = Some(f.bool()?),
-                _ => {}
+                other => note_undecoded(&mut s.undecoded, "Secret", &[other]),
             }
+        }
+        for (k, v) in string_data {
+            s.data.insert(k, v.to_vec());
+        }
+        if s.type_.is_empty() {
+            s.type_ = SECRET_TYPE_OPAQUE.to_string();
         }
         Ok(s)
     }
@@ -82,14 +119,6 @@ impl Secret {
         if !self.data.is_empty() {
             m.insert("data".into(), base64_map(&self.data));
         }
-        if !self.string_data.is_empty() {
-            let sd = self
-                .string_data
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            m.insert("stringData".into(), Value::Object(sd));
-        }
         if !self.type_.is_empty() {
             m.insert("type".into(), self.type_.clone().into());
         }
@@ -98,6 +127,13 @@ impl Secret {
 }
 
 impl Secret {
+    /// Every stored field that is not decoded, so missing from the manifest.
+    pub fn undecoded_fields(&self) -> Vec<String> {
+        let mut all = self.undecoded.clone();
+        all.extend(self.metadata.undecoded.iter().cloned());
+        all
+    }
+
     /// Emit what [`super::decode_manifest`] prints for this Secret, keys sorted.
     pub fn emit<E: Emitter + ?Sized>(
         &self,
@@ -113,10 +149,6 @@ impl Secret {
             emit_immutable(e, self.immutable);
         };
         let after_metadata = |e: &mut E| {
-            if !self.string_data.is_empty() {
-                e.key("stringData");
-                emit_string_map(e, &self.string_data);
-            }
             if !self.type_.is_empty() {
                 str_entry(e, "type", &self.type_);
             }
@@ -140,15 +172,23 @@ impl ConfigMap {
             match f.number {
                 OBJECT_METADATA => c.metadata.merge_from(&f)?,
                 CONFIG_MAP_DATA => {
-                    let (k, v) = string_entry(&f, "ConfigMap.data entry")?;
-                    c.data.insert(k, v);
+                    let (k, v) = string_entry_ref(&f, "ConfigMap.data entry")?;
+                    let list = &mut c.undecoded;
+                    note_not_utf8(list, || format!("ConfigMap data key {k:?}"), &k);
+                    note_not_utf8(list, || format!("ConfigMap data[{k:?}]"), &v);
+                    c.data.insert(k.into_owned(), v.into_owned());
                 }
                 CONFIG_MAP_BINARY_DATA => {
                     let (k, v) = bytes_entry(&f, "ConfigMap.binaryData entry")?;
-                    c.binary_data.insert(k, v.to_vec());
+                    note_not_utf8(
+                        &mut c.undecoded,
+                        || format!("ConfigMap binaryData key {k:?}"),
+                        &k,
+                    );
+                    c.binary_data.insert(k.into_owned(), v.to_vec());
                 }
                 CONFIG_MAP_IMMUTABLE => c.immutable = Some(f.bool()?),
-                _ => {}
+                other => note_undecoded(&mut c.undecoded, "ConfigMap", &[other]),
             }
         }
         Ok(c)
@@ -177,6 +217,13 @@ impl ConfigMap {
 }
 
 impl ConfigMap {
+    /// Every stored field that is not decoded, so missing from the manifest.
+    pub fn undecoded_fields(&self) -> Vec<String> {
+        let mut all = self.undecoded.clone();
+        all.extend(self.metadata.undecoded.iter().cloned());
+        all
+    }
+
     /// Emit what [`super::decode_manifest`] prints for this ConfigMap, keys sorted.
     pub fn emit<E: Emitter + ?Sized>(
         &self,
@@ -241,8 +288,9 @@ fn emit_immutable<E: Emitter + ?Sized>(e: &mut E, immutable: Option<bool>) {
 }
 
 fn emit_bytes_map<E: Emitter + ?Sized>(e: &mut E, map: &BTreeMap<String, Vec<u8>>) {
+    let entries = ordered_entries(e, map.iter().map(|(k, v)| (k.as_str(), v)));
     e.begin_map();
-    for (k, v) in map {
+    for (k, v) in entries {
         e.key(k);
         e.base64(v);
     }

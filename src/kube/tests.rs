@@ -231,13 +231,48 @@ fn minimal_secret_prints_null_creation_timestamp_and_omits_empties() {
     let mut s = Enc::default();
     s.msg(1, &m).str(3, "");
     let got = decode_manifest(&stored("v1", "Secret", &s), &ManifestOptions::default()).unwrap();
+    // An empty type reads as Opaque: kube-apiserver's storage codec defaults
+    // what it reads (`SetDefaults_Secret`, kubernetes `pkg/apis/core/v1/defaults.go`).
     assert_eq!(
         got,
         json!({
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"creationTimestamp": null, "name": "s", "namespace": "ns"}
+            "metadata": {"creationTimestamp": null, "name": "s", "namespace": "ns"},
+            "type": "Opaque"
         })
+    );
+}
+
+/// kube-apiserver converts a Secret it reads to the internal type, and
+/// `Convert_v1_Secret_To_core_Secret` (kubernetes `pkg/apis/core/v1/conversion.go`)
+/// writes every `stringData` value over `data` as `[]byte(v)`, the stored bytes,
+/// whatever the order on the wire; the internal type has no `stringData`. So
+/// kubectl prints such a Secret with the values in `data` and no `stringData`.
+#[test]
+fn stored_string_data_is_folded_into_data() {
+    let mut m = Enc::default();
+    m.str(1, "s").str(3, "ns");
+    let mut bad = Enc::default();
+    bad.str(1, "c").bytes(2, b"th\xffree");
+    let mut s = Enc::default();
+    s.msg(1, &m)
+        .entry(4, "b", b"two")
+        .msg(4, &bad)
+        .entry(2, "a", b"1")
+        .entry(2, "b", b"2")
+        .str(3, "Opaque");
+    let bytes = stored("v1", "Secret", &s);
+    let got = decode_manifest(&bytes, &RV).unwrap();
+    assert_eq!(
+        got["data"],
+        json!({"a": "MQ==", "b": "dHdv", "c": "dGj/cmVl"})
+    );
+    assert!(got.get("stringData").is_none(), "{got}");
+    let mut y = emit::YamlEmitter::new();
+    assert_eq!(
+        emit_manifest_noting(&bytes, &RV, &mut y).unwrap(),
+        Omissions::default()
     );
 }
 
@@ -337,9 +372,233 @@ fn unknown_fields_of_every_wire_type_are_skipped() {
     m.bytes(102, b"opaque");
     let mut s = Enc::default();
     s.msg(1, &m).int(50, 1).str(3, "Opaque");
-    let got = decode_manifest(&stored("v1", "Secret", &s), &ManifestOptions::default()).unwrap();
+    let bytes = stored("v1", "Secret", &s);
+    let got = decode_manifest(&bytes, &ManifestOptions::default()).unwrap();
     assert_eq!(got["metadata"]["name"], "x");
     assert_eq!(got["type"], "Opaque");
+    // Skipped when printing, but never silently: every one is reported.
+    let mut y = emit::YamlEmitter::new();
+    assert_eq!(
+        emit_manifest_noting(&bytes, &ManifestOptions::default(), &mut y)
+            .unwrap()
+            .undecoded,
+        [
+            "Secret field 50",
+            "metadata field 99",
+            "metadata field 100",
+            "metadata field 101",
+            "metadata field 102",
+        ]
+    );
+}
+
+/// A field the decoder does not know (one a newer Kubernetes added to
+/// `core/v1/generated.proto` or `meta/v1/generated.proto`) is kept by
+/// kube-apiserver of that version and printed by kubectl; `dump` cannot print
+/// it, and must say the manifest lacks it rather than drop it silently.
+#[test]
+fn unknown_fields_are_reported_not_dropped_silently() {
+    let mut owner = Enc::default();
+    owner.str(1, "ReplicaSet").str(3, "web").int(8, 1);
+    let mut managed = Enc::default();
+    managed.str(1, "kubectl").str(9, "new");
+    let mut m = Enc::default();
+    m.str(1, "db")
+        .str(3, "prod")
+        .msg(13, &owner)
+        .msg(17, &managed)
+        .str(18, "x")
+        .str(18, "y");
+    let mut s = Enc::default();
+    s.msg(1, &m)
+        .entry(2, "k", b"v")
+        .str(3, "Opaque")
+        .int(6, 1)
+        .bytes(7, b"more");
+    let bytes = stored("v1", "Secret", &s);
+    let mut out = Vec::new();
+    let undecoded = emit_manifest_noting(
+        &bytes,
+        &ManifestOptions::default(),
+        &mut emit::JsonEmitter::new(&mut out, b"\n"),
+    )
+    .unwrap()
+    .undecoded;
+    assert_eq!(
+        undecoded,
+        [
+            "Secret field 6",
+            "Secret field 7",
+            "metadata.ownerReferences[0] field 8",
+            "metadata.managedFields[0] field 9",
+            "metadata field 18",
+        ]
+    );
+
+    let mut cm = Enc::default();
+    cm.msg(1, &m).entry(2, "a", b"b").int(5, 1);
+    let mut y = emit::YamlEmitter::new();
+    let undecoded = emit_manifest_noting(&stored("v1", "ConfigMap", &cm), &RV, &mut y)
+        .unwrap()
+        .undecoded;
+    assert!(undecoded.contains(&"ConfigMap field 5".to_string()));
+    assert!(undecoded.contains(&"metadata field 18".to_string()));
+
+    // Other protobuf types: their metadata is printed in full, so it is checked.
+    let mut d = Enc::default();
+    d.msg(1, &m).bytes(2, b"spec");
+    let mut y = emit::YamlEmitter::new();
+    let omitted = emit_manifest_noting(&stored("apps/v1", "Deployment", &d), &RV, &mut y).unwrap();
+    assert!(omitted.metadata_only);
+    assert!(omitted.undecoded.contains(&"metadata field 18".to_string()));
+
+    // What the API server writes today has nothing left out.
+    let mut y = emit::YamlEmitter::new();
+    assert_eq!(
+        emit_manifest_noting(&full_secret(), &RV, &mut y).unwrap(),
+        Omissions::default()
+    );
+}
+
+/// `kubectl get -o yaml` prints map keys in go-yaml v2's order, not byte order:
+/// sigs.k8s.io/yaml `JSONToYAML` (yaml.go) reads the JSON into Go maps, and
+/// go-yaml v2 `encode.go` sorts a map's keys with `keyList.Less` (`sorter.go`):
+/// digit runs compare as numbers, a non-letter sorts before a letter. The keys
+/// below in the order kubectl printed them. `-o json` keeps byte order (Go's
+/// `encoding/json` sorts map keys by bytes).
+#[test]
+fn yaml_keys_are_in_kubectl_order() {
+    let kubectl_order = [
+        "0", "1", "9", "09", "10", "B1", "a-b", "a.b", "a_b", "a~", "a1", "a01", "a001", "a9",
+        "a9a", "a09b", "a10", "aB", "key1", "key2", "key10", "v1.2.9", "v1.2.10", "x_y", "x0",
+        "xY",
+    ];
+    let mut m = Enc::default();
+    m.str(1, "cm").str(3, "default");
+    for k in kubectl_order.iter().rev() {
+        m.entry(11, k, b"v");
+    }
+    let mut cm = Enc::default();
+    cm.msg(1, &m);
+    for k in kubectl_order.iter().rev() {
+        cm.entry(2, k, b"v").entry(3, k, b"v");
+    }
+    let bytes = stored("v1", "ConfigMap", &cm);
+    let mut y = emit::YamlEmitter::new();
+    emit_manifest(&bytes, &RV, &mut y).unwrap();
+    let yaml = y.finish().unwrap();
+    // Each of binaryData, data and labels lists the keys in kubectl's order.
+    let keys: Vec<String> = yaml
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .filter_map(|l| {
+            l.trim_start()
+                .split_once(": ")
+                .map(|(k, _)| k.trim_matches('"').to_string())
+        })
+        .filter(|k| kubectl_order.contains(&k.as_str()))
+        .collect();
+    let want: Vec<String> = kubectl_order
+        .iter()
+        .chain(&kubectl_order)
+        .chain(&kubectl_order)
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(keys, want, "{yaml}");
+
+    // A JSON-stored object's maps too.
+    let body: Vec<String> = kubectl_order.iter().map(|k| format!("\"{k}\":1")).collect();
+    let stored_json = format!(
+        r#"{{"apiVersion":"example.com/v1","kind":"W","metadata":{{"name":"w"}},"spec":{{{}}}}}"#,
+        body.join(",")
+    );
+    let mut y = emit::YamlEmitter::new();
+    emit_manifest(stored_json.as_bytes(), &RV, &mut y).unwrap();
+    let yaml = y.finish().unwrap();
+    let spec = yaml.split_once("spec:\n").unwrap().1;
+    let keys: Vec<&str> = spec
+        .lines()
+        .filter_map(|l| {
+            l.trim_start()
+                .split_once(": ")
+                .map(|(k, _)| k.trim_matches('"'))
+        })
+        .collect();
+    assert_eq!(keys, kubectl_order, "{yaml}");
+
+    // JSON stays in byte order.
+    let mut out = Vec::new();
+    emit_manifest(&bytes, &RV, &mut emit::JsonEmitter::new(&mut out, b"\n")).unwrap();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let mut sorted: Vec<&str> = kubectl_order.to_vec();
+    sorted.sort_unstable();
+    let data: Vec<&str> = v["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(data, sorted);
+}
+
+/// `FieldsV1.Raw` may hold CBOR when CBOR serving is on; kube-apiserver prints
+/// it as JSON (apimachinery `pkg/apis/meta/v1/helpers.go`, `FieldsV1.MarshalJSON`
+/// transcodes a CBOR `Raw`). atrest cannot: it must say so.
+#[test]
+fn cbor_fields_v1_is_reported() {
+    let mut fields = Enc::default();
+    // {"f:data": {}} in CBOR, keys as byte strings as Kubernetes writes them.
+    fields.bytes(1, &[0xa1, 0x46, b'f', b':', b'd', b'a', b't', b'a', 0xa0]);
+    let mut managed = Enc::default();
+    managed.str(1, "kubectl").msg(7, &fields);
+    let mut json_fields = Enc::default();
+    json_fields.str(1, r#"{"f:data":{}}"#);
+    let mut managed_json = Enc::default();
+    managed_json.str(1, "kubectl").msg(7, &json_fields);
+    let mut m = Enc::default();
+    m.str(1, "db").msg(17, &managed_json).msg(17, &managed);
+    let mut s = Enc::default();
+    s.msg(1, &m);
+    let mut y = emit::YamlEmitter::new();
+    let omitted = emit_manifest_noting(&stored("v1", "Secret", &s), &RV, &mut y).unwrap();
+    assert_eq!(
+        omitted.undecoded,
+        ["metadata.managedFields[1].fieldsV1 (CBOR, printed as text)"]
+    );
+}
+
+/// A string field that is not UTF-8 (Go's protobuf accepts any bytes) is printed
+/// by kube-apiserver with U+FFFD for each byte that is not part of valid UTF-8
+/// (Go `encoding/json` `encode.go`: `utf8.DecodeRuneInString` gives `RuneError`
+/// of size 1 per such byte), so kubectl shows three for a cut-off 4-byte
+/// sequence. The stored bytes are then not in the manifest: dump must say so.
+#[test]
+fn strings_that_are_not_utf8_print_like_go_and_are_reported() {
+    let mut m = Enc::default();
+    m.str(1, "cm").entry(11, "app", b"we\xf0\x9f\x98b");
+    let mut cm = Enc::default();
+    let mut bad_key = Enc::default();
+    bad_key.bytes(1, b"k\xed\xa0\x80").bytes(2, b"v");
+    cm.msg(1, &m)
+        .msg(2, &bad_key)
+        .entry(2, "ok", b"caf\xc3\xa9 \xc3");
+    let bytes = stored("v1", "ConfigMap", &cm);
+    let got = decode_manifest(&bytes, &RV).unwrap();
+    let r = '\u{fffd}';
+    assert_eq!(got["metadata"]["labels"]["app"], format!("we{r}{r}{r}b"));
+    assert_eq!(got["data"]["ok"], format!("café {r}"));
+    assert!(got["data"][format!("k{r}{r}{r}")].is_string(), "{got}");
+    let mut y = emit::YamlEmitter::new();
+    let omitted = emit_manifest_noting(&bytes, &RV, &mut y).unwrap();
+    let why = "(not UTF-8: printed with U+FFFD for each invalid byte, as kubectl prints it)";
+    assert_eq!(
+        omitted.undecoded,
+        [
+            format!("ConfigMap data key \"k{r}{r}{r}\" {why}"),
+            format!("ConfigMap data[\"ok\"] {why}"),
+            format!("metadata.labels[\"app\"] {why}"),
+        ]
+    );
 }
 
 #[test]
@@ -383,6 +642,49 @@ fn json_secret_passes_through_with_resource_version() {
         cleaned["metadata"],
         json!({"name": "db", "namespace": "prod"})
     );
+}
+
+/// A custom resource's floats come back exactly. kube-apiserver stores what Go's
+/// `encoding/json` writes for a float64 (the shortest text that reads back as the
+/// same float, `strconv.FormatFloat(f, 'g', -1, 64)`-style, in `encode.go`
+/// `floatEncoder`), and reads it with `strconv.ParseFloat`, which rounds
+/// correctly (apimachinery `pkg/util/json` -> sigs.k8s.io/json
+/// `UnmarshalCaseSensitivePreserveInts`). So kubectl prints the stored number
+/// unchanged; a parser that is off by one unit in the last place prints another
+/// number, and `kubectl apply` stores it.
+#[test]
+fn json_floats_are_kept_exactly() {
+    // Each as Go's encoding/json writes the float64 (so the shortest form).
+    let floats = [
+        "1298840.8475174343",
+        "989710.4202085317",
+        "9.405090880450124e-14",
+        "-4.7767314211467635e-211",
+        "1.516252361526977e+267",
+    ];
+    for text in floats {
+        let stored = format!(
+            r#"{{"apiVersion":"example.com/v1","kind":"Widget","metadata":{{"name":"w"}},"spec":{{"ratio":{text}}}}}"#
+        );
+        let got = decode_manifest(stored.as_bytes(), &ManifestOptions::default()).unwrap();
+        let want: f64 = text.parse().unwrap();
+        let ratio = got["spec"]["ratio"].as_f64().unwrap();
+        assert_eq!(ratio.to_bits(), want.to_bits(), "{text} read as {ratio}");
+        // And printed with the same digits.
+        let mut out = Vec::new();
+        emit_manifest(
+            stored.as_bytes(),
+            &ManifestOptions::default(),
+            &mut emit::JsonEmitter::new(&mut out, b"\n"),
+        )
+        .unwrap();
+        let digits = text.split('e').next().unwrap_or(text);
+        assert!(
+            String::from_utf8_lossy(&out).contains(digits),
+            "{text}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
 }
 
 #[test]
@@ -694,7 +996,9 @@ fn check_emitted_equals_decoded(bytes: &[u8]) {
                         String::from_utf8_lossy(&json_out),
                         String::from_utf8_lossy(&want)
                     );
-                    assert_eq!(yaml.finish(), to_yaml(&v));
+                    let mut yaml_order = v.clone();
+                    super::manifest::sort_keys_yaml(&mut yaml_order);
+                    assert_eq!(yaml.finish(), to_yaml(&yaml_order));
                 }
                 Err(e) => {
                     assert_eq!(emitted, Err(e.clone()));
