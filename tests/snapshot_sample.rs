@@ -150,6 +150,39 @@ fn audit_without_config_and_resource_filter() {
     assert_eq!(code, Some(0), "nothing to do for pods and namespaces");
 }
 
+/// kube-apiserver keys every object under `path.Join("/", --etcd-prefix)` (apiserver
+/// `pkg/storage/etcd3/store.go`, `newStore`), so `registry`, `/registry/` and
+/// `//registry` all mean the `/registry` the sample was written under: audit and
+/// info must find the same objects with each, not report an empty, clean cluster.
+#[test]
+fn etcd_prefix_is_read_as_kube_apiserver_cleans_it() {
+    let (code, want) = audit_json(&["--config", CONFIG]);
+    assert_eq!(code, Some(1));
+    assert!(want["summary"]["objects"].as_u64().unwrap() > 10, "{want}");
+    for prefix in ["registry", "/registry/", "//registry", "/registry/./"] {
+        let (code, got) = audit_json(&["--config", CONFIG, "--etcd-prefix", prefix]);
+        assert_eq!(code, Some(1), "--etcd-prefix {prefix}");
+        assert_eq!(got["summary"], want["summary"], "--etcd-prefix {prefix}");
+        assert_eq!(got["objects"], want["objects"], "--etcd-prefix {prefix}");
+        let (code, out, err) = atrest(&[
+            "info",
+            "--snapshot",
+            SNAP,
+            "-o",
+            "json",
+            "--etcd-prefix",
+            prefix,
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let info: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            info["objects"], want["summary"]["by_resource"],
+            "--etcd-prefix {prefix}"
+        );
+        assert_eq!(info["etcd_prefix"], "/registry", "--etcd-prefix {prefix}");
+    }
+}
+
 #[test]
 fn audit_history_reports_superseded_plaintext() {
     let exp = expected();

@@ -68,7 +68,7 @@ pub struct Args {
     #[arg(long, value_name = "R,...", value_delimiter = ',')]
     resource: Vec<String>,
     /// kube-apiserver's --etcd-prefix.
-    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX, value_parser = super::flags::etcd_prefix)]
     etcd_prefix: String,
     /// Audit the keyspace as it was at this revision (default: the latest).
     #[arg(long, value_name = "N")]
