@@ -200,6 +200,25 @@ fn audit_history_reports_superseded_plaintext() {
     );
 }
 
+/// What `--history` reports is what the file holds besides its latest keyspace:
+/// reading the keyspace at an older `--revision` changes neither which old
+/// plaintext revisions the backup still carries nor whether their keys exist.
+/// At revision 30 the sample's `deleted-later` (plaintext at 24, deleted later)
+/// was still live and `rotated` (plaintext at 32) did not exist yet.
+#[test]
+fn audit_history_does_not_depend_on_the_revision_read() {
+    let (_, latest) = audit_json(&["--config", CONFIG, "--history"]);
+    assert!(!latest["history"].as_array().unwrap().is_empty());
+    for revision in ["30", "40", "51"] {
+        let (_, at) = audit_json(&["--config", CONFIG, "--history", "--revision", revision]);
+        assert_eq!(at["history"], latest["history"], "--revision {revision}");
+        assert_eq!(
+            at["summary"]["history_plaintext"], latest["summary"]["history_plaintext"],
+            "--revision {revision}"
+        );
+    }
+}
+
 #[test]
 fn audit_table_and_yaml() {
     let (code, out, _) = atrest(&["audit", "--snapshot", SNAP, "--config", CONFIG]);
