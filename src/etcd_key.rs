@@ -308,6 +308,24 @@ pub fn check_resource_name(gr: &GroupResource) -> Result<(), ResourceNameError> 
     }
 }
 
+/// The prefix kube-apiserver really keys objects under for an `--etcd-prefix`
+/// value: `path.Join("/", prefix)` (apiserver `pkg/storage/etcd3/store.go`), so
+/// `registry`, `/registry/` and `//registry` are all `/registry`, and an empty
+/// prefix is `/`.
+pub fn clean_prefix(prefix: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in prefix.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 /// A Kubernetes object's etcd key, split into its parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectKey<'a> {
@@ -416,6 +434,22 @@ pub fn core_storage_path(gr: &GroupResource) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_clean_like_go_path_join() {
+        for (given, want) in [
+            ("/registry", "/registry"),
+            ("registry", "/registry"),
+            ("/registry/", "/registry"),
+            ("//registry//", "/registry"),
+            ("/a/./b/../c", "/a/c"),
+            ("/..", "/"),
+            ("", "/"),
+            ("/", "/"),
+        ] {
+            assert_eq!(clean_prefix(given), want, "{given:?}");
+        }
+    }
 
     fn p(k: &str) -> Option<(String, Option<String>, String)> {
         parse_object_key(k.as_bytes(), "/registry").map(|o| {

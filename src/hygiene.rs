@@ -120,9 +120,15 @@ pub fn scan_free_pages(
     ];
     let key_marker = format!("{}/secrets/", key_prefix.trim_end_matches('/'));
     let key_finder = memchr::memmem::FinderRev::new(key_marker.as_bytes());
-    for page in file.free_pages()? {
-        let start = (page as usize).saturating_mul(page_size);
-        let Some(buf) = bytes.get(start..start.saturating_add(page_size).min(bytes.len())) else {
+    // A leaf larger than a page spans a run of consecutive pages, and a value in
+    // it can start in one page and go on in the next: scan each run of
+    // consecutive free pages as one buffer.
+    for (first, count) in runs(&file.free_pages()?) {
+        let start = (first as usize).saturating_mul(page_size);
+        let end = start
+            .saturating_add((count as usize).saturating_mul(page_size))
+            .min(bytes.len());
+        let Some(buf) = bytes.get(start..end) else {
             continue;
         };
         for f in &finders {
@@ -138,7 +144,7 @@ pub fn scan_free_pages(
                     String::from_utf8_lossy(&s[..end]).into_owned()
                 });
                 out.push(FreePageFinding {
-                    page,
+                    page: first + (hit / page_size) as u64,
                     offset: (start + hit) as u64,
                     key,
                 });
@@ -147,4 +153,31 @@ pub fn scan_free_pages(
     }
     out.sort_by_key(|f| f.offset);
     Ok(out)
+}
+
+/// Sorted page ids as runs of consecutive pages: (first page, number of pages).
+fn runs(pages: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &p in pages {
+        match out.last_mut() {
+            Some((first, count)) if first.checked_add(*count) == Some(p) => *count += 1,
+            _ => out.push((p, 1)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn free_pages_group_into_runs_of_consecutive_pages() {
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(runs(&[3]), vec![(3, 1)]);
+        assert_eq!(
+            runs(&[2, 3, 4, 7, 9, 10, u64::MAX]),
+            vec![(2, 3), (7, 1), (9, 2), (u64::MAX, 1)]
+        );
+    }
 }

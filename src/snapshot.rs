@@ -102,13 +102,15 @@ impl Snapshot {
     /// Open `path` read-only, verifying the sha256 trailer if there is one.
     pub fn open(path: &Path, options: SnapshotOptions) -> Result<Snapshot, SnapshotError> {
         if !is_snapshot_file(path) {
-            let bytes = read_whole(path).map_err(|e| classify(path, e))?;
+            let bytes = read_whole(path).map_err(|e| classify(path, &[], e))?;
             return Snapshot::from_bytes(path, bytes, options);
         }
-        let mmap = map_read_only(path).map_err(|e| classify(path, e))?;
+        let mmap = map_read_only(path).map_err(|e| classify(path, &[], e))?;
         let (bolt_len, hash) = verify_trailer(path, &mmap, options)?;
         let trailer = trailer_of(&mmap, hash);
-        let bolt = BoltFile::from_mmap_prefix(mmap, bolt_len).map_err(|e| classify(path, e))?;
+        let head = file_head(&mmap);
+        let bolt =
+            BoltFile::from_mmap_prefix(mmap, bolt_len).map_err(|e| classify(path, &head, e))?;
         Ok(Snapshot {
             path: path.to_owned(),
             bolt,
@@ -125,8 +127,9 @@ impl Snapshot {
     ) -> Result<Snapshot, SnapshotError> {
         let (bolt_len, hash) = verify_trailer(label, &bytes, options)?;
         let trailer = trailer_of(&bytes, hash);
+        let head = file_head(&bytes);
         bytes.truncate(bolt_len);
-        let bolt = BoltFile::from_bytes(bytes).map_err(|e| classify(label, e))?;
+        let bolt = BoltFile::from_bytes(bytes).map_err(|e| classify(label, &head, e))?;
         Ok(Snapshot {
             path: label.to_owned(),
             bolt,
@@ -200,7 +203,9 @@ fn verify_trailer(
     bytes: &[u8],
     options: SnapshotOptions,
 ) -> Result<(usize, HashCheck), SnapshotError> {
-    if !has_hash_trailer(bytes.len()) {
+    // A compressed or archived file is no snapshot whatever its length: it is
+    // named as such when opened, not reported as a damaged backup.
+    if !has_hash_trailer(bytes.len()) || archive_kind(bytes).is_some() {
         return Ok((bytes.len(), HashCheck::NoTrailer));
     }
     let bolt_len = bytes.len() - HASH_TRAILER_LEN;
@@ -215,7 +220,32 @@ fn verify_trailer(
     Ok((bolt_len, HashCheck::Verified))
 }
 
-fn classify(path: &Path, err: BoltError) -> SnapshotError {
+/// Enough of a file's first bytes to recognise an archive by its magic ([`archive_kind`]).
+fn file_head(bytes: &[u8]) -> Vec<u8> {
+    bytes[..bytes.len().min(TAR_MAGIC_END)].to_vec()
+}
+
+/// End of a tar header's `ustar` magic (offset 257).
+const TAR_MAGIC_END: usize = 262;
+
+/// The compressed or archive format a file's first bytes announce: backups are
+/// often kept as `snapshot.db.gz`, `.zst`, `.xz`, `.bz2`, `.zip` or `.tar`.
+fn archive_kind(head: &[u8]) -> Option<&'static str> {
+    const MAGICS: &[(&[u8], &str)] = &[
+        (b"\x1f\x8b", "gzip"),
+        (b"\x28\xb5\x2f\xfd", "zstd"),
+        (b"\xfd7zXZ\x00", "xz"),
+        (b"BZh", "bzip2"),
+        (b"\x04\x22\x4d\x18", "lz4"),
+        (b"PK\x03\x04", "zip"),
+    ];
+    if let Some((_, kind)) = MAGICS.iter().find(|(m, _)| head.starts_with(m)) {
+        return Some(kind);
+    }
+    (head.get(257..TAR_MAGIC_END) == Some(b"ustar")).then_some("tar")
+}
+
+fn classify(path: &Path, head: &[u8], err: BoltError) -> SnapshotError {
     let path = path.to_owned();
     let reason = match &err {
         BoltError::Open { .. } | BoltError::Map { .. } => {
@@ -223,7 +253,13 @@ fn classify(path: &Path, err: BoltError) -> SnapshotError {
         }
         BoltError::Empty => "it is empty".to_owned(),
         BoltError::TooShort { len, .. } => format!("it is only {len} bytes"),
-        BoltError::NotBolt(problem @ MetaProblem::BadMagic { .. }) => problem.to_string(),
+        BoltError::NotBolt(problem @ MetaProblem::BadMagic { .. }) => match archive_kind(head) {
+            Some(kind) => format!(
+                "it is a {kind} file: decompress or extract it first and give the etcd \
+                 snapshot inside"
+            ),
+            None => problem.to_string(),
+        },
         _ => return SnapshotError::Damaged { path, source: err },
     };
     SnapshotError::NotBolt { path, reason }

@@ -372,6 +372,49 @@ fn corrupted_trailer_or_body_is_a_hash_mismatch_unless_skipped() {
 
 // ---- not bolt at all ----
 
+/// Backups are often kept compressed or archived; such a file is named for what
+/// it is, with what to do, not only as a bolt file with a bad magic number.
+#[test]
+fn compressed_or_archived_snapshots_say_so() {
+    let snap = read_fixture("snapshot.db");
+    let mut tar = vec![0u8; 512];
+    tar[..11].copy_from_slice(b"snapshot.db");
+    tar[257..263].copy_from_slice(b"ustar\0");
+    tar.extend_from_slice(&snap);
+    let gzip = [&b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"[..], &snap].concat();
+    let zstd = [&b"\x28\xb5\x2f\xfd\x64\x00"[..], &snap].concat();
+    let zip = [&b"PK\x03\x04\x14\x00\x00\x00\x08\x00"[..], &snap].concat();
+    for (kind, mut bytes) in [("gzip", gzip), ("zstd", zstd), ("zip", zip), ("tar", tar)] {
+        // Also at a length that `etcdctl snapshot save` output could have (512n + 32),
+        // which is not a damaged backup either.
+        for name in ["backup.db", "member/snap/db", "trailer-length.db"] {
+            if name == "trailer-length.db" {
+                while bytes.len() % 512 != 32 {
+                    bytes.push(0);
+                }
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            let err = Snapshot::open(&path, SnapshotOptions::default()).unwrap_err();
+            assert!(
+                matches!(err, SnapshotError::NotBolt { .. }),
+                "{kind}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("it is a {kind} file")),
+                "{kind}: {msg}"
+            );
+            assert!(
+                msg.contains("decompress or extract it first"),
+                "{kind}: {msg}"
+            );
+        }
+    }
+}
+
 #[test]
 fn files_that_are_not_bolt_are_named_as_such() {
     let text = write_temp(&b"apiVersion: v1\nkind: Secret\n".repeat(400));

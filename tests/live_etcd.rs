@@ -882,3 +882,89 @@ fn live_audit_that_fails_mid_scan_prints_no_partial_report() {
         assert!(err.contains("compacted"), "-o {format}: {err}");
     }
 }
+
+/// The start of a protobuf `v1.Secret` as kube-apiserver stores it (`k8s\0`,
+/// then `runtime.Unknown.typeMeta {apiVersion: v1, kind: Secret}`).
+const SECRET_MARKER: &[u8] = b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret";
+
+/// A snapshot of an etcd that stored a filler ConfigMap of `filler` bytes, then a
+/// plaintext Secret, then deleted the Secret: each write commits a new leaf of the
+/// `key` bucket, and the leaf that held the filler and the Secret (two records
+/// larger than a page, so one leaf over a run of two pages) is left free. Returns
+/// the snapshot and the file offsets of every Secret marker in it.
+fn snapshot_with_freed_two_page_leaf(dir: &std::path::Path, filler: usize) -> (String, Vec<usize>) {
+    let c = Cluster::start(1, false);
+    let pause = || std::thread::sleep(Duration::from_millis(300));
+    c.put("/registry/configmaps/ns/filler", &vec![b'f'; filler]);
+    pause();
+    c.put(
+        "/registry/secrets/ns/s",
+        &fixtures::stored_secret("ns", "s", &[("password", b"hunter2")]),
+    );
+    pause();
+    c.ctl(&["del", "/registry/secrets/ns/s"], b"");
+    pause();
+    let snap = dir.join(format!("snap-{filler}.db"));
+    c.snapshot(&snap);
+    let bytes = std::fs::read(&snap).unwrap();
+    let at = memchr::memmem::find_iter(&bytes, SECRET_MARKER).collect();
+    (snap.to_str().unwrap().to_string(), at)
+}
+
+/// bbolt stores a leaf larger than a page over a run of consecutive pages, so a
+/// value in a freed leaf can start near the end of one free page and go on in the
+/// next. `--deep` must find such a plaintext Secret like any other.
+#[test]
+fn deep_scan_finds_a_free_secret_that_crosses_a_page_boundary() {
+    if !etcd_available() {
+        return;
+    }
+    const PAGE: usize = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    // First, where the freed leaf's Secret lands with a 4000-byte filler: in the
+    // second page of its leaf (the filler fills the first), before the live leaf's
+    // copy (which has one more 16-byte element header ahead of it).
+    let (_, at) = snapshot_with_freed_two_page_leaf(dir.path(), 4000);
+    let first = at
+        .iter()
+        .map(|o| o % PAGE)
+        .min()
+        .expect("the Secret is in the file");
+    // Shorten the filler so that the marker starts 10 bytes before a page ends.
+    let filler = 4000 - (first + 10);
+    let (snap, at) = snapshot_with_freed_two_page_leaf(dir.path(), filler);
+    let crossing: Vec<usize> = at
+        .iter()
+        .copied()
+        .filter(|o| o % PAGE + SECRET_MARKER.len() > PAGE)
+        .collect();
+    assert_eq!(
+        crossing.len(),
+        1,
+        "markers at {at:?}: the layout is not the expected one"
+    );
+
+    let (code, out, err) = atrest(&args(&[
+        "audit",
+        "--snapshot",
+        &snap,
+        "--deep",
+        "-o",
+        "json",
+    ]));
+    let v = json(&out);
+    let found: Vec<u64> = v["free_pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["offset"].as_u64().unwrap())
+        .collect();
+    assert!(
+        found.contains(&(crossing[0] as u64)),
+        "the Secret at offset {} (page {}, {} bytes before its end) is not reported: {found:?}",
+        crossing[0],
+        crossing[0] / PAGE,
+        PAGE - crossing[0] % PAGE
+    );
+    assert_eq!(code, 1, "{err}");
+}

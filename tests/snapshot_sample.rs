@@ -150,6 +150,39 @@ fn audit_without_config_and_resource_filter() {
     assert_eq!(code, Some(0), "nothing to do for pods and namespaces");
 }
 
+/// kube-apiserver keys every object under `path.Join("/", --etcd-prefix)` (apiserver
+/// `pkg/storage/etcd3/store.go`, `newStore`), so `registry`, `/registry/` and
+/// `//registry` all mean the `/registry` the sample was written under: audit and
+/// info must find the same objects with each, not report an empty, clean cluster.
+#[test]
+fn etcd_prefix_is_read_as_kube_apiserver_cleans_it() {
+    let (code, want) = audit_json(&["--config", CONFIG]);
+    assert_eq!(code, Some(1));
+    assert!(want["summary"]["objects"].as_u64().unwrap() > 10, "{want}");
+    for prefix in ["registry", "/registry/", "//registry", "/registry/./"] {
+        let (code, got) = audit_json(&["--config", CONFIG, "--etcd-prefix", prefix]);
+        assert_eq!(code, Some(1), "--etcd-prefix {prefix}");
+        assert_eq!(got["summary"], want["summary"], "--etcd-prefix {prefix}");
+        assert_eq!(got["objects"], want["objects"], "--etcd-prefix {prefix}");
+        let (code, out, err) = atrest(&[
+            "info",
+            "--snapshot",
+            SNAP,
+            "-o",
+            "json",
+            "--etcd-prefix",
+            prefix,
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        let info: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            info["objects"], want["summary"]["by_resource"],
+            "--etcd-prefix {prefix}"
+        );
+        assert_eq!(info["etcd_prefix"], "/registry", "--etcd-prefix {prefix}");
+    }
+}
+
 #[test]
 fn audit_history_reports_superseded_plaintext() {
     let exp = expected();
@@ -165,6 +198,25 @@ fn audit_history_reports_superseded_plaintext() {
         v["summary"]["history_plaintext"],
         exp["history_plaintext"].as_array().unwrap().len()
     );
+}
+
+/// What `--history` reports is what the file holds besides its latest keyspace:
+/// reading the keyspace at an older `--revision` changes neither which old
+/// plaintext revisions the backup still carries nor whether their keys exist.
+/// At revision 30 the sample's `deleted-later` (plaintext at 24, deleted later)
+/// was still live and `rotated` (plaintext at 32) did not exist yet.
+#[test]
+fn audit_history_does_not_depend_on_the_revision_read() {
+    let (_, latest) = audit_json(&["--config", CONFIG, "--history"]);
+    assert!(!latest["history"].as_array().unwrap().is_empty());
+    for revision in ["30", "40", "51"] {
+        let (_, at) = audit_json(&["--config", CONFIG, "--history", "--revision", revision]);
+        assert_eq!(at["history"], latest["history"], "--revision {revision}");
+        assert_eq!(
+            at["summary"]["history_plaintext"], latest["summary"]["history_plaintext"],
+            "--revision {revision}"
+        );
+    }
 }
 
 #[test]

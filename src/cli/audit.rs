@@ -12,6 +12,7 @@ use atrest::audit::{
     ObjectReport, Summary,
 };
 use atrest::etcd_key::DEFAULT_PREFIX;
+use atrest::mvcc::KeyspaceView;
 use atrest::rewrite::{scan_ranges, DEFAULT_PAGE_SIZE};
 use atrest::source::{live, ordered_map, prefetching, Record, SnapshotSource};
 use serde_json::json;
@@ -68,7 +69,7 @@ pub struct Args {
     #[arg(long, value_name = "R,...", value_delimiter = ',')]
     resource: Vec<String>,
     /// kube-apiserver's --etcd-prefix.
-    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX, value_parser = super::flags::etcd_prefix)]
     etcd_prefix: String,
     /// Audit the keyspace as it was at this revision (default: the latest).
     #[arg(long, value_name = "N")]
@@ -189,9 +190,20 @@ fn run_snapshot(a: Args) -> CmdResult {
     with_verified_stdout(&snap, hold, |gate| {
         let gate_hashing = gate.hash_running();
         let source = SnapshotSource::open(snap.bolt(), a.revision).map_err(|e| damaged(&e))?;
+        // History is what the file holds besides its latest keyspace, whatever
+        // revision is read: a value newer than `--revision` is not superseded,
+        // and one superseded only later still sits in the backup.
         let history = if a.history {
+            let latest;
+            let keyspace = match a.revision {
+                None => &source.view().entries,
+                Some(_) => {
+                    latest = KeyspaceView::build(snap.bolt(), None).map_err(|e| damaged(&e))?;
+                    &latest.entries
+                }
+            };
             Some(
-                superseded_plaintext(snap.bolt(), &source.view().entries, &auditor, ts.as_ref())
+                superseded_plaintext(snap.bolt(), keyspace, &auditor, ts.as_ref())
                     .map_err(|e| damaged(&e))?,
             )
         } else {

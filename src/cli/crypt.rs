@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, value_name = "RESOURCE")]
     resource: Option<String>,
     /// kube-apiserver's --etcd-prefix.
-    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX, value_parser = super::flags::etcd_prefix)]
     etcd_prefix: String,
     #[arg(long = "kms-endpoint", value_name = "NAME=ENDPOINT", help = super::kms::HELP)]
     kms_endpoint: Vec<String>,

@@ -79,7 +79,7 @@ pub struct Args {
     #[arg(long)]
     clean: bool,
     /// kube-apiserver's --etcd-prefix.
-    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX, value_parser = super::flags::etcd_prefix)]
     etcd_prefix: String,
     /// Read a backup whose sha256 trailer does not match, as far as it goes.
     #[arg(long)]

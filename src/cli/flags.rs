@@ -1,7 +1,7 @@
 //! Flag values shared by several commands: `--resource`, `--threads` and the
 //! provider of a new key.
 
-use atrest::etcd_key::GroupResource;
+use atrest::etcd_key::{clean_prefix, GroupResource};
 use atrest::rotation::KeyedProvider;
 use clap::ValueEnum;
 
@@ -24,6 +24,11 @@ impl From<KeyProvider> for KeyedProvider {
             KeyProvider::Secretbox => KeyedProvider::Secretbox,
         }
     }
+}
+
+/// `--etcd-prefix`, read as kube-apiserver reads it ([`clean_prefix`]).
+pub fn etcd_prefix(value: &str) -> Result<String, std::convert::Infallible> {
+    Ok(clean_prefix(value))
 }
 
 /// Parse `--resource` values.

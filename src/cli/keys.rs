@@ -90,7 +90,7 @@ struct FindArgs {
     #[arg(long, value_name = "N")]
     revision: Option<i64>,
     /// kube-apiserver's --etcd-prefix.
-    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX, value_parser = super::flags::etcd_prefix)]
     etcd_prefix: String,
     /// Read a backup whose sha256 trailer does not match, as far as it goes.
     #[arg(long)]

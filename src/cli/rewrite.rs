@@ -90,7 +90,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=64))]
     in_flight: u32,
     /// kube-apiserver's --etcd-prefix.
-    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX)]
+    #[arg(long, value_name = "PREFIX", default_value = DEFAULT_PREFIX, value_parser = super::flags::etcd_prefix)]
     etcd_prefix: String,
     /// Output format of the final report (table: text; json/yaml: one document).
     #[arg(short = 'o', long, value_enum, default_value = "table")]
