@@ -285,14 +285,7 @@ fn rotate_keeps_config_owner_group_and_mode() {
     let cfg = write_config(d.path(), "enc.yaml", &secrets_config(&[("key1", 1)]));
     std::os::unix::fs::chown(&cfg, Some(1234), Some(2345)).unwrap();
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
-    let (code, out, err) = atrest(&args(&[
-        "rotate",
-        "prepare",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--key-name",
-        "key2",
-    ]));
+    let (code, out, err) = prepare_key2(&cfg);
     assert_eq!(code, 0, "{out}{err}");
     assert!(std::fs::read_to_string(&cfg).unwrap().contains("key2"));
     assert_eq!(owner_mode(&cfg), (1234, 2345, 0o640), "the config");
@@ -624,6 +617,18 @@ fn rewrite_under_a_wrong_prefix_is_refused() {
     assert_eq!(code, 0, "{stdout}{err}");
 }
 
+/// `atrest rotate prepare --config CFG --key-name key2`.
+fn prepare_key2(cfg: &std::path::Path) -> (i32, String, String) {
+    atrest(&args(&[
+        "rotate",
+        "prepare",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--key-name",
+        "key2",
+    ]))
+}
+
 /// An edit keeps the config's mode, and says so: it used to report "mode 0600"
 /// whatever mode it kept.
 #[test]
@@ -631,14 +636,7 @@ fn rotate_reports_the_mode_it_kept() {
     let d = tempfile::tempdir().unwrap();
     let cfg = write_config(d.path(), "enc.yaml", &secrets_config(&[("key1", 1)]));
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
-    let (code, out, err) = atrest(&args(&[
-        "rotate",
-        "prepare",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--key-name",
-        "key2",
-    ]));
+    let (code, out, err) = prepare_key2(&cfg);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(owner_mode(&cfg).2, 0o640);
     assert!(
