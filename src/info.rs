@@ -62,7 +62,7 @@ pub struct SnapshotInfo {
     pub consistent_index: Option<u64>,
     /// Raft term of that entry (etcd 3.5+).
     pub term: Option<u64>,
-    /// Members of the cluster, sorted by id.
+    /// Members of the cluster, by id number (as `etcdctl member list` lists them).
     pub members: Vec<MemberInfo>,
     /// Ids (hex) of removed members, which can never rejoin.
     pub removed_members: Vec<String>,
@@ -375,8 +375,21 @@ fn members(snap: &Snapshot) -> Result<Vec<MemberInfo>, InfoError> {
     for (key, value) in bucket_values(snap, MEMBERS_BUCKET)? {
         out.push(parse_member(key, value).map_err(|r| bad_entry(snap, MEMBERS_BUCKET, key, r))?);
     }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
+    sort_members(&mut out);
     Ok(out)
+}
+
+/// Members in etcd's order, by id number.
+fn sort_members(members: &mut [MemberInfo]) {
+    members.sort_by_key(|m| numeric_id(&m.id));
+}
+
+/// The number of a member id in hex, to list members in etcd's order: by number
+/// (`MembersByID` in `server/etcdserver/api/membership/member.go`, which
+/// `RaftCluster.Members` sorts with). The bucket's byte order of the unpadded hex
+/// keys differs as soon as one id has fewer digits (`1234` before `abc`).
+fn numeric_id(hex: &str) -> u64 {
+    u64::from_str_radix(hex, 16).unwrap_or(u64::MAX)
 }
 
 /// One `members` entry, or why it is not one.
@@ -398,6 +411,12 @@ fn parse_member(key: &[u8], value: &[u8]) -> Result<MemberInfo, String> {
 }
 
 fn removed_members(snap: &Snapshot) -> Result<Vec<String>, InfoError> {
+    let mut ids = removed_member_ids(snap)?;
+    ids.sort_by_key(|id| numeric_id(id));
+    Ok(ids)
+}
+
+fn removed_member_ids(snap: &Snapshot) -> Result<Vec<String>, InfoError> {
     bucket_values(snap, MEMBERS_REMOVED_BUCKET)?
         .into_iter()
         .map(|(key, _)| {
@@ -467,6 +486,22 @@ fn count_by_provider(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_listed_by_id_number_as_etcd_lists_them() {
+        let member = |id: &str| MemberInfo {
+            id: id.to_string(),
+            name: format!("m-{id}"),
+            peer_urls: Vec::new(),
+            client_urls: Vec::new(),
+            is_learner: false,
+        };
+        // The bucket's byte order: `1234` < `abc` < `f`.
+        let mut ms = vec![member("1234"), member("abc"), member("f")];
+        sort_members(&mut ms);
+        let ids: Vec<&str> = ms.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["f", "abc", "1234"]);
+    }
 
     #[test]
     fn storage_version_follows_etcds_detection() {
