@@ -460,10 +460,10 @@ fn walk_meta<'a, const KEEP: bool>(
                     let at = format!("metadata.managedFields[{}]", meta.managed_fields.len());
                     note_undecoded(&mut meta.undecoded, &at, &unknown);
                     if m.fields_v1.as_deref().is_some_and(is_cbor_fields_v1) {
-                        let entry = format!("{at}.fieldsV1 (CBOR, printed as text)");
-                        if !meta.undecoded.contains(&entry) {
-                            meta.undecoded.push(entry);
-                        }
+                        push_once(
+                            &mut meta.undecoded,
+                            format!("{at}.fieldsV1 (CBOR, printed as text)"),
+                        );
                     }
                     meta.managed_fields.push(m);
                 }
@@ -494,20 +494,27 @@ pub(crate) fn note_not_utf8(
             "{} (not UTF-8: printed with U+FFFD for each invalid byte, as kubectl prints it)",
             what()
         );
-        if !list.contains(&entry) {
-            list.push(entry);
-        }
+        push_once(list, entry);
     }
 }
 
 /// Add `<at> field <n>` to `list` for each field number, unless already listed.
 pub(crate) fn note_undecoded(list: &mut Vec<String>, at: &str, numbers: &[u32]) {
     for n in numbers {
-        let entry = format!("{at} field {n}");
-        if !list.contains(&entry) {
-            list.push(entry);
-        }
+        push_once(list, format!("{at} field {n}"));
     }
+}
+
+/// Add `entry` to `list` unless it is there already.
+fn push_once(list: &mut Vec<String>, entry: String) {
+    if !list.contains(&entry) {
+        list.push(entry);
+    }
+}
+
+/// An object's undecoded fields (`own`) followed by its metadata's.
+pub(crate) fn with_metadata_undecoded(own: &[String], meta: &ObjectMeta) -> Vec<String> {
+    own.iter().chain(&meta.undecoded).cloned().collect()
 }
 
 /// Read the name or namespace into `kept` when `KEEP`, else borrow it into `id`.

@@ -27,7 +27,10 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::emit::{ordered_entries, str_entry, Emitter};
-use super::meta::{emit_string_map, note_not_utf8, note_undecoded, ObjectMeta, OBJECT_METADATA};
+use super::meta::{
+    emit_string_map, note_not_utf8, note_undecoded, with_metadata_undecoded, ObjectMeta,
+    OBJECT_METADATA,
+};
 use super::{KubeError, ManifestOptions};
 use crate::wire::{bytes_entry, map_entry, string_entry_ref, Reader};
 
@@ -129,9 +132,7 @@ impl Secret {
 impl Secret {
     /// Every stored field that is not decoded, so missing from the manifest.
     pub fn undecoded_fields(&self) -> Vec<String> {
-        let mut all = self.undecoded.clone();
-        all.extend(self.metadata.undecoded.iter().cloned());
-        all
+        with_metadata_undecoded(&self.undecoded, &self.metadata)
     }
 
     /// Emit what [`super::decode_manifest`] prints for this Secret, keys sorted.
@@ -219,9 +220,7 @@ impl ConfigMap {
 impl ConfigMap {
     /// Every stored field that is not decoded, so missing from the manifest.
     pub fn undecoded_fields(&self) -> Vec<String> {
-        let mut all = self.undecoded.clone();
-        all.extend(self.metadata.undecoded.iter().cloned());
-        all
+        with_metadata_undecoded(&self.undecoded, &self.metadata)
     }
 
     /// Emit what [`super::decode_manifest`] prints for this ConfigMap, keys sorted.
